@@ -1,0 +1,73 @@
+"""HTTP/1.1 protocol upgrades (``101 Switching Protocols``) for Trio.
+
+``await trio_upgrade.upgrade(url, ["websocket", "h2c"])`` connects, offers the
+protocols in order of preference, and returns the connection of the one the
+server chose: a :class:`WebSocketConnection`, an :class:`HTTP2Connection` or,
+for any other token, a :class:`RawStream` of bytes.
+"""
+
+from __future__ import annotations
+
+from ._errors import Attempt as Attempt
+from ._errors import ConnectError as ConnectError
+from ._errors import ConnectionClosed as ConnectionClosed
+from ._errors import HandshakeError as HandshakeError
+from ._errors import InvalidResponse as InvalidResponse
+from ._errors import InvalidUpgrade as InvalidUpgrade
+from ._errors import InvalidURL as InvalidURL
+from ._errors import ProtocolError as ProtocolError
+from ._errors import ProtocolNotOffered as ProtocolNotOffered
+from ._errors import ResponseTooLarge as ResponseTooLarge
+from ._errors import UpgradeError as UpgradeError
+from ._errors import UpgradeRefused as UpgradeRefused
+from ._http2 import H2C as H2C
+from ._http2 import HTTP2Connection as HTTP2Connection
+from ._limits import Limits as Limits
+from ._messages import Headers as Headers
+from ._messages import Request as Request
+from ._messages import Response as Response
+from ._protocol import BuildContext as BuildContext
+from ._protocol import Offer as Offer
+from ._protocol import UpgradeProtocol as UpgradeProtocol
+from ._raw import Raw as Raw
+from ._raw import RawStream as RawStream
+from ._timeout import UpgradeTimeout as UpgradeTimeout
+from ._upgrade import Strategy as Strategy
+from ._upgrade import open_upgrade as open_upgrade
+from ._upgrade import upgrade as upgrade
+from ._version import __version__ as __version__
+from ._websocket import WebSocket as WebSocket
+from ._websocket import WebSocketConnection as WebSocketConnection
+
+__all__ = [
+    "H2C",
+    "Attempt",
+    "BuildContext",
+    "ConnectError",
+    "ConnectionClosed",
+    "HTTP2Connection",
+    "HandshakeError",
+    "Headers",
+    "InvalidResponse",
+    "InvalidURL",
+    "InvalidUpgrade",
+    "Limits",
+    "Offer",
+    "ProtocolError",
+    "ProtocolNotOffered",
+    "Raw",
+    "RawStream",
+    "Request",
+    "Response",
+    "ResponseTooLarge",
+    "Strategy",
+    "UpgradeError",
+    "UpgradeProtocol",
+    "UpgradeRefused",
+    "UpgradeTimeout",
+    "WebSocket",
+    "WebSocketConnection",
+    "__version__",
+    "open_upgrade",
+    "upgrade",
+]

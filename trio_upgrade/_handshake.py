@@ -1,0 +1,336 @@
+"""The HTTP/1.1 side of an upgrade, sans-I/O: bytes in, outcomes out.
+
+h11 frames the request and parses the responses. This module adds what h11
+leaves to its user: skipping (and counting) 1xx responses, turning a final
+non-101 response into a refusal with a bounded body, checking that a 101
+names exactly one of the offered protocols, and handing over the bytes that
+followed the 101 head.
+
+It does not import trio (a test checks): the trio code that moves the bytes
+lives in ``_upgrade``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+import h11
+
+from ._errors import InvalidResponse, ProtocolNotOffered, ResponseTooLarge
+from ._limits import Limits
+from ._messages import Headers, Request, Response
+from ._url import Target
+from ._version import __version__
+
+__all__ = [
+    "NEED_DATA",
+    "Handshake",
+    "Informational",
+    "Refused",
+    "Switched",
+    "build_request",
+    "select_offer",
+]
+
+logger = logging.getLogger("trio_upgrade")
+
+USER_AGENT = f"trio_upgrade/{__version__}"
+
+# Fields the handshake owns; a caller setting them would break the upgrade.
+_RESERVED = frozenset(
+    {"upgrade", "connection", "content-length", "transfer-encoding", "te", "trailer"}
+)
+
+
+class _NeedData:
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "NEED_DATA"
+
+
+#: Returned by :meth:`Handshake.next_event` when more bytes are needed.
+NEED_DATA = _NeedData()
+
+
+@dataclass(frozen=True)
+class Informational:
+    """A 1xx response other than 101 (100 Continue, 103 Early Hints...)."""
+
+    response: Response
+
+
+@dataclass(frozen=True)
+class Switched:
+    """The server sent 101; ``leftover`` is every byte after its head."""
+
+    response: Response
+    leftover: bytes
+
+
+@dataclass(frozen=True)
+class Refused:
+    """A final response other than 101.
+
+    Attributes:
+        response: its head.
+        body: at most ``max_refusal_body`` bytes of its body.
+        truncated: more body existed than was kept (or it was cut short).
+        reusable: the exchange ended cleanly and the server keeps the
+            connection open, so another request can be sent on it.
+    """
+
+    response: Response
+    body: bytes
+    truncated: bool
+    reusable: bool
+
+
+Event = _NeedData | Informational | Switched | Refused
+
+
+class _HasToken(Protocol):
+    @property
+    def token(self) -> str: ...
+    @property
+    def accept_missing_upgrade_header(self) -> bool: ...
+    @property
+    def connection_options(self) -> Sequence[str]: ...
+
+
+def build_request(
+    target: Target,
+    offers: Sequence[_HasToken],
+    offer_headers: Iterable[tuple[str, str]],
+    extra_headers: Iterable[tuple[str, str]] = (),
+    method: str = "GET",
+) -> Request:
+    """The upgrade request offering ``offers`` in preference order.
+
+    Raises:
+        ValueError: ``extra_headers`` sets a field the handshake owns
+            (``Upgrade``, ``Connection``, framing fields).
+    """
+    user = [(str(n), str(v)) for n, v in extra_headers]
+    for name, _ in user:
+        if name.lower() in _RESERVED:
+            raise ValueError(
+                f"header {name!r} is set by the upgrade handshake and cannot be "
+                "overridden; choose protocols and options instead"
+            )
+    names = {n.lower() for n, _ in user}
+    headers: list[tuple[str, str]] = []
+    if "host" not in names:
+        headers.append(("Host", target.authority))
+    connection = ["Upgrade"]
+    for offer in offers:
+        for option in offer.connection_options:
+            if option.lower() not in (c.lower() for c in connection):
+                connection.append(option)
+    headers.append(("Connection", ", ".join(connection)))
+    headers.append(("Upgrade", ", ".join(o.token for o in offers)))
+    headers.extend(offer_headers)
+    if "user-agent" not in names:
+        headers.append(("User-Agent", USER_AGENT))
+    headers.extend(user)
+    return Request(method, target.target, Headers(headers))
+
+
+def select_offer(response: Response, offers: Sequence[_HasToken]) -> int:
+    """Index of the offer that the 101 ``response`` chose.
+
+    Raises:
+        ProtocolNotOffered: the response names no protocol (and the missing
+            header cannot be excused), several, or one not offered.
+    """
+    offered = ", ".join(o.token for o in offers)
+    tokens = list(dict.fromkeys(response.headers.tokens("upgrade")))
+    if not tokens:
+        if len(offers) == 1 and offers[0].accept_missing_upgrade_header:
+            logger.warning(
+                "101 response without an Upgrade header; assuming the only "
+                "protocol offered, %r",
+                offers[0].token,
+            )
+            return 0
+        raise ProtocolNotOffered(
+            "the 101 response does not say which protocol the server switched to",
+            response=response,
+            expected=f"Upgrade: one of {offered}",
+            received="no Upgrade header",
+        )
+    received = response.headers.get("upgrade")
+    if len(tokens) > 1:
+        raise ProtocolNotOffered(
+            "the 101 response names several protocols",
+            response=response,
+            expected=f"exactly one of {offered}",
+            received=f"Upgrade: {received}",
+        )
+    for index, offer in enumerate(offers):
+        if offer.token.lower() == tokens[0]:
+            return index
+    raise ProtocolNotOffered(
+        "the server switched to a protocol that was not offered",
+        response=response,
+        expected=f"one of {offered}",
+        received=f"Upgrade: {received}",
+    )
+
+
+def _response(event: h11.Response | h11.InformationalResponse) -> Response:
+    return Response(
+        status_code=event.status_code,
+        reason=event.reason.decode("latin-1"),
+        headers=Headers(event.headers.raw_items()),
+        http_version=event.http_version.decode("ascii"),
+    )
+
+
+class Handshake:
+    """Client side of one HTTP/1.1 connection carrying upgrade requests.
+
+    Call :meth:`send_request`, write its bytes, then feed what arrives to
+    :meth:`receive_data` (``b""`` at end of stream) and call
+    :meth:`next_event` until it returns something other than
+    :data:`NEED_DATA`. After a reusable :class:`Refused`, another request may
+    be sent on the same connection.
+    """
+
+    def __init__(self, limits: Limits) -> None:
+        self._limits = limits
+        self._conn = h11.Connection(
+            h11.CLIENT, max_incomplete_event_size=limits.max_head_size
+        )
+        self._received = 0
+        self._informational = 0
+        self._final: Response | None = None
+        self._body = bytearray()
+        self._truncated = False
+        self._done = False
+
+    @property
+    def received(self) -> int:
+        """Bytes received on this connection so far."""
+        return self._received
+
+    def send_request(self, request: Request) -> bytes:
+        """Bytes of ``request``; starts a new cycle after a reusable refusal."""
+        if self._conn.our_state is h11.DONE and self._conn.their_state is h11.DONE:
+            self._conn.start_next_cycle()
+        self._informational = 0
+        self._final = None
+        self._body.clear()
+        self._truncated = False
+        self._done = False
+        event = h11.Request(
+            method=request.method,
+            target=request.target,
+            headers=request.headers.raw(),
+        )
+        data = self._conn.send(event) or b""
+        return data + (self._conn.send(h11.EndOfMessage()) or b"")
+
+    def receive_data(self, data: bytes | bytearray) -> None:
+        """Feed bytes from the server; ``b""`` means it closed its side."""
+        self._received += len(data)
+        self._conn.receive_data(bytes(data))
+
+    def next_event(self) -> Event:
+        """The next outcome, or :data:`NEED_DATA`.
+
+        Raises:
+            InvalidResponse: the bytes are not a valid HTTP/1.1 response, or
+                the stream ended before the response head was complete.
+            ResponseTooLarge: the head is over ``max_head_size``, or more
+                than ``max_informational`` 1xx responses came.
+        """
+        if self._done:
+            raise RuntimeError("the handshake already produced its outcome")
+        while True:
+            try:
+                event = self._conn.next_event()
+            except h11.RemoteProtocolError as exc:
+                if self._final is not None:
+                    # The refusal's head arrived whole; a broken or cut-short
+                    # body does not make it less of an answer.
+                    return self._refused(truncated=True)
+                raise self._translate(exc) from None
+            if event is h11.NEED_DATA:
+                return NEED_DATA
+            if isinstance(event, h11.InformationalResponse):
+                response = _response(event)
+                if event.status_code == 101:
+                    self._done = True
+                    leftover, _closed = self._conn.trailing_data
+                    return Switched(response, bytes(leftover))
+                self._informational += 1
+                if self._informational > self._limits.max_informational:
+                    raise ResponseTooLarge(
+                        f"more than {self._limits.max_informational} informational "
+                        "(1xx) responses before the final response",
+                        limit=self._limits.max_informational,
+                        received=self._received,
+                    )
+                return Informational(response)
+            if isinstance(event, h11.Response):
+                self._final = _response(event)
+                if self._limits.max_refusal_body == 0:
+                    return self._refused(truncated=True)
+                continue
+            if isinstance(event, h11.Data):
+                room = self._limits.max_refusal_body - len(self._body)
+                self._body += event.data[:room]
+                if len(event.data) >= room:
+                    # The bound is reached: read no more of a body that may
+                    # be endless (chunked or close-delimited).
+                    more = len(event.data) > room
+                    if more or self._conn.their_state is not h11.DONE:
+                        return self._refused(truncated=True)
+                continue
+            if isinstance(event, h11.EndOfMessage):
+                reusable = (
+                    self._conn.our_state is h11.DONE
+                    and self._conn.their_state is h11.DONE
+                )
+                return self._refused(truncated=False, reusable=reusable)
+            if isinstance(event, h11.ConnectionClosed):
+                if self._final is not None:
+                    # h11 gives EndOfMessage first for close-delimited bodies,
+                    # so reaching here means the body was cut short.
+                    return self._refused(truncated=True)
+                raise InvalidResponse(
+                    "the server closed the connection without sending a response",
+                    received=self._received,
+                )
+            # h11 only emits PAUSED after a switch, handled above.
+            raise InvalidResponse(  # pragma: no cover - defensive
+                f"unexpected HTTP event {event!r}", received=self._received
+            )
+
+    def _refused(self, *, truncated: bool, reusable: bool = False) -> Refused:
+        assert self._final is not None
+        self._done = True
+        return Refused(self._final, bytes(self._body), truncated, reusable)
+
+    def _translate(self, exc: h11.RemoteProtocolError) -> InvalidResponse:
+        if exc.error_status_hint == 431:
+            return ResponseTooLarge(
+                f"the response head is larger than {self._limits.max_head_size} "
+                f"bytes (max_head_size)",
+                limit=self._limits.max_head_size,
+                received=self._received,
+            )
+        if self._conn.their_state is h11.SEND_RESPONSE and "closed" in str(exc):
+            return InvalidResponse(
+                f"the server closed the connection after {self._received} bytes, "
+                "before the response head was complete",
+                received=self._received,
+            )
+        return InvalidResponse(
+            f"expected an HTTP/1.1 response head, got invalid data: {exc}",
+            received=self._received,
+        )

@@ -1,0 +1,69 @@
+"""Time and size limits, with the reasoning behind each default.
+
+Sans-I/O: nothing here imports trio.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, fields
+
+__all__ = ["Limits"]
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Every bound the library enforces during connect and handshake.
+
+    All fields can be overridden; ``math.inf`` (for times) turns a deadline
+    off. Protocol-specific bounds (WebSocket message size, HTTP/2 streams)
+    live on the protocol objects that use them.
+
+    Attributes:
+        connect_timeout: seconds allowed for DNS, TCP (and later TLS)
+            connect. 10 s: browsers give up between 10 s (Chromium's
+            per-attempt connect) and 30 s; long enough for a slow loopback
+            under load, short enough that a black-holed address fails while a
+            person is still waiting.
+        handshake_timeout: seconds from the first request byte sent until the
+            101 head has been parsed, across every attempt of a negotiation.
+            10 s matches the ``websockets`` library's ``open_timeout``.
+        close_timeout: seconds a clean close may take before the transport is
+            dropped (used by protocols that have a closing handshake).
+            10 s matches ``websockets``' ``close_timeout``.
+        max_head_size: bytes allowed in one response head (status line plus
+            header fields). 64 KiB: h11 defaults to 16 KiB, nginx to 8-32 KiB
+            for request heads, Node's ``--max-http-header-size`` is 16 KiB;
+            a 101 with long ``Set-Cookie`` lines still fits with room to
+            spare, and the buffer stays small.
+        max_informational: how many 1xx responses (other than 101) may come
+            before the final response. 16: a legitimate server sends at most
+            a ``100 Continue`` and a few ``103 Early Hints``; anything more is
+            a server stalling without end.
+        max_refusal_body: bytes of a refusal's body kept on the
+            :class:`~trio_upgrade.UpgradeRefused` error. 64 KiB is enough for
+            an error page; the rest is not read.
+        max_attempts: upgrade requests one negotiation may make (the
+            one-protocol-per-request strategy makes one per protocol).
+    """
+
+    connect_timeout: float = 10.0
+    handshake_timeout: float = 10.0
+    close_timeout: float = 10.0
+    max_head_size: int = 64 * 1024
+    max_informational: int = 16
+    max_refusal_body: int = 64 * 1024
+    max_attempts: int = 8
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise TypeError(f"Limits.{f.name} must be a number, got {value!r}")
+            if math.isnan(value) or value < 0:
+                raise ValueError(f"Limits.{f.name} must be >= 0, got {value!r}")
+        for name in ("max_head_size", "max_informational", "max_refusal_body"):
+            if not isinstance(getattr(self, name), int):
+                raise TypeError(f"Limits.{name} must be an int")
+        if self.max_attempts < 1 or not isinstance(self.max_attempts, int):
+            raise ValueError("Limits.max_attempts must be an int >= 1")

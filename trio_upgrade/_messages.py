@@ -1,0 +1,139 @@
+"""HTTP/1.1 request and response heads as the library hands them to users.
+
+Sans-I/O: nothing here imports trio.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+
+__all__ = ["Headers", "Request", "Response", "header_tokens"]
+
+HeaderPairs = Sequence[tuple[bytes, bytes]]
+
+
+class Headers(Sequence[tuple[str, str]]):
+    """An immutable, ordered list of header fields with case-insensitive lookup.
+
+    Names are kept as received (h11 lower-cases them); values are decoded as
+    Latin-1, which maps every byte to one character and so never fails.
+    Iterating gives ``(name, value)`` pairs in wire order, repeated fields
+    included.
+    """
+
+    __slots__ = ("_items",)
+
+    def __init__(self, items: Iterable[tuple[str | bytes, str | bytes]] = ()) -> None:
+        self._items: tuple[tuple[str, str], ...] = tuple(
+            (_text(name), _text(value)) for name, value in items
+        )
+
+    def get(self, name: str, default: str | None = None) -> str | None:
+        """All values of ``name`` joined with ``", "``, or ``default``.
+
+        Joining is what RFC 9110 §5.3 allows for list-valued fields; for
+        fields that are not lists, use :meth:`get_all`.
+        """
+        values = self.get_all(name)
+        return ", ".join(values) if values else default
+
+    def get_all(self, name: str) -> list[str]:
+        """Every value of ``name``, in order, one entry per field line."""
+        key = name.lower()
+        return [v for n, v in self._items if n.lower() == key]
+
+    def __contains__(self, name: object) -> bool:
+        if not isinstance(name, str):
+            return False
+        key = name.lower()
+        return any(n.lower() == key for n, _ in self._items)
+
+    def __getitem__(self, index: int) -> tuple[str, str]:  # type: ignore[override]
+        return self._items[index]
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __iter__(self) -> Iterator[tuple[str, str]]:
+        return iter(self._items)
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Headers):
+            return self._items == other._items
+        return NotImplemented
+
+    def __hash__(self) -> int:
+        return hash(self._items)
+
+    def __repr__(self) -> str:
+        return f"Headers({list(self._items)!r})"
+
+    def raw(self) -> list[tuple[bytes, bytes]]:
+        """The fields as ``(name, value)`` byte pairs, for h11 and h2."""
+        return [(n.encode("latin-1"), v.encode("latin-1")) for n, v in self._items]
+
+    def tokens(self, name: str) -> list[str]:
+        """The comma-separated tokens of every ``name`` field, lower-cased.
+
+        Reads every field line, not only the last, and skips empty list
+        elements as RFC 9110 §5.6.1 requires of recipients.
+        """
+        return header_tokens(self.get_all(name))
+
+
+def header_tokens(values: Iterable[str]) -> list[str]:
+    """Split list-valued header values into lower-cased, stripped tokens."""
+    out: list[str] = []
+    for value in values:
+        for part in value.split(","):
+            token = part.strip(" \t").lower()
+            if token:
+                out.append(token)
+    return out
+
+
+def _text(value: str | bytes) -> str:
+    return value.decode("latin-1") if isinstance(value, bytes) else value
+
+
+@dataclass(frozen=True)
+class Request:
+    """The head of the upgrade request that was sent.
+
+    Attributes:
+        method: the request method, usually ``"GET"``.
+        target: the request target (path and query).
+        headers: every header field sent, in order.
+    """
+
+    method: str
+    target: str
+    headers: Headers = field(default_factory=Headers)
+
+    def __str__(self) -> str:
+        lines = [f"{self.method} {self.target} HTTP/1.1"]
+        lines += [f"{n}: {v}" for n, v in self.headers]
+        return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class Response:
+    """The head of a response the server sent.
+
+    Attributes:
+        status_code: the three-digit status code.
+        reason: the reason phrase, possibly empty.
+        headers: every header field, in order.
+        http_version: ``"1.1"`` or ``"1.0"``.
+    """
+
+    status_code: int
+    reason: str = ""
+    headers: Headers = field(default_factory=Headers)
+    http_version: str = "1.1"
+
+    def __str__(self) -> str:
+        lines = [f"HTTP/{self.http_version} {self.status_code} {self.reason}".rstrip()]
+        lines += [f"{n}: {v}" for n, v in self.headers]
+        return "\n".join(lines)

@@ -1,0 +1,173 @@
+"""The raw protocol: after the 101, the connection is a plain byte stream."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import trio
+
+from ._messages import Request, Response
+from ._protocol import BuildContext, Offer, UpgradeProtocol, check_token
+from ._url import Target
+
+__all__ = ["Raw", "RawStream"]
+
+
+class RawStream(trio.abc.HalfCloseableStream):
+    """The byte stream of an upgraded connection, for any protocol.
+
+    Bytes that arrived together with the 101 head are served first, then
+    reads go to the transport. Every call is a checkpoint, including those
+    answered from that buffer, and two tasks receiving at once is an error
+    (:class:`trio.BusyResourceError`), as for every Trio stream.
+
+    Attributes:
+        protocol: the protocol token the server chose (as offered).
+        request: the upgrade request that was sent (``None`` on the
+            server side of :mod:`trio_upgrade.testing`).
+        response: the 101 response.
+    """
+
+    def __init__(
+        self,
+        transport: trio.abc.Stream,
+        leftover: bytes = b"",
+        *,
+        protocol: str = "",
+        request: Request | None = None,
+        response: Response | None = None,
+    ) -> None:
+        self._transport = transport
+        self._buffer = bytearray(leftover)
+        self._receiving = False
+        self._closed = False
+        self.protocol = protocol
+        self.request = request
+        self.response = response
+
+    @property
+    def transport(self) -> trio.abc.Stream:
+        """The stream underneath (a :class:`trio.SocketStream`, or TLS)."""
+        return self._transport
+
+    def unwrap(self) -> tuple[trio.abc.Stream, bytes]:
+        """Hand over the transport and the bytes not yet received.
+
+        Like :meth:`trio.SSLStream.unwrap`: for layering another protocol
+        implementation on the connection. This object must not be used
+        afterwards.
+        """
+        data = bytes(self._buffer)
+        self._buffer.clear()
+        self._closed = True
+        return self._transport, data
+
+    async def send_all(self, data: bytes | bytearray | memoryview) -> None:
+        if self._closed:
+            await trio.lowlevel.checkpoint()
+            raise trio.ClosedResourceError("the stream was closed")
+        await self._transport.send_all(data)
+
+    async def wait_send_all_might_not_block(self) -> None:
+        if self._closed:
+            await trio.lowlevel.checkpoint()
+            raise trio.ClosedResourceError("the stream was closed")
+        await self._transport.wait_send_all_might_not_block()
+
+    async def send_eof(self) -> None:
+        """Close the sending direction (TCP half-close).
+
+        Raises:
+            trio.ClosedResourceError: the stream was closed.
+            trio.BrokenResourceError: the transport cannot half-close (TLS:
+                a TLS close_notify ends both directions).
+        """
+        if self._closed:
+            await trio.lowlevel.checkpoint()
+            raise trio.ClosedResourceError("the stream was closed")
+        if not isinstance(self._transport, trio.abc.HalfCloseableStream):
+            await trio.lowlevel.checkpoint()
+            raise trio.BrokenResourceError(
+                f"{type(self._transport).__name__} cannot half-close"
+            )
+        await self._transport.send_eof()
+
+    async def receive_some(self, max_bytes: int | None = None) -> bytes | bytearray:
+        if max_bytes is not None:
+            if not isinstance(max_bytes, int) or isinstance(max_bytes, bool):
+                raise TypeError("max_bytes must be an int or None")
+            if max_bytes < 1:
+                raise ValueError("max_bytes must be >= 1")
+        if self._receiving:
+            raise trio.BusyResourceError("another task is already receiving")
+        self._receiving = True
+        try:
+            if self._closed:
+                await trio.lowlevel.checkpoint()
+                raise trio.ClosedResourceError("the stream was closed")
+            if not self._buffer:
+                return await self._transport.receive_some(max_bytes)
+            await trio.lowlevel.checkpoint()
+            if self._closed:
+                raise trio.ClosedResourceError("the stream was closed")
+            if max_bytes is None or max_bytes >= len(self._buffer):
+                data = bytes(self._buffer)
+                self._buffer.clear()
+            else:
+                data = bytes(self._buffer[:max_bytes])
+                del self._buffer[:max_bytes]
+            return data
+        finally:
+            self._receiving = False
+
+    async def aclose(self) -> None:
+        self._closed = True
+        self._buffer.clear()
+        await self._transport.aclose()
+
+    def __repr__(self) -> str:
+        return f"<RawStream protocol={self.protocol!r} buffered={len(self._buffer)}>"
+
+
+class _RawOffer(Offer[RawStream]):
+    def __init__(self, token: str, headers: list[tuple[str, str]]) -> None:
+        super().__init__(token)
+        self._headers = headers
+
+    def headers(self) -> list[tuple[str, str]]:
+        return list(self._headers)
+
+    async def build(
+        self, stream: trio.abc.Stream, leftover: bytes, context: BuildContext
+    ) -> RawStream:
+        await trio.lowlevel.checkpoint()
+        return RawStream(
+            stream,
+            leftover,
+            protocol=self.token,
+            request=context.request,
+            response=context.response,
+        )
+
+
+class Raw(UpgradeProtocol[RawStream]):
+    """Any protocol token; after the switch, a :class:`RawStream` of bytes.
+
+    Args:
+        token: the ``Upgrade`` token, e.g. ``"my-proto/1"``.
+        headers: extra header fields sent when this protocol is offered.
+
+    Raises:
+        ValueError: ``token`` is not an RFC 9110 protocol token.
+    """
+
+    def __init__(self, token: str, *, headers: Iterable[tuple[str, str]] = ()) -> None:
+        self._token = check_token(token)
+        self._headers = [(str(n), str(v)) for n, v in headers]
+
+    @property
+    def token(self) -> str:
+        return self._token
+
+    def offer(self, target: Target) -> Offer[RawStream]:
+        return _RawOffer(self._token, self._headers)

@@ -1,0 +1,64 @@
+"""Strings to protocol objects: the one place that knows the built-in names.
+
+The overloads of ``upgrade``, the CLI and the docs all rely on this mapping.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from ._http2 import H2C
+from ._protocol import UpgradeProtocol, check_token
+from ._raw import Raw
+from ._websocket import WebSocket
+
+__all__ = ["BUILTIN_PROTOCOLS", "ProtocolSpec", "resolve_protocols"]
+
+#: Token (lower-case) → what a bare string offer means.
+BUILTIN_PROTOCOLS: dict[str, type[UpgradeProtocol[Any]]] = {
+    "websocket": WebSocket,
+    "h2c": H2C,
+}
+
+ProtocolSpec = str | UpgradeProtocol[Any]
+
+
+def resolve_protocols(
+    protocols: ProtocolSpec | Sequence[ProtocolSpec],
+) -> list[UpgradeProtocol[Any]]:
+    """Turn the caller's offer list into protocol objects, in order.
+
+    A lone string or protocol object is a one-element list. ``"websocket"``
+    and ``"h2c"`` (any case) become :class:`WebSocket` and :class:`H2C` with
+    their defaults; any other token becomes :class:`Raw`.
+
+    Raises:
+        ValueError: the list is empty, a token is malformed, or the same
+            token is offered twice.
+        TypeError: an element is neither a string nor an UpgradeProtocol.
+    """
+    items: Sequence[ProtocolSpec]
+    items = [protocols] if isinstance(protocols, (str, UpgradeProtocol)) else protocols
+    resolved: list[UpgradeProtocol[Any]] = []
+    seen: set[str] = set()
+    for item in items:
+        if isinstance(item, str):
+            check_token(item)
+            builtin = BUILTIN_PROTOCOLS.get(item.lower())
+            protocol: UpgradeProtocol[Any] = builtin() if builtin else Raw(item)
+        elif isinstance(item, UpgradeProtocol):
+            protocol = item
+        else:
+            raise TypeError(
+                f"expected a protocol token (str) or an UpgradeProtocol, got "
+                f"{type(item).__name__}"
+            )
+        key = protocol.token.lower()
+        if key in seen:
+            raise ValueError(f"protocol {protocol.token!r} is offered twice")
+        seen.add(key)
+        resolved.append(protocol)
+    if not resolved:
+        raise ValueError("offer at least one protocol")
+    return resolved

@@ -1,0 +1,28 @@
+"""The timeout error: an UpgradeError that is also a trio.TooSlowError."""
+
+from __future__ import annotations
+
+import trio
+
+from ._errors import UpgradeError
+
+__all__ = ["UpgradeTimeout"]
+
+
+class UpgradeTimeout(UpgradeError, trio.TooSlowError):
+    """A deadline set by trio_upgrade's options passed.
+
+    It is also a :class:`trio.TooSlowError`, so code that already handles
+    ``trio.fail_after`` keeps working. Deadlines set by the caller's own
+    cancel scopes behave as usual in Trio and do not raise this.
+
+    Attributes:
+        phase: what was being waited for: ``"connect"``, ``"handshake"`` or
+            ``"close"``.
+        timeout: the limit in seconds that passed.
+    """
+
+    def __init__(self, phase: str, timeout: float) -> None:
+        super().__init__(f"{phase} did not finish within {timeout:g} s")
+        self.phase = phase
+        self.timeout = timeout
