@@ -1,0 +1,76 @@
+"""What the test server needs from each protocol it can switch to."""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Awaitable, Callable
+
+import trio
+
+from .._messages import Request
+from .._raw import RawStream
+
+__all__ = ["RawHandler", "RawServerProtocol", "ServerProtocol", "echo"]
+
+
+class ServerProtocol(abc.ABC):
+    """The server side of one upgrade protocol.
+
+    The test server parses the request with h11, picks a protocol among the
+    offered tokens it has a ``ServerProtocol`` for, asks it for the 101's
+    extra header fields (:meth:`accept`), sends the 101 and hands the
+    connection to :meth:`serve`.
+    """
+
+    #: The token matched (case-insensitively) against the client's offer.
+    token: str
+
+    def accept(self, request: Request) -> list[tuple[str, str]] | None:
+        """Header fields to add to the 101, or ``None`` to decline the offer.
+
+        Declining makes the server consider the next offered token, and
+        answer without switching if none is left.
+        """
+        return []
+
+    @abc.abstractmethod
+    async def serve(self, stream: RawStream, request: Request) -> None:
+        """Speak the protocol on ``stream`` until done; the server closes it.
+
+        ``stream`` first yields the bytes the client sent right after the
+        request head (already the new protocol).
+        """
+
+
+RawHandler = Callable[[RawStream, Request], Awaitable[None]]
+
+
+async def echo(stream: RawStream, request: Request) -> None:
+    """Send back every byte received until the client half-closes."""
+    async for data in stream:
+        await stream.send_all(data)
+    try:
+        await stream.send_eof()
+    except trio.BrokenResourceError:
+        pass
+
+
+class RawServerProtocol(ServerProtocol):
+    """Any token; the connection goes to ``handler`` as bytes (default: echo)."""
+
+    def __init__(
+        self,
+        token: str,
+        handler: RawHandler = echo,
+        *,
+        headers: list[tuple[str, str]] | None = None,
+    ) -> None:
+        self.token = token
+        self._handler = handler
+        self._headers = headers or []
+
+    def accept(self, request: Request) -> list[tuple[str, str]] | None:
+        return list(self._headers)
+
+    async def serve(self, stream: RawStream, request: Request) -> None:
+        await self._handler(stream, request)
