@@ -206,6 +206,7 @@ class Handshake:
             h11.CLIENT, max_incomplete_event_size=limits.max_head_size
         )
         self._received = 0
+        self._eof = False
         self._informational = 0
         self._final: Response | None = None
         self._body = bytearray()
@@ -237,6 +238,7 @@ class Handshake:
     def receive_data(self, data: bytes | bytearray) -> None:
         """Feed bytes from the server; ``b""`` means it closed its side."""
         self._received += len(data)
+        self._eof = self._eof or not data
         self._conn.receive_data(bytes(data))
 
     def next_event(self) -> Event:
@@ -292,8 +294,11 @@ class Handshake:
                         return self._refused(truncated=True)
                 continue
             if isinstance(event, h11.EndOfMessage):
+                # h11 reports DONE for a close-delimited body too, ended by
+                # the EOF: that connection is gone, whatever the states say.
                 reusable = (
-                    self._conn.our_state is h11.DONE
+                    not self._eof
+                    and self._conn.our_state is h11.DONE
                     and self._conn.their_state is h11.DONE
                 )
                 return self._refused(truncated=False, reusable=reusable)
@@ -324,7 +329,12 @@ class Handshake:
                 limit=self._limits.max_head_size,
                 received=self._received,
             )
-        if self._conn.their_state is h11.SEND_RESPONSE and "closed" in str(exc):
+        if self._eof and self._received == 0:
+            return InvalidResponse(
+                "the server closed the connection without sending a response",
+                received=0,
+            )
+        if self._eof:
             return InvalidResponse(
                 f"the server closed the connection after {self._received} bytes, "
                 "before the response head was complete",

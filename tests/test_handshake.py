@@ -1,0 +1,330 @@
+"""The sans-I/O handshake core: every input fed whole, byte by byte and with
+trailing bytes, as h11's own tests do."""
+
+from __future__ import annotations
+
+import ast
+import pathlib
+
+import pytest
+
+from trio_upgrade import (
+    InvalidResponse,
+    Limits,
+    ProtocolNotOffered,
+    Raw,
+    ResponseTooLarge,
+)
+from trio_upgrade._handshake import (
+    NEED_DATA,
+    Event,
+    Handshake,
+    Informational,
+    Refused,
+    Switched,
+    build_request,
+    select_offer,
+)
+from trio_upgrade._messages import Headers, Response
+from trio_upgrade._url import parse_url
+
+TARGET = parse_url("http://example.test:8080/chat?room=1")
+SWITCH = (
+    b"HTTP/1.1 101 Switching Protocols\r\n"
+    b"Upgrade: my-proto\r\n"
+    b"Connection: Upgrade\r\n"
+    b"\r\n"
+)
+
+
+def _request() -> bytes:
+    offer = Raw("my-proto").offer(TARGET)
+    return Handshake(Limits()).send_request(build_request(TARGET, [offer], []))
+
+
+def _run(chunks: list[bytes], limits: Limits | None = None) -> list[Event]:
+    """Feed ``chunks`` one at a time; return every non-NEED_DATA event."""
+    hs = Handshake(limits or Limits())
+    offer = Raw("my-proto").offer(TARGET)
+    hs.send_request(build_request(TARGET, [offer], []))
+    events: list[Event] = []
+    for chunk in chunks:
+        hs.receive_data(chunk)
+        while True:
+            event = hs.next_event()
+            if event is NEED_DATA:
+                break
+            events.append(event)
+            if isinstance(event, (Switched, Refused)):
+                return events
+    return events
+
+
+def _three_ways(data: bytes) -> list[list[bytes]]:
+    return [[data], [data[i : i + 1] for i in range(len(data))]]
+
+
+def test_request_bytes() -> None:
+    data = _request()
+    assert data.startswith(b"GET /chat?room=1 HTTP/1.1\r\n")
+    assert b"Host: example.test:8080\r\n" in data
+    assert b"Connection: Upgrade\r\n" in data
+    assert b"Upgrade: my-proto\r\n" in data
+    assert data.endswith(b"\r\n\r\n")
+    # A GET upgrade request has no body and so no framing headers.
+    assert b"Content-Length" not in data and b"Transfer-Encoding" not in data
+
+
+def test_request_lists_offers_in_order_and_merges_connection_options() -> None:
+    class WithOption(Raw):
+        def offer(self, target):  # type: ignore[no-untyped-def]
+            offer = super().offer(target)
+            offer.connection_options = ("HTTP2-Settings",)
+            return offer
+
+    offers = [WithOption("b").offer(TARGET), Raw("a").offer(TARGET)]
+    request = build_request(TARGET, offers, [("X-Extra", "1")], [("Origin", "o")])
+    assert request.headers.get("upgrade") == "b, a"
+    assert request.headers.get("connection") == "Upgrade, HTTP2-Settings"
+    assert request.headers.get("x-extra") == "1"
+    assert request.headers.get("origin") == "o"
+
+
+@pytest.mark.parametrize("name", ["Upgrade", "connection", "Content-Length", "TE"])
+def test_reserved_headers_are_refused(name: str) -> None:
+    with pytest.raises(ValueError, match="set by the upgrade handshake"):
+        build_request(TARGET, [Raw("x").offer(TARGET)], [], [(name, "v")])
+
+
+def test_caller_may_set_host_and_user_agent() -> None:
+    request = build_request(
+        TARGET, [Raw("x").offer(TARGET)], [], [("Host", "h"), ("User-Agent", "me")]
+    )
+    assert request.headers.get_all("host") == ["h"]
+    assert request.headers.get_all("user-agent") == ["me"]
+
+
+@pytest.mark.parametrize("trailing", [b"", b"\x00\x01first bytes of the new protocol"])
+def test_switch_fed_whole_and_bytewise_keeps_trailing_bytes(trailing: bytes) -> None:
+    for chunks in _three_ways(SWITCH + trailing):
+        events = _run(chunks)
+        assert len(events) == 1
+        event = events[0]
+        assert isinstance(event, Switched)
+        assert event.response.status_code == 101
+        assert event.response.headers.get("upgrade") == "my-proto"
+        if len(chunks) == 1:
+            assert event.leftover == trailing
+        else:
+            # Fed one byte at a time, h11 stops as soon as the head is whole;
+            # later bytes are the caller's to read: nothing was consumed.
+            assert event.leftover == b""
+
+
+def test_switch_at_every_split_point_keeps_every_byte() -> None:
+    data = SWITCH + b"payload"
+    for cut in range(1, len(data)):
+        hs = Handshake(Limits())
+        hs.send_request(build_request(TARGET, [Raw("my-proto").offer(TARGET)], []))
+        unfed = [data[:cut], data[cut:]]
+        event: Event = NEED_DATA
+        while event is NEED_DATA:
+            hs.receive_data(unfed.pop(0))
+            event = hs.next_event()
+        assert isinstance(event, Switched), cut
+        # Whatever the split, every byte after the head is accounted for:
+        # handed over as leftover, or not yet given to the parser.
+        assert event.leftover + b"".join(unfed) == b"payload", cut
+
+
+@pytest.mark.parametrize("cut", range(len(SWITCH)))
+def test_truncation_at_every_offset_is_a_typed_error(cut: int) -> None:
+    hs = Handshake(Limits())
+    hs.send_request(build_request(TARGET, [Raw("my-proto").offer(TARGET)], []))
+    if cut:
+        hs.receive_data(SWITCH[:cut])
+        assert hs.next_event() is NEED_DATA
+    hs.receive_data(b"")
+    with pytest.raises(InvalidResponse) as info:
+        hs.next_event()
+    assert info.value.received == cut
+    if cut == 0:
+        assert "without sending a response" in str(info.value)
+    else:
+        assert f"after {cut} bytes" in str(info.value)
+
+
+def test_informational_responses_are_reported_then_the_switch() -> None:
+    data = (
+        b"HTTP/1.1 100 Continue\r\n\r\n"
+        b"HTTP/1.1 103 Early Hints\r\nLink: </s.css>; rel=preload\r\n\r\n" + SWITCH
+    )
+    for chunks in _three_ways(data):
+        events = _run(chunks)
+        assert [type(e) for e in events] == [Informational, Informational, Switched]
+        assert isinstance(events[1], Informational)
+        assert events[1].response.status_code == 103
+
+
+def test_endless_informational_responses_are_bounded() -> None:
+    data = b"HTTP/1.1 100 Continue\r\n\r\n" * 5
+    with pytest.raises(ResponseTooLarge) as info:
+        _run([data], Limits(max_informational=4))
+    assert info.value.limit == 4
+
+
+def test_oversized_head_is_bounded() -> None:
+    head = b"HTTP/1.1 101 Switching Protocols\r\nX-Long: " + b"a" * 5000
+    with pytest.raises(ResponseTooLarge) as info:
+        _run([head], Limits(max_head_size=1024))
+    assert info.value.limit == 1024
+    assert "1024" in str(info.value)
+
+
+def test_garbage_is_an_invalid_response() -> None:
+    with pytest.raises(InvalidResponse, match="expected an HTTP/1.1 response"):
+        _run([b"\x00\x00\x12\x04\x00\x00\x00\x00\x00garbage\r\n\r\n"])
+
+
+def test_refusal_with_content_length_is_reusable() -> None:
+    data = b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello"
+    for chunks in _three_ways(data):
+        (event,) = _run(chunks)
+        assert isinstance(event, Refused)
+        assert (event.body, event.truncated, event.reusable) == (b"hello", False, True)
+
+
+def test_refusal_with_connection_close_is_not_reusable() -> None:
+    data = (
+        b"HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 2\r\n\r\nno"
+    )
+    (event,) = _run([data])
+    assert isinstance(event, Refused)
+    assert event.response.status_code == 400
+    assert (event.body, event.reusable) == (b"no", False)
+
+
+def test_refusal_chunked_body() -> None:
+    data = (
+        b"HTTP/1.1 426 Upgrade Required\r\nUpgrade: websocket\r\n"
+        b"Transfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n"
+    )
+    for chunks in _three_ways(data):
+        (event,) = _run(chunks)
+        assert isinstance(event, Refused)
+        assert event.body == b"abcde" and event.reusable
+        # The 426's own Upgrade header is information, not a switch.
+        assert event.response.headers.get("upgrade") == "websocket"
+
+
+def test_endless_chunked_body_stops_at_the_bound() -> None:
+    limits = Limits(max_refusal_body=10)
+    data = (
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n" + b"4\r\nabcd\r\n" * 5
+    )
+    (event,) = _run([data], limits)
+    assert isinstance(event, Refused)
+    assert event.body == b"abcdabcdab"
+    assert event.truncated and not event.reusable
+
+
+def test_close_delimited_body_ends_at_eof() -> None:
+    (event,) = _run([b"HTTP/1.1 200 OK\r\n\r\nsome body", b""])
+    assert isinstance(event, Refused)
+    assert event.body == b"some body"
+    assert not event.reusable
+
+
+def test_body_cut_short_is_still_a_refusal() -> None:
+    (event,) = _run([b"HTTP/1.1 503 Busy\r\nContent-Length: 100\r\n\r\npartial", b""])
+    assert isinstance(event, Refused)
+    assert event.response.status_code == 503
+    assert event.body == b"partial" and event.truncated
+
+
+def test_upgrade_header_on_200_is_not_a_switch() -> None:
+    data = b"HTTP/1.1 200 OK\r\nUpgrade: my-proto\r\nContent-Length: 0\r\n\r\n"
+    (event,) = _run([data])
+    assert isinstance(event, Refused)
+
+
+def _response(upgrade: list[str]) -> Response:
+    return Response(
+        101, "Switching Protocols", Headers([("upgrade", u) for u in upgrade])
+    )
+
+
+def test_select_offer_is_case_insensitive_and_reads_every_field() -> None:
+    offers = [Raw("websocket").offer(TARGET), Raw("h2c").offer(TARGET)]
+    assert select_offer(_response(["H2C"]), offers) == 1
+    assert select_offer(_response(["WebSocket"]), offers) == 0
+    # Repeating the same token is not naming several protocols.
+    assert select_offer(_response(["h2c", "h2c"]), offers) == 1
+
+
+def test_select_offer_rejects_unoffered_and_several() -> None:
+    offers = [Raw("a").offer(TARGET), Raw("b").offer(TARGET)]
+    with pytest.raises(ProtocolNotOffered, match="not offered") as info:
+        select_offer(_response(["c"]), offers)
+    assert info.value.expected == "one of a, b"
+    assert info.value.received == "Upgrade: c"
+    with pytest.raises(ProtocolNotOffered, match="several"):
+        select_offer(_response(["a, b"]), offers)
+    with pytest.raises(ProtocolNotOffered, match="several"):
+        select_offer(_response(["a", "b"]), offers)
+
+
+def test_missing_upgrade_header() -> None:
+    sole = [Raw("a").offer(TARGET)]
+    assert select_offer(_response([]), sole) == 0
+    with pytest.raises(ProtocolNotOffered, match="does not say"):
+        select_offer(_response([]), [Raw("a").offer(TARGET), Raw("b").offer(TARGET)])
+    strict = Raw("a").offer(TARGET)
+    strict.accept_missing_upgrade_header = False
+    with pytest.raises(ProtocolNotOffered):
+        select_offer(_response([]), [strict])
+
+
+def test_reusable_connection_takes_a_second_request() -> None:
+    hs = Handshake(Limits())
+    offer = Raw("a").offer(TARGET)
+    hs.send_request(build_request(TARGET, [offer], []))
+    hs.receive_data(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n")
+    first = hs.next_event()
+    assert isinstance(first, Refused) and first.reusable
+    again = hs.send_request(build_request(TARGET, [Raw("b").offer(TARGET)], []))
+    assert b"Upgrade: b\r\n" in again
+    hs.receive_data(SWITCH.replace(b"my-proto", b"b"))
+    assert isinstance(hs.next_event(), Switched)
+
+
+SANS_IO = ["_handshake", "_messages", "_url", "_limits", "_errors", "_protocol"]
+
+
+@pytest.mark.parametrize("module", SANS_IO)
+def test_handshake_core_does_not_import_trio(module: str) -> None:
+    """The sans-I/O core and everything it imports stay free of trio."""
+    package = pathlib.Path(__file__).parent.parent / "trio_upgrade"
+    seen: set[str] = set()
+    todo = [module]
+    while todo:
+        name = todo.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        tree = ast.parse((package / f"{name}.py").read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+                node.body = []
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                if node.level:
+                    todo.append(node.module or "")
+                    continue
+                names = [node.module or ""]
+            else:
+                continue
+            for imported in names:
+                assert imported.split(".")[0] != "trio", f"{name} imports trio"

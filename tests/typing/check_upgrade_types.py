@@ -1,0 +1,42 @@
+"""Type tests: mypy --strict checks that the return types follow the offer.
+
+Not collected by pytest (the file name does not start with ``test_``); run by
+``nox -s typecheck``.
+"""
+
+from __future__ import annotations
+
+from typing_extensions import assert_type
+
+import trio_upgrade
+from trio_upgrade import (
+    H2C,
+    HTTP2Connection,
+    Raw,
+    RawStream,
+    WebSocket,
+    WebSocketConnection,
+)
+
+
+async def check() -> None:
+    ws = await trio_upgrade.upgrade("ws://h/", ["websocket"])
+    assert_type(ws, WebSocketConnection)
+    ws2 = await trio_upgrade.upgrade("ws://h/", WebSocket())
+    assert_type(ws2, WebSocketConnection)
+    h2 = await trio_upgrade.upgrade("http://h/", ["h2c"])
+    assert_type(h2, HTTP2Connection)
+    h2b = await trio_upgrade.upgrade("http://h/", [H2C()])
+    assert_type(h2b, HTTP2Connection)
+    raw = await trio_upgrade.upgrade("http://h/", Raw("x"))
+    assert_type(raw, RawStream)
+    raw2 = await trio_upgrade.upgrade("http://h/", [Raw("x"), Raw("y")])
+    assert_type(raw2, RawStream)
+    any_of = await trio_upgrade.upgrade("http://h/", ["websocket", "h2c"])
+    assert_type(any_of, WebSocketConnection | HTTP2Connection | RawStream)
+    mixed = await trio_upgrade.upgrade("http://h/", [WebSocket(), "h2c"])
+    assert_type(mixed, WebSocketConnection | HTTP2Connection | RawStream)
+    async with trio_upgrade.open_upgrade("ws://h/", ["websocket"]) as ws3:
+        assert_type(ws3, WebSocketConnection)
+    async with trio_upgrade.open_upgrade("http://h/", [Raw("x")]) as raw3:
+        assert_type(raw3, RawStream)
