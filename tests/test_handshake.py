@@ -182,7 +182,7 @@ def test_oversized_head_is_bounded() -> None:
 
 
 def test_garbage_is_an_invalid_response() -> None:
-    with pytest.raises(InvalidResponse, match="expected an HTTP/1.1 response"):
+    with pytest.raises(InvalidResponse, match=r"expected an HTTP/1\.1 response"):
         _run([b"\x00\x00\x12\x04\x00\x00\x00\x00\x00garbage\r\n\r\n"])
 
 

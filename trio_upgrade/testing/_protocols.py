@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import abc
+import contextlib
 from collections.abc import Awaitable, Callable
 
 import trio
@@ -49,10 +50,8 @@ async def echo(stream: RawStream, request: Request) -> None:
     """Send back every byte received until the client half-closes."""
     async for data in stream:
         await stream.send_all(data)
-    try:
+    with contextlib.suppress(trio.BrokenResourceError):
         await stream.send_eof()
-    except trio.BrokenResourceError:
-        pass
 
 
 class RawServerProtocol(ServerProtocol):
