@@ -96,6 +96,20 @@ def test_reserved_headers_are_refused(name: str) -> None:
         build_request(TARGET, [Raw("x").offer(TARGET)], [], [(name, "v")])
 
 
+@pytest.mark.parametrize(
+    ("name", "value", "message"),
+    [
+        ("X-A", "a\r\nInjected: 1", "control characters"),
+        ("X-A", "a\x00", "control characters"),
+        ("Bad Name", "v", "invalid header name"),
+        ("", "v", "invalid header name"),
+    ],
+)
+def test_malformed_headers_are_refused(name: str, value: str, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        build_request(TARGET, [Raw("x").offer(TARGET)], [], [(name, value)])
+
+
 def test_caller_may_set_host_and_user_agent() -> None:
     request = build_request(
         TARGET, [Raw("x").offer(TARGET)], [], [("Host", "h"), ("User-Agent", "me")]

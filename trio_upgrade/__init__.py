@@ -71,3 +71,18 @@ __all__ = [
     "open_upgrade",
     "upgrade",
 ]
+
+
+def _claim_public_names() -> None:
+    # Show trio_upgrade.X, not trio_upgrade._module.X, in reprs, tracebacks
+    # and docs: users import from here, so that is where things live.
+    namespace = globals()
+    for name in __all__:
+        obj = namespace[name]
+        module = getattr(obj, "__module__", "")
+        if isinstance(module, str) and module.startswith("trio_upgrade._"):
+            obj.__module__ = "trio_upgrade"
+
+
+_claim_public_names()
+del _claim_public_names

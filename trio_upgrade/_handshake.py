@@ -13,6 +13,7 @@ lives in ``_upgrade``.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
@@ -32,6 +33,7 @@ __all__ = [
     "Refused",
     "Switched",
     "build_request",
+    "check_extra_headers",
     "select_offer",
 ]
 
@@ -101,6 +103,34 @@ class _HasToken(Protocol):
     def connection_options(self) -> Sequence[str]: ...
 
 
+_FIELD_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+_FIELD_VALUE_BAD = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+
+
+def check_extra_headers(
+    extra_headers: Iterable[tuple[str, str]],
+) -> list[tuple[str, str]]:
+    """Validate the caller's extra header fields before anything is sent.
+
+    Raises:
+        ValueError: a name is not an RFC 9110 token, a value holds control
+            characters (CR/LF would allow header injection), or the field is
+            one the handshake owns (``Upgrade``, ``Connection``, framing).
+    """
+    user = [(str(n), str(v)) for n, v in extra_headers]
+    for name, value in user:
+        if not _FIELD_NAME.fullmatch(name):
+            raise ValueError(f"invalid header name {name!r}")
+        if _FIELD_VALUE_BAD.search(value):
+            raise ValueError(f"header {name!r} has control characters in its value")
+        if name.lower() in _RESERVED:
+            raise ValueError(
+                f"header {name!r} is set by the upgrade handshake and cannot be "
+                "overridden; choose protocols and options instead"
+            )
+    return user
+
+
 def build_request(
     target: Target,
     offers: Sequence[_HasToken],
@@ -114,13 +144,7 @@ def build_request(
         ValueError: ``extra_headers`` sets a field the handshake owns
             (``Upgrade``, ``Connection``, framing fields).
     """
-    user = [(str(n), str(v)) for n, v in extra_headers]
-    for name, _ in user:
-        if name.lower() in _RESERVED:
-            raise ValueError(
-                f"header {name!r} is set by the upgrade handshake and cannot be "
-                "overridden; choose protocols and options instead"
-            )
+    user = check_extra_headers(extra_headers)
     names = {n.lower() for n, _ in user}
     headers: list[tuple[str, str]] = []
     if "host" not in names:

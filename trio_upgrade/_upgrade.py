@@ -26,6 +26,7 @@ from ._handshake import (
     Refused,
     Switched,
     build_request,
+    check_extra_headers,
     select_offer,
 )
 from ._http2 import H2C, HTTP2Connection
@@ -283,7 +284,7 @@ async def upgrade(
     """
     target = parse_url(url)
     resolved = resolve_protocols(protocols)
-    extra = _header_pairs(headers)
+    extra = check_extra_headers(_header_pairs(headers))
     return await _negotiate(
         target,
         resolved,
