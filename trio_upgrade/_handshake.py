@@ -286,6 +286,12 @@ class Handshake:
                     return self._refused(truncated=True)
                 raise self._translate(exc) from None
             if event is h11.NEED_DATA:
+                if self._final is not None and (
+                    len(self._body) >= self._limits.max_refusal_body
+                ):
+                    # Exactly full and the end is not in sight: waiting for
+                    # it could mean waiting forever.
+                    return self._refused(truncated=True)
                 return NEED_DATA
             if isinstance(event, h11.InformationalResponse):
                 response = _response(event)
@@ -304,18 +310,15 @@ class Handshake:
                 return Informational(response)
             if isinstance(event, h11.Response):
                 self._final = _response(event)
-                if self._limits.max_refusal_body == 0:
-                    return self._refused(truncated=True)
                 continue
             if isinstance(event, h11.Data):
                 room = self._limits.max_refusal_body - len(self._body)
-                self._body += event.data[:room]
-                if len(event.data) >= room:
-                    # The bound is reached: read no more of a body that may
-                    # be endless (chunked or close-delimited).
-                    more = len(event.data) > room
-                    if more or self._conn.their_state is not h11.DONE:
-                        return self._refused(truncated=True)
+                if len(event.data) > room:
+                    # Over the bound: read no more of a body that may be
+                    # endless (chunked or close-delimited).
+                    self._body += event.data[:room]
+                    return self._refused(truncated=True)
+                self._body += event.data
                 continue
             if isinstance(event, h11.EndOfMessage):
                 # h11 reports DONE for a close-delimited body too, ended by
