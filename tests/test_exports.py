@@ -34,9 +34,8 @@ def test_all_matches_namespace() -> None:
 
 
 def test_every_public_name_is_documented() -> None:
-    documented = (
-        _documented("api.rst", "trio_upgrade")
-        | _documented("errors.rst", "trio_upgrade")
+    documented = _documented("api.rst", "trio_upgrade") | _documented(
+        "errors.rst", "trio_upgrade"
     )
     assert set(trio_upgrade.__all__) - {"__version__"} == documented
 
