@@ -6,7 +6,6 @@ server chose: a :class:`WebSocketConnection`, an :class:`HTTP2Connection` or,
 for any other token, a :class:`RawStream` of bytes.
 """
 
-from __future__ import annotations
 
 from ._errors import Attempt as Attempt
 from ._errors import ConnectError as ConnectError

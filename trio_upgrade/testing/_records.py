@@ -48,7 +48,7 @@ class ConnectionRecord:
         timed_out: the server's ``connection_timeout`` ended the connection.
     """
 
-    def __init__(self, index: int, notifier: Notifier) -> None:
+    def __init__(self, index: int) -> None:
         self.index = index
         self.requests: list[Request] = []
         self.protocol: str | None = None
@@ -59,11 +59,20 @@ class ConnectionRecord:
         self._client_closed = False
         self._broken = False
         self._done = False
-        self._notifier = notifier
+        self._notifier = Notifier()
+
+    @classmethod
+    def _create(cls, index: int, notifier: Notifier) -> ConnectionRecord:
+        # Records share their server's notifier, so that waiting on the
+        # server (wait_closed) wakes up on a change of any record. Not in
+        # __init__: users read records, they do not make them.
+        record = cls(index)
+        record._notifier = notifier
+        return record
 
     @property
     def client_closed(self) -> bool:
-        """The client ended its side: end of stream was read, or it reset.
+        """Whether the client ended its side (end of stream read, or a reset).
 
         This is the evidence a client test wants that "no socket was left
         open": a cancelled or finished client closes its socket and the
@@ -73,12 +82,12 @@ class ConnectionRecord:
 
     @property
     def broken(self) -> bool:
-        """The connection broke (reset or broken pipe) rather than closed."""
+        """Whether the connection broke (reset, broken pipe) rather than closed."""
         return self._broken
 
     @property
     def done(self) -> bool:
-        """The server has finished with this connection and closed it."""
+        """Whether the server has finished with this connection and closed it."""
         return self._done
 
     async def wait_client_closed(self) -> None:

@@ -1,0 +1,767 @@
+"""trio_upgrade.testing: the upgrade server, driven byte by byte.
+
+Most tests talk to the server over real loopback sockets with h11 as the
+client-side parser, so they check the server against an independent HTTP
+implementation rather than against trio_upgrade's own client; one test at
+the end runs ``trio_upgrade.upgrade()`` against it end to end.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+
+import h11
+import pytest
+import trio
+import trio.testing
+
+import trio_upgrade
+from trio_upgrade import Limits, Raw, RawStream, Request, UpgradeRefused
+from trio_upgrade._handshake import NEED_DATA, Handshake, Switched, build_request
+from trio_upgrade._url import parse_url
+from trio_upgrade.testing import (
+    REPEAT_LIMIT,
+    Abort,
+    Close,
+    Echo,
+    Handle,
+    Hang,
+    RawServerProtocol,
+    ReadRequest,
+    Repeat,
+    Reply,
+    Script,
+    Send,
+    SendSlowly,
+    ServerProtocol,
+    Sleep,
+    UpgradeServer,
+    http_response,
+    open_upgrade_server,
+    response_head,
+    switching_response,
+)
+
+pytestmark = pytest.mark.timeout(10)
+
+ResponseEvent = h11.Response | h11.InformationalResponse
+
+
+class Client:
+    """The client side of one connection: h11 framing over a trio stream."""
+
+    def __init__(self, stream: trio.abc.Stream) -> None:
+        self.stream = stream
+        self.conn = h11.Connection(h11.CLIENT)
+
+    async def request(
+        self,
+        upgrade: str | None = None,
+        *,
+        connection: str = "Upgrade",
+        headers: Sequence[tuple[str, str]] = (),
+        then: bytes = b"",
+    ) -> None:
+        """Send a GET offering ``upgrade``; ``then`` goes in the same write."""
+        if self.conn.our_state is h11.DONE and self.conn.their_state is h11.DONE:
+            self.conn.start_next_cycle()
+        fields = [("Host", "test.invalid")]
+        if upgrade is not None:
+            fields += [("Connection", connection), ("Upgrade", upgrade)]
+        event = h11.Request(method="GET", target="/", headers=[*fields, *headers])
+        data = self.conn.send(event) + self.conn.send(h11.EndOfMessage())
+        await self.stream.send_all(data + then)
+
+    async def _event(self) -> h11.Event:
+        while True:
+            event = self.conn.next_event()
+            if event is h11.NEED_DATA:
+                self.conn.receive_data(bytes(await self.stream.receive_some(65536)))
+            else:
+                assert isinstance(event, h11.Event), event
+                return event
+
+    async def response(self) -> tuple[list[int], ResponseEvent, bytes]:
+        """The 1xx statuses skipped, the 101 or final response, and its body."""
+        skipped: list[int] = []
+        while True:
+            event = await self._event()
+            if isinstance(event, h11.InformationalResponse):
+                if event.status_code == 101:
+                    return skipped, event, b""
+                skipped.append(event.status_code)
+            elif isinstance(event, h11.Response):
+                body = b""
+                while not isinstance(part := await self._event(), h11.EndOfMessage):
+                    assert isinstance(part, h11.Data)
+                    body += part.data
+                return skipped, event, body
+            else:  # pragma: no cover - a failing test shows the event
+                raise AssertionError(event)
+
+    @property
+    def leftover(self) -> bytes:
+        return bytes(self.conn.trailing_data[0])
+
+
+Connect = Callable[[UpgradeServer], Awaitable[Client]]
+
+
+@pytest.fixture
+async def connect() -> AsyncIterator[Connect]:
+    """Opens loopback connections to a server; closes them after the test."""
+    streams: list[trio.SocketStream] = []
+
+    async def open_client(server: UpgradeServer) -> Client:
+        stream = await trio.open_tcp_stream("127.0.0.1", server.port)
+        streams.append(stream)
+        return Client(stream)
+
+    yield open_client
+    for stream in streams:
+        await stream.aclose()
+
+
+def header(event: ResponseEvent, name: str) -> str | None:
+    values = [v for n, v in event.headers if n == name.lower().encode()]
+    return b", ".join(values).decode() if values else None
+
+
+async def read_all(stream: trio.abc.Stream) -> bytes:
+    data = b""
+    while chunk := await stream.receive_some(65536):
+        data += chunk
+    return data
+
+
+async def read_at_least(stream: trio.abc.Stream, count: int) -> bytes:
+    data = b""
+    while len(data) < count:
+        chunk = await stream.receive_some(65536)
+        assert chunk, f"end of stream after {len(data)} bytes: {data[:200]!r}"
+        data += chunk
+    return data
+
+
+async def expect_echo(stream: trio.abc.Stream, data: bytes) -> None:
+    await stream.send_all(data)
+    assert await read_at_least(stream, len(data)) == data
+
+
+# -- choosing among the offered protocols ------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("choose", "expected"), [("client", "beta"), ("server", "alpha")]
+)
+async def test_choose_by_client_or_server_order(
+    connect: Connect, choose: str, expected: str
+) -> None:
+    async with open_upgrade_server(["alpha", "beta"], choose=choose) as server:  # type: ignore[arg-type]
+        client = await connect(server)
+        await client.request("beta, gamma, alpha")
+        _, response, _ = await client.response()
+        assert response.status_code == 101
+        assert header(response, "upgrade") == expected
+        assert header(response, "connection") == "Upgrade"
+        await expect_echo(client.stream, b"ping")
+        await client.stream.aclose()
+        (record,) = await server.wait_closed(1)
+        assert record.protocol == expected
+
+
+async def test_choose_function_sees_the_offer_and_may_decline(connect: Connect) -> None:
+    seen: list[tuple[Sequence[str], Request]] = []
+
+    def choose(offered: Sequence[str], request: Request) -> str | None:
+        seen.append((offered, request))
+        return "ALPHA" if "please" in request.target else None
+
+    async with open_upgrade_server(["alpha", "beta"], choose=choose) as server:
+        client = await connect(server)
+        await client.request("beta, Alpha")
+        _, refused, _ = await client.response()
+        assert refused.status_code == 426
+        client.conn.start_next_cycle()
+        request = h11.Request(
+            method="GET",
+            target="/please",
+            headers=[("Host", "x"), ("Connection", "upgrade"), ("Upgrade", "alpha")],
+        )
+        await client.stream.send_all(
+            client.conn.send(request) + client.conn.send(h11.EndOfMessage())
+        )
+        _, switched, _ = await client.response()
+        # The 101 names the token as the chooser spelled it.
+        assert (switched.status_code, header(switched, "upgrade")) == (101, "ALPHA")
+    assert [list(offered) for offered, _ in seen] == [["beta", "Alpha"], ["alpha"]]
+    assert seen[1][1].target == "/please"
+
+
+class Picky(ServerProtocol):
+    """Takes the offer only with a ``Sec-Picky`` header; answers with its own."""
+
+    token = "picky"
+
+    def accept(self, request: Request) -> list[tuple[str, str]] | None:
+        if request.headers.get("sec-picky") is None:
+            return None
+        return [("Sec-Picky-Accept", "yes")]
+
+    async def serve(self, stream: RawStream, request: Request) -> None:
+        await stream.send_all(b"picky here")
+
+
+async def test_a_declining_protocol_lets_the_next_offered_one_win(
+    connect: Connect,
+) -> None:
+    async with open_upgrade_server([Picky(), "echo"]) as server:
+        client = await connect(server)
+        await client.request("picky, echo")
+        _, response, _ = await client.response()
+        assert header(response, "upgrade") == "echo"
+
+        client = await connect(server)
+        await client.request("picky", headers=[("Sec-Picky", "1")])
+        _, response, _ = await client.response()
+        assert header(response, "upgrade") == "picky"
+        assert header(response, "sec-picky-accept") == "yes"
+        assert client.leftover + await read_all(client.stream) == b"picky here"
+
+
+# -- answering without switching -----------------------------------------------
+
+
+async def test_426_lists_tokens_and_keeps_the_connection_for_a_next_request(
+    connect: Connect,
+) -> None:
+    async with open_upgrade_server(["echo", "other/2"]) as server:
+        client = await connect(server)
+        await client.request("nope")
+        _, response, body = await client.response()
+        assert response.status_code == 426
+        assert header(response, "upgrade") == "echo, other/2"
+        assert b"Upgrade Required" in body
+        assert client.conn.our_state is h11.DONE  # keep-alive: reusable
+
+        await client.request("echo", then=b"right away")
+        _, response, _ = await client.response()
+        assert response.status_code == 101
+        assert client.leftover + await read_at_least(
+            client.stream, 10 - len(client.leftover)
+        ) == (b"right away")
+        await client.stream.aclose()
+        (record,) = await server.wait_closed(1)
+    assert len(server.connections) == 1
+    assert [r.headers.get("upgrade") for r in record.requests] == ["nope", "echo"]
+
+
+async def test_a_head_request_gets_the_head_of_the_refusal(connect: Connect) -> None:
+    async with open_upgrade_server(["echo"]) as server:
+        client = await connect(server)
+        event = h11.Request(method="HEAD", target="/", headers=[("Host", "x")])
+        await client.stream.send_all(
+            client.conn.send(event) + client.conn.send(h11.EndOfMessage())
+        )
+        _, response, body = await client.response()
+        assert (response.status_code, body) == (426, b"")
+        assert int(header(response, "content-length") or 0) > 0
+
+
+async def test_a_request_without_connection_upgrade_is_not_an_offer(
+    connect: Connect,
+) -> None:
+    async with open_upgrade_server(["echo"]) as server:
+        client = await connect(server)
+        await client.request("echo", connection="keep-alive")
+        _, response, _ = await client.response()
+        assert response.status_code == 426
+
+
+async def test_ignore_upgrade_answers_200_and_serves_the_next_request(
+    connect: Connect,
+) -> None:
+    async with open_upgrade_server(["echo"], ignore_upgrade=True) as server:
+        client = await connect(server)
+        for _ in range(2):
+            await client.request("echo")
+            _, response, body = await client.response()
+            assert response.status_code == 200
+            assert body
+        await client.stream.aclose()
+        (record,) = await server.wait_closed(1)
+    assert len(record.requests) == 2
+    assert record.protocol is None
+
+
+async def test_fallback_reply_and_keep_alive_off(connect: Connect) -> None:
+    advert = Reply(200, b"hello", [("Upgrade", "h2c")], reason="Fine")
+    async with open_upgrade_server(
+        ["echo"], fallback=advert, keep_alive=False
+    ) as server:
+        client = await connect(server)
+        await client.request("h2c")
+        _, response, body = await client.response()
+        assert (response.status_code, response.reason, body) == (200, b"Fine", b"hello")
+        assert header(response, "upgrade") == "h2c"
+        assert header(response, "connection") == "close"
+        assert await client.stream.receive_some(10) == b""  # the server closed
+        await client.stream.aclose()
+        (record,) = await server.wait_closed(1)
+        assert record.client_closed
+
+
+async def test_informational_responses_come_before_the_answer(connect: Connect) -> None:
+    hints = [(103, [("Link", "</style.css>; rel=preload")]), (100, [])]
+    async with open_upgrade_server(["echo"], informational=hints) as server:
+        client = await connect(server)
+        await client.request("echo")
+        skipped, response, _ = await client.response()
+        assert (skipped, response.status_code) == ([103, 100], 101)
+
+        client = await connect(server)
+        await client.request("nope")
+        skipped, response, _ = await client.response()
+        assert (skipped, response.status_code) == ([103, 100], 426)
+
+
+async def test_a_malformed_request_gets_400_and_is_recorded(connect: Connect) -> None:
+    async with open_upgrade_server() as server:
+        stream = (await connect(server)).stream
+        await stream.send_all(b"NOT HTTP\r\n\r\n")
+        reply = await read_all(stream)
+        assert reply.startswith(b"HTTP/1.1 400 Bad Request\r\n")
+        await stream.aclose()  # else the server lingers for our close
+        (record,) = await server.wait_closed(1)
+        assert record.error is not None
+        assert record.requests == []
+
+
+# -- switched connections ------------------------------------------------------
+
+
+async def test_bytes_pipelined_after_the_request_head_reach_the_echo(
+    connect: Connect,
+) -> None:
+    async with open_upgrade_server() as server:
+        client = await connect(server)
+        await client.request("echo", then=b"sent with the head")
+        _, response, _ = await client.response()
+        assert response.status_code == 101
+        echoed = client.leftover
+        echoed += await read_at_least(client.stream, 18 - len(echoed))
+        assert echoed == b"sent with the head"
+        await expect_echo(client.stream, b"and after")
+        assert isinstance(client.stream, trio.SocketStream)
+        await client.stream.send_eof()
+        assert await read_all(client.stream) == b""  # echo half-closes back
+        (record,) = await server.wait_closed(1)
+        assert record.client_closed and not record.timed_out
+        assert record.received > 18 and record.sent > 18
+
+
+async def test_a_handler_gets_the_stream_with_h11_buffered_bytes_first(
+    connect: Connect,
+) -> None:
+    got: list[tuple[bytes, str, int, str]] = []
+
+    async def handler(stream: RawStream, request: Request) -> None:
+        assert stream.response is not None
+        data = await stream.receive_some()
+        got.append(
+            (bytes(data), stream.protocol, stream.response.status_code, request.target)
+        )
+        await stream.send_all(b"bye")
+
+    async with open_upgrade_server([RawServerProtocol("chat", handler)]) as server:
+        client = await connect(server)
+        await client.request("chat", then=b"early")
+        await client.response()
+        assert client.leftover + await read_all(client.stream) == b"bye"
+    assert got == [(b"early", "chat", 101, "/")]
+
+
+async def test_a_handler_failure_comes_out_of_the_server_as_itself(
+    connect: Connect,
+) -> None:
+    async def handler(stream: RawStream, request: Request) -> None:
+        raise ValueError("assertion in a handler")
+
+    async def run() -> None:
+        async with open_upgrade_server([RawServerProtocol("x", handler)]) as server:
+            client = await connect(server)
+            await client.request("x")
+            await client.response()
+            await trio.sleep_forever()
+
+    with pytest.raises(ValueError, match="assertion in a handler"):
+        await run()
+
+
+# -- scripts ------------------------------------------------------------------
+
+
+async def scripted(connect: Connect, script: Script, *, then: bytes = b"") -> bytes:
+    """Everything a scripted server sends to one upgrade request."""
+    async with open_upgrade_server(script=script) as server:
+        client = await connect(server)
+        await client.request("echo", then=then)
+        return await read_all(client.stream)
+
+
+async def test_script_sends_exact_bytes_then_closes(connect: Connect) -> None:
+    head = b"HTTP/1.1 101 Whatever\r\nUpgrade: not-offered\r\n\r\n"
+    assert await scripted(connect, Script([Send(head), Close()])) == head
+
+
+async def test_script_bytes_in_the_same_write_as_the_101(connect: Connect) -> None:
+    data = switching_response("echo", [("X-Extra", "1")], trailing=b"FIRST")
+    assert data.startswith(b"HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade")
+    async with open_upgrade_server(script=Script([Send(data), Echo()])) as server:
+        client = await connect(server)
+        await client.request("echo", then=b"pipelined")
+        _, response, _ = await client.response()
+        assert header(response, "x-extra") == "1"
+        got = client.leftover
+        got += await read_at_least(client.stream, 14 - len(got))
+        # Echo starts with what followed the request head, as h11 buffered it.
+        assert got == b"FIRSTpipelined"
+
+
+async def test_script_send_slowly_splits_the_head_into_many_writes(
+    connect: Connect,
+) -> None:
+    head = switching_response("echo")
+    script = Script([SendSlowly(head, chunk=8, delay=0.005), Hang()])
+    async with open_upgrade_server(script=script) as server:
+        client = await connect(server)
+        await client.request("echo")
+        reads: list[bytes] = []
+        while sum(map(len, reads)) < len(head):
+            reads.append(bytes(await client.stream.receive_some(65536)))
+        assert b"".join(reads) == head
+        assert len(reads) > 2
+
+
+async def test_script_sleep_delays_the_answer(connect: Connect) -> None:
+    start = trio.current_time()
+    data = await scripted(connect, Script([Sleep(0.2), Send(b"late")]))
+    assert data == b"late"
+    assert trio.current_time() - start >= 0.2
+
+
+async def test_script_close_mid_response(connect: Connect) -> None:
+    head = response_head(101, [("Upgrade", "echo"), ("Connection", "Upgrade")])
+    assert (
+        await scripted(connect, Script([Send(head[:20]), Close(), Send(b"never")]))
+        == head[:20]
+    )
+
+
+async def test_script_abort_closes_at_once(connect: Connect) -> None:
+    async with open_upgrade_server(
+        script=Script([Send(b"HTTP/1.1 1"), Abort()])
+    ) as server:
+        client = await connect(server)
+        await client.request("echo")
+        try:
+            data = await read_all(client.stream)
+        except trio.BrokenResourceError:  # a reset is allowed too
+            data = b"HTTP/1.1 1"
+        assert data == b"HTTP/1.1 1"
+        (record,) = await server.wait_closed(1)
+        assert not record.timed_out
+
+
+async def test_script_garbage_instead_of_http(connect: Connect) -> None:
+    assert await scripted(connect, Script([Send(b"\x00\xffgarbage\r\n\r\n")])) == (
+        b"\x00\xffgarbage\r\n\r\n"
+    )
+
+
+async def test_script_can_write_before_any_request(connect: Connect) -> None:
+    # Like a server that speaks first (nghttpd writes SETTINGS on accept).
+    script = Script([Send(b"server first")], read_request=False)
+    async with open_upgrade_server(script=script) as server:
+        stream = (await connect(server)).stream
+        assert await read_all(stream) == b"server first"
+        await stream.aclose()
+        (record,) = await server.wait_closed(1)
+        assert record.requests == []
+
+
+@pytest.mark.parametrize(
+    ("prefix", "unit"),
+    [
+        pytest.param(b"", response_head(100), id="endless-1xx"),
+        pytest.param(
+            b"HTTP/1.1 101 Switching Protocols\r\nX-Long: ",
+            b"a" * 1024,
+            id="endless-header",
+        ),
+        pytest.param(
+            response_head(426, [("Transfer-Encoding", "chunked")]),
+            b"400\r\n" + b"b" * 1024 + b"\r\n",
+            id="endless-chunked-body",
+        ),
+        pytest.param(
+            response_head(426, [("Connection", "close")]),
+            b"c" * 1024,
+            id="endless-body",
+        ),
+    ],
+)
+async def test_script_repeat_without_end_stops_when_the_client_leaves(
+    connect: Connect, prefix: bytes, unit: bytes
+) -> None:
+    script = Script([Send(prefix), Repeat(unit)])
+    async with open_upgrade_server(script=script) as server:
+        client = await connect(server)
+        await client.request("echo")
+        data = await read_at_least(client.stream, len(prefix) + 200 * 1024)
+        assert data.startswith(prefix + unit)
+        await client.stream.aclose()
+        (record,) = await server.wait_closed(1)
+        assert record.client_closed and not record.timed_out
+        assert record.sent < REPEAT_LIMIT
+
+
+async def test_script_repeat_a_given_number_of_times(connect: Connect) -> None:
+    script = Script([Repeat(b"ab", times=3, delay=0.001)])
+    assert await scripted(connect, script) == b"ababab"
+
+
+async def test_script_hang_never_answers_but_sees_the_client_leave(
+    connect: Connect,
+) -> None:
+    async with open_upgrade_server(script=Script([Hang()])) as server:
+        client = await connect(server)
+        await client.request("echo", then=b"ignored")
+        with trio.move_on_after(0.1) as scope:
+            await client.stream.receive_some(10)
+        assert scope.cancelled_caught
+        await client.stream.aclose()
+        (record,) = await server.wait_closed(1)
+        assert record.client_closed and not record.timed_out
+
+
+async def test_script_handle_and_second_request_on_one_connection(
+    connect: Connect,
+) -> None:
+    async def handler(stream: RawStream) -> None:
+        await stream.send_all(b"handled:" + await stream.receive_some())
+
+    script = Script(
+        [
+            Send(http_response(426, b"no", [("Upgrade", "echo")])),
+            ReadRequest(),
+            Send(switching_response("echo")),
+            Handle(handler),
+        ]
+    )
+    async with open_upgrade_server(script=script) as server:
+        client = await connect(server)
+        await client.request("echo")
+        _, refused, body = await client.response()
+        assert (refused.status_code, body) == (426, b"no")
+        await client.request("echo", then=b"x")
+        _, switched, _ = await client.response()
+        assert switched.status_code == 101
+        assert client.leftover + await read_all(client.stream) == b"handled:x"
+        assert len(await server.wait_requests(2)) == 2
+
+
+async def test_script_per_connection(connect: Connect) -> None:
+    def script(index: int) -> Script | None:
+        return Script([Send(b"first is odd")]) if index == 0 else None
+
+    async with open_upgrade_server(script=script) as server:
+        first = await connect(server)
+        await first.request("echo")
+        assert await read_all(first.stream) == b"first is odd"
+        second = await connect(server)
+        await second.request("echo")
+        _, response, _ = await second.response()
+        assert response.status_code == 101
+
+
+def test_steps_and_scripts_reject_bad_values() -> None:
+    with pytest.raises(ValueError, match="chunk"):
+        SendSlowly(b"x", chunk=0)
+    with pytest.raises(ValueError, match="seconds"):
+        Sleep(-1)
+    with pytest.raises(ValueError, match="empty"):
+        Repeat(b"")
+    with pytest.raises(ValueError, match="times"):
+        Repeat(b"x", times=-1)
+    with pytest.raises(TypeError, match="not a script step"):
+        Script([b"raw bytes"])  # type: ignore[list-item]
+    assert Script([Send(b"x")]).steps == (Send(b"x"),)
+
+
+# -- bounds, records, lifetime -----------------------------------------------
+
+
+async def test_connection_timeout_closes_a_stuck_connection(connect: Connect) -> None:
+    script = Script([Hang()])
+    async with open_upgrade_server(script=script, connection_timeout=0.2) as server:
+        client = await connect(server)
+        await client.request("echo")
+        start = trio.current_time()
+        assert await read_all(client.stream) == b""
+        assert trio.current_time() - start < 2
+        (record,) = await server.wait_closed(1)
+        assert record.timed_out and not record.client_closed
+
+
+async def test_records_and_waiting_for_them(connect: Connect) -> None:
+    async with open_upgrade_server() as server:
+        assert server.connections == [] and server.requests == []
+        clients = [await connect(server) for _ in range(3)]
+        await server.wait_connections(3)
+        for client in clients:
+            await client.request("echo")
+            await client.response()
+        requests = await server.wait_requests(3)
+        assert all(r.headers.get("upgrade") == "echo" for r in requests)
+        await clients[1].stream.aclose()
+        (closed,) = await server.wait_closed(1)
+        assert closed.index == 1 and closed.client_closed and closed.done
+        assert not server.connections[0].done
+        for client in clients:
+            await client.stream.aclose()
+        assert len(await server.wait_closed(3)) == 3
+        await server.connections[2].wait_done()
+
+
+async def test_leaving_the_block_cancels_connections_and_stops_listening(
+    connect: Connect,
+) -> None:
+    baseline = trio.lowlevel.current_statistics().tasks_living
+    async with open_upgrade_server(script=Script([Hang()])) as server:
+        port = server.port
+        client = await connect(server)
+        await client.request("echo")
+        await server.wait_requests(1)
+    assert trio.lowlevel.current_statistics().tasks_living == baseline
+    assert server.connections[0].done
+    assert await read_all(client.stream) == b""  # the server side is closed
+    with pytest.raises(OSError, match="connect"):
+        await trio.open_tcp_stream("127.0.0.1", port)
+    with pytest.raises(RuntimeError):
+        server.port  # noqa: B018
+
+
+async def test_serve_tcp_in_a_nursery() -> None:
+    server = UpgradeServer(["echo"])
+    async with trio.open_nursery() as nursery:
+        started = await nursery.start(server.serve_tcp)
+        assert started is server
+        assert server.url("ws") == f"http://127.0.0.1:{server.port}/ws"
+        with pytest.raises(RuntimeError, match="already running"):
+            await nursery.start(server.serve_in_memory)
+        nursery.cancel_scope.cancel()
+
+
+def test_configuration_errors() -> None:
+    with pytest.raises(ValueError, match="twice"):
+        UpgradeServer(["echo", "ECHO"])
+    with pytest.raises(ValueError, match="invalid upgrade protocol"):
+        UpgradeServer(["not a token"])
+    with pytest.raises(ValueError, match="choose"):
+        UpgradeServer(choose="random")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="1xx"):
+        UpgradeServer(informational=[(101, [])])
+    with pytest.raises(TypeError):
+        UpgradeServer([42])  # type: ignore[list-item]
+
+
+def test_wire_builders() -> None:
+    assert (
+        response_head(418, [("A", "b")]) == b"HTTP/1.1 418 I'm a Teapot\r\nA: b\r\n\r\n"
+    )
+    assert response_head(599) == b"HTTP/1.1 599 \r\n\r\n"
+    assert response_head(101, reason="") == b"HTTP/1.1 101 \r\n\r\n"
+    assert http_response(200, b"hi").endswith(b"Content-Length: 2\r\n\r\nhi")
+    assert b"\nUpgrade:" not in switching_response(None)
+
+
+# -- in memory ------------------------------------------------------------------
+
+
+async def upgrade_over(stream: trio.abc.Stream, token: str) -> RawStream:
+    """The client's sans-I/O handshake, run over any stream (no socket)."""
+    target = parse_url("http://memory.invalid/")
+    offer = Raw(token).offer(target)
+    handshake = Handshake(Limits())
+    await stream.send_all(handshake.send_request(build_request(target, [offer], [])))
+    while (event := handshake.next_event()) is NEED_DATA:
+        handshake.receive_data(await stream.receive_some(65536))
+    assert isinstance(event, Switched), event
+    return RawStream(stream, event.leftover, protocol=token, response=event.response)
+
+
+async def test_in_memory_server_without_any_socket() -> None:
+    async with open_upgrade_server(["echo"], tcp=False) as server:
+        with pytest.raises(RuntimeError, match="not listening"):
+            server.url()
+        conn = await upgrade_over(await server.connect_in_memory(), "echo")
+        await expect_echo(conn, b"no network involved")
+        await conn.aclose()
+        (record,) = await server.wait_closed(1)
+        assert record.protocol == "echo" and record.client_closed
+
+
+async def test_serve_stream_on_a_memory_pair_in_your_own_nursery() -> None:
+    server = UpgradeServer(["echo"])
+    with pytest.raises(RuntimeError, match="not running"):
+        await server.connect_in_memory()
+    client, server_end = trio.testing.memory_stream_pair()
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(server.serve_stream, server_end)
+        conn = await upgrade_over(client, "echo")
+        await expect_echo(conn, b"memory")
+        await conn.send_eof()
+        assert await read_all(conn) == b""
+        await conn.aclose()
+    assert server.connections[0].done
+
+
+# -- the library's own client against it ----------------------------------------
+
+
+async def test_upgrade_end_to_end_reuses_the_connection_after_a_refusal() -> None:
+    async with open_upgrade_server(["echo"]) as server:
+        # Raw objects rather than strings: the return type is then RawStream.
+        offers = [Raw("nope"), Raw("echo")]
+        conn = await trio_upgrade.upgrade(server.url(), offers)
+        async with conn:
+            assert conn.protocol == "echo"
+            await expect_echo(conn, b"through trio_upgrade")
+        (record,) = await server.wait_closed(1)
+        assert [r.headers.get("upgrade") for r in record.requests] == ["nope", "echo"]
+        assert record.client_closed
+
+        with pytest.raises(UpgradeRefused) as info:
+            await trio_upgrade.upgrade(server.url(), ["nope"])
+        assert info.value.response.headers.get("upgrade") == "echo"
+
+
+async def test_a_cancelled_client_leaves_no_socket_open() -> None:
+    async with open_upgrade_server(script=Script([Hang()])) as server:
+        with trio.move_on_after(0.1):
+            await trio_upgrade.upgrade(server.url(), ["echo"])
+        (record,) = await server.wait_closed(1)
+        assert record.client_closed and not record.timed_out
+
+
+async def test_the_pytest_fixture(upgrade_server: UpgradeServer) -> None:
+    conn = await trio_upgrade.upgrade(upgrade_server.url(), Raw("echo"))
+    async with conn:
+        await expect_echo(conn, b"fixture")
+
+
+@pytest.mark.upgrade_server(["chat"], choose="server", connection_timeout=math.inf)
+async def test_the_pytest_fixture_marker(upgrade_server: UpgradeServer) -> None:
+    assert [p.token for p in upgrade_server.protocols] == ["chat"]

@@ -1,0 +1,499 @@
+"""A real HTTP/1.1 upgrade server on h11, for tests and demos.
+
+It reads requests with h11, chooses among the offered protocols the way it
+is configured to (the client's order, its own order, or a function), sends
+the 1xx and 101 responses with h11, and hands the switched connection to a
+:class:`~trio_upgrade.testing.ServerProtocol` as a
+:class:`~trio_upgrade.RawStream` that starts with the bytes h11 had already
+buffered. Instead of all that it can run a :class:`Script` of raw steps, to
+stage the misbehaving servers a client must survive.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from functools import partial
+
+import h11
+import trio
+import trio.testing
+
+from .._messages import Request
+from .._raw import RawStream
+from ._choose import ChooseArg, Reply, default_refusal, pick
+from ._choose import resolve_server_protocols as _resolve
+from ._http import (
+    RECEIVE_SIZE,
+    informational,
+    read_request,
+    send_client_error,
+    send_response,
+    to_response,
+)
+from ._protocols import ServerProtocol
+from ._records import ConnectionRecord, Notifier, TrackedStream
+from ._script import Script, run_script
+
+if sys.version_info < (3, 11):  # pragma: no cover
+    from exceptiongroup import BaseExceptionGroup
+
+__all__ = ["UpgradeServer", "open_upgrade_server"]
+
+ScriptArg = Script | Callable[[int], Script | None] | None
+InformationalArg = Sequence[tuple[int, Sequence[tuple[str, str]]]]
+
+#: Seconds one connection may take, from accept to close. 10 s: far longer
+#: than any exchange on loopback or in memory needs, far shorter than the
+#: test suite's 60 s pytest-timeout, so a stuck client fails with a closed
+#: connection, not a killed test run.
+CONNECTION_TIMEOUT = 10.0
+
+#: Request head size limit. 64 KiB, the client's own response-head limit;
+#: h11's default is 16 KiB, nginx allows 8-32 KiB.
+MAX_HEAD_SIZE = 64 * 1024
+
+#: Seconds a closing connection waits for the client's close after the
+#: server half-closed. 2 s is Apache's lingering-close maximum: closing with
+#: unread input sends a reset that can destroy data the client has not read.
+LINGER = 2.0
+
+
+async def _close_politely(stream: TrackedStream, record: ConnectionRecord) -> None:
+    if stream.closed or record.broken:
+        return
+    with trio.move_on_after(LINGER):
+        try:
+            await stream.send_eof()
+            while not record.client_closed:
+                await stream.receive_some(RECEIVE_SIZE)
+        except trio.BrokenResourceError:
+            pass
+
+
+class UpgradeServer:
+    """An HTTP/1.1 server that upgrades connections as configured.
+
+    Run it with :func:`open_upgrade_server`, :meth:`serve_tcp` or
+    :meth:`serve_in_memory`, or give it connections yourself with
+    :meth:`serve_stream`. What it saw is in :attr:`connections` and
+    :attr:`requests`, and can be awaited.
+
+    Args:
+        protocols: what it can switch to, in its own order of preference. A
+            string ``t`` is ``RawServerProtocol(t)``: raw echo.
+        choose: how it picks among the tokens of an offer: ``"client"``,
+            the first offered token (client's order) it supports whose
+            ``accept()`` does not decline; ``"server"``, the same in the order
+            of ``protocols`` (servers that pick their own favourite); or a
+            :data:`Chooser` function. A request without ``Connection:
+            Upgrade`` is never switched (RFC 9110 §7.8 requires it).
+        fallback: the answer when nothing is chosen. ``None`` means ``426
+            Upgrade Required`` with an ``Upgrade`` field listing the
+            supported tokens, or with ``ignore_upgrade``, ``200 OK``.
+        ignore_upgrade: never switch; answer every request with
+            ``fallback``, like servers that do not implement Upgrade.
+        informational: 1xx responses (status, header fields) sent before
+            every final answer, the 101 included.
+        keep_alive: keep the connection open after a ``fallback`` answer (as
+            HTTP/1.1 does unless the client sends ``Connection: close``), so
+            the client can send its next request on it; ``False`` sends
+            ``Connection: close`` and closes.
+        script: run this instead of the above on every connection, or a
+            function of the connection's index giving a script (``None``
+            for normal handling of that connection).
+        connection_timeout: seconds one connection may last before the
+            server closes it (its record's ``timed_out`` is then set);
+            ``math.inf`` for none.
+        max_head_size: bytes allowed in a request head; beyond, 431.
+
+    Raises:
+        ValueError: a malformed or repeated token, an unknown ``choose``, an
+            ``informational`` status that is not 1xx or is 101, or a negative
+            timeout.
+        TypeError: ``protocols`` holds something that is neither a string
+            nor a :class:`ServerProtocol`.
+    """
+
+    def __init__(
+        self,
+        protocols: Sequence[ServerProtocol | str] = ("echo",),
+        *,
+        choose: ChooseArg = "client",
+        fallback: Reply | None = None,
+        ignore_upgrade: bool = False,
+        informational: InformationalArg = (),
+        keep_alive: bool = True,
+        script: ScriptArg = None,
+        connection_timeout: float = CONNECTION_TIMEOUT,
+        max_head_size: int = MAX_HEAD_SIZE,
+    ) -> None:
+        if isinstance(protocols, (str, ServerProtocol)):
+            protocols = [protocols]
+        self._protocols = _resolve(protocols)
+        if not callable(choose) and choose not in ("client", "server"):
+            raise ValueError(
+                f"choose must be 'client', 'server' or a function, got {choose!r}"
+            )
+        self._choose = choose
+        for status, _ in informational:
+            if not 100 <= status <= 199 or status == 101:
+                raise ValueError(
+                    f"informational responses must be 1xx other than 101, got {status}"
+                )
+        self._informational = [(s, list(h)) for s, h in informational]
+        if not connection_timeout >= 0:
+            raise ValueError("connection_timeout must be >= 0 (math.inf for none)")
+        self._fallback = fallback
+        self._ignore_upgrade = ignore_upgrade
+        self._keep_alive = keep_alive
+        self._script = script
+        self._timeout = connection_timeout
+        self._max_head_size = max_head_size
+        self._notifier = Notifier()
+        self._connections: list[ConnectionRecord] = []
+        self._requests: list[Request] = []
+        self._nursery: trio.Nursery | None = None
+        self._address: tuple[str, int] | None = None
+
+    # -- what it is and where it listens -----------------------------------
+
+    @property
+    def protocols(self) -> tuple[ServerProtocol, ...]:
+        """The protocols it can switch to, in its own order."""
+        return self._protocols
+
+    @property
+    def port(self) -> int:
+        """The TCP port it listens on.
+
+        Raises:
+            RuntimeError: it is not listening (not started, in-memory only).
+        """
+        if self._address is None:
+            raise RuntimeError("the server is not listening on TCP")
+        return self._address[1]
+
+    def url(self, path: str = "/", *, scheme: str = "http") -> str:
+        """``scheme://host:port/path`` for the TCP listener.
+
+        Raises:
+            RuntimeError: it is not listening.
+        """
+        port = self.port
+        assert self._address is not None
+        host = self._address[0]
+        host = f"[{host}]" if ":" in host else host
+        return f"{scheme}://{host}:{port}{path if path.startswith('/') else '/' + path}"
+
+    # -- what it saw --------------------------------------------------------
+
+    @property
+    def connections(self) -> list[ConnectionRecord]:
+        """A record per connection so far, in the order they were accepted."""
+        return list(self._connections)
+
+    @property
+    def requests(self) -> list[Request]:
+        """Every request head received, on any connection, in arrival order."""
+        return list(self._requests)
+
+    async def wait_connections(self, count: int = 1) -> list[ConnectionRecord]:
+        """Wait until at least ``count`` connections were accepted."""
+        await self._notifier.wait_until(lambda: len(self._connections) >= count)
+        return self.connections
+
+    async def wait_requests(self, count: int = 1) -> list[Request]:
+        """Wait until at least ``count`` requests were received."""
+        await self._notifier.wait_until(lambda: len(self._requests) >= count)
+        return self.requests
+
+    async def wait_closed(self, count: int = 1) -> list[ConnectionRecord]:
+        """Wait until at least ``count`` connections are over; return those.
+
+        A connection is over when the server has closed it: after the client
+        closed, a script or handler ended, or it timed out. Each record's
+        :attr:`~ConnectionRecord.client_closed` then says whether the
+        client had closed its side.
+        """
+
+        def closed() -> list[ConnectionRecord]:
+            return [r for r in self._connections if r.done]
+
+        await self._notifier.wait_until(lambda: len(closed()) >= count)
+        return closed()
+
+    # -- serving ------------------------------------------------------------
+
+    async def serve_stream(self, stream: trio.abc.Stream) -> None:
+        """Serve one connection on ``stream`` until it is over, then close it.
+
+        Any :class:`trio.abc.Stream` will do: a socket, TLS, one end of
+        :func:`trio.testing.memory_stream_pair`.
+
+        Raises:
+            Exception: whatever a protocol handler or a script's
+                :class:`Handle` raised (never caught: a failing assertion in
+                a handler fails the test). A client that resets the
+                connection is recorded, not raised.
+        """
+        record = ConnectionRecord._create(len(self._connections), self._notifier)
+        self._connections.append(record)
+        self._notifier.notify()
+        tracked = TrackedStream(stream, record)
+        try:
+            with trio.move_on_after(self._timeout) as scope:
+                try:
+                    await self._handle(tracked, record)
+                except trio.BrokenResourceError:
+                    if not record.broken:
+                        raise
+            if scope.cancelled_caught:
+                record.timed_out = True
+            else:
+                await _close_politely(tracked, record)
+        finally:
+            try:
+                # Raises Cancelled again when the server is being cancelled.
+                await trio.aclose_forcefully(tracked)
+            finally:
+                record._finish()
+
+    async def serve_tcp(
+        self,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        task_status: trio.TaskStatus[UpgradeServer] = trio.TASK_STATUS_IGNORED,
+    ) -> None:
+        """Listen on ``host``:``port`` and serve until cancelled.
+
+        Port 0 picks a free port; read it from :attr:`port` once started.
+        ``await nursery.start(server.serve_tcp)`` returns the server, ready.
+        Connections are served in a nursery of this call, so cancelling it
+        closes them all. :meth:`connect_in_memory` works meanwhile.
+
+        Raises:
+            OSError: the address cannot be listened on.
+            RuntimeError: the server is already running.
+        """
+        listeners = await trio.open_tcp_listeners(port, host=host)
+        try:
+            async with self._running() as nursery:
+                name = listeners[0].socket.getsockname()
+                self._address = (host, int(name[1]))
+                try:
+                    task_status.started(self)
+                    await trio.serve_listeners(
+                        self.serve_stream, listeners, handler_nursery=nursery
+                    )
+                finally:
+                    self._address = None
+        finally:
+            for listener in listeners:
+                await trio.aclose_forcefully(listener)
+
+    async def serve_in_memory(
+        self, *, task_status: trio.TaskStatus[UpgradeServer] = trio.TASK_STATUS_IGNORED
+    ) -> None:
+        """Serve :meth:`connect_in_memory` connections only, until cancelled.
+
+        Raises:
+            RuntimeError: the server is already running.
+        """
+        async with self._running():
+            task_status.started(self)
+            await trio.sleep_forever()
+
+    async def connect_in_memory(self) -> trio.abc.HalfCloseableStream:
+        """A new connection to this running server, over memory streams.
+
+        Returns:
+            The client's end of :func:`trio.testing.memory_stream_pair`; the
+            server serves the other end as it would a socket.
+
+        Raises:
+            RuntimeError: the server is not running.
+        """
+        await trio.lowlevel.checkpoint()
+        if self._nursery is None:
+            raise RuntimeError(
+                "the server is not running: use open_upgrade_server(), "
+                "serve_tcp() or serve_in_memory()"
+            )
+        client, server = trio.testing.memory_stream_pair()
+        self._nursery.start_soon(self.serve_stream, server)
+        return client
+
+    @asynccontextmanager
+    async def _running(self) -> AsyncIterator[trio.Nursery]:
+        if self._nursery is not None:
+            raise RuntimeError("the server is already running")
+        async with trio.open_nursery() as nursery:
+            self._nursery = nursery
+            try:
+                yield nursery
+            finally:
+                self._nursery = None
+
+    # -- one connection -----------------------------------------------------
+
+    def _record_request(self, record: ConnectionRecord, request: Request) -> None:
+        record.requests.append(request)
+        self._requests.append(request)
+        self._notifier.notify()
+
+    async def _handle(self, stream: TrackedStream, record: ConnectionRecord) -> None:
+        script = self._script(record.index) if callable(self._script) else self._script
+        if script is not None:
+            await run_script(
+                script,
+                stream,
+                record,
+                partial(self._record_request, record),
+                max_head_size=self._max_head_size,
+            )
+        else:
+            await self._serve_http(stream, record)
+
+    async def _serve_http(
+        self, stream: TrackedStream, record: ConnectionRecord
+    ) -> None:
+        conn = h11.Connection(h11.SERVER, max_incomplete_event_size=self._max_head_size)
+        while True:
+            try:
+                request = await read_request(stream, conn)
+            except h11.RemoteProtocolError as exc:
+                await send_client_error(stream, conn, exc, record)
+                return
+            if request is None:
+                return
+            self._record_request(record, request)
+            choice = None
+            # h11 takes any Upgrade field as an offer (the client is then in
+            # MIGHT_SWITCH_PROTOCOL, not DONE) and will only send a 101 then.
+            # HTTP also wants "Connection: upgrade" (RFC 9110 7.8: Upgrade is
+            # hop-by-hop), and real servers check for it, so this one does.
+            offer = conn.their_state not in (h11.DONE, h11.MUST_CLOSE)
+            if (
+                offer
+                and "upgrade" in request.headers.tokens("connection")
+                and not self._ignore_upgrade
+            ):
+                choice = pick(request, self._protocols, self._choose)
+            for status, headers in self._informational:
+                await stream.send_all(conn.send(informational(status, headers)) or b"")
+            if choice is not None:
+                protocol, token, fields = choice
+                event = h11.InformationalResponse(
+                    status_code=101,
+                    headers=[("Upgrade", token), ("Connection", "Upgrade"), *fields],
+                    reason=b"Switching Protocols",
+                )
+                await stream.send_all(conn.send(event) or b"")
+                record.protocol = token
+                leftover, _ = conn.trailing_data
+                raw = RawStream(
+                    stream, bytes(leftover), protocol=token, response=to_response(event)
+                )
+                await protocol.serve(raw, request)
+                return
+            reply = self._fallback or default_refusal(
+                self._protocols, ignore_upgrade=self._ignore_upgrade
+            )
+            headers = list(reply.headers)
+            if not self._keep_alive:
+                headers.append(("Connection", "close"))
+            await send_response(
+                stream,
+                conn,
+                reply.status_code,
+                headers,
+                reply.body,
+                reason=reply.reason,
+                include_body=request.method != "HEAD",
+            )
+            if conn.our_state is not h11.DONE or conn.their_state is not h11.DONE:
+                return  # Connection: close, from either side
+            conn.start_next_cycle()
+
+
+def _unwrap_single(group: BaseExceptionGroup[BaseException]) -> BaseException | None:
+    exc: BaseException = group
+    while isinstance(exc, BaseExceptionGroup):
+        if len(exc.exceptions) != 1:
+            return None
+        exc = exc.exceptions[0]
+    return exc
+
+
+def open_upgrade_server(
+    protocols: Sequence[ServerProtocol | str] = ("echo",),
+    *,
+    tcp: bool = True,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    choose: ChooseArg = "client",
+    fallback: Reply | None = None,
+    ignore_upgrade: bool = False,
+    informational: InformationalArg = (),
+    keep_alive: bool = True,
+    script: ScriptArg = None,
+    connection_timeout: float = CONNECTION_TIMEOUT,
+    max_head_size: int = MAX_HEAD_SIZE,
+) -> AbstractAsyncContextManager[UpgradeServer]:
+    """Run an :class:`UpgradeServer` for the duration of an ``async with``.
+
+    ::
+
+        async with open_upgrade_server(["echo"]) as server:
+            conn = await trio_upgrade.upgrade(server.url(), ["echo"])
+
+    Args:
+        protocols: see :class:`UpgradeServer`, like every argument not
+            listed here.
+        tcp: listen on ``host``:``port`` (port 0: a free one, see
+            :attr:`UpgradeServer.port`); ``False`` serves only
+            :meth:`~UpgradeServer.connect_in_memory` connections, no socket.
+        host: the address to listen on.
+        port: the port to listen on.
+
+    Leaving the block stops the server: it stops listening and every
+    connection still open is cancelled and closed. An error of the server's
+    (a handler's failed assertion) or of the block comes out as itself, not
+    in an exception group, when it is the only one.
+    """
+    server = UpgradeServer(
+        protocols,
+        choose=choose,
+        fallback=fallback,
+        ignore_upgrade=ignore_upgrade,
+        informational=informational,
+        keep_alive=keep_alive,
+        script=script,
+        connection_timeout=connection_timeout,
+        max_head_size=max_head_size,
+    )
+    return _open(server, tcp=tcp, host=host, port=port)
+
+
+@asynccontextmanager
+async def _open(
+    server: UpgradeServer, *, tcp: bool, host: str, port: int
+) -> AsyncIterator[UpgradeServer]:
+    try:
+        async with trio.open_nursery() as nursery:
+            if tcp:
+                await nursery.start(partial(server.serve_tcp, host=host, port=port))
+            else:
+                await nursery.start(server.serve_in_memory)
+            try:
+                yield server
+            finally:
+                nursery.cancel_scope.cancel()
+    except BaseExceptionGroup as group:
+        single = _unwrap_single(group)
+        if single is None:
+            raise
+        raise single from None
