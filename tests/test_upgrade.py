@@ -669,3 +669,32 @@ async def test_bad_arguments_fail_before_connecting() -> None:
         await trio_upgrade.upgrade(
             "http://127.0.0.1:1/", "echo", headers={"Upgrade": "x"}
         )
+
+
+async def test_upgrade_over_a_given_transport_in_memory() -> None:
+    from trio_upgrade.testing import open_upgrade_server
+
+    async with open_upgrade_server(["echo"], tcp=False) as server:
+        with trio.fail_after(5):
+            transport = await server.connect_in_memory()
+            conn = await trio_upgrade.upgrade(
+                "http://memory.test/x", "echo", transport=transport
+            )
+            async with conn:
+                await conn.send_all(b"no sockets")
+                assert await conn.receive_some() == b"no sockets"
+        assert server.requests[0].headers.get("host") == "memory.test"
+
+
+async def test_given_transport_is_not_replaced_after_a_closing_refusal() -> None:
+    from trio_upgrade.testing import open_upgrade_server
+
+    async with open_upgrade_server(["b"], keep_alive=False, tcp=False) as server:
+        with trio.fail_after(5), pytest.raises(UpgradeRefused) as info:
+            await trio_upgrade.upgrade(
+                "http://memory.test/",
+                ["a", "b"],
+                transport=await server.connect_in_memory(),
+            )
+        assert [a.offered for a in info.value.attempts] == [("a",)]
+        assert len(server.connections) == 1

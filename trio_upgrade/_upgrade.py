@@ -107,6 +107,7 @@ async def _negotiate(
     limits: Limits,
     ssl_context: ssl.SSLContext | None,
     nursery: trio.Nursery | None,
+    transport: trio.abc.Stream | None,
 ) -> Any:
     if strategy == "combined":
         plan = [list(protocols)]
@@ -119,11 +120,13 @@ async def _negotiate(
     plan = plan[: limits.max_attempts]
     attempts: list[Attempt] = []
     last: Refused | None = None
-    stream: trio.abc.Stream | None = None
-    handshake: Handshake | None = None
+    stream: trio.abc.Stream | None = transport
+    handshake = Handshake(limits) if transport is not None else None
     try:
         for group in plan:
             if stream is None or handshake is None:
+                if transport is not None:
+                    break  # the given transport is spent; we cannot reconnect
                 stream = await open_transport(
                     target,
                     connect_timeout=limits.connect_timeout,
@@ -188,6 +191,7 @@ async def upgrade(  # type: ignore[overload-overlap]
     limits: Limits | None = None,
     ssl_context: ssl.SSLContext | None = None,
     nursery: trio.Nursery | None = None,
+    transport: trio.abc.Stream | None = None,
 ) -> WebSocketConnection: ...
 @overload
 async def upgrade(
@@ -199,6 +203,7 @@ async def upgrade(
     limits: Limits | None = None,
     ssl_context: ssl.SSLContext | None = None,
     nursery: trio.Nursery | None = None,
+    transport: trio.abc.Stream | None = None,
 ) -> HTTP2Connection: ...
 @overload
 async def upgrade(  # type: ignore[overload-overlap]
@@ -210,6 +215,7 @@ async def upgrade(  # type: ignore[overload-overlap]
     limits: Limits | None = None,
     ssl_context: ssl.SSLContext | None = None,
     nursery: trio.Nursery | None = None,
+    transport: trio.abc.Stream | None = None,
 ) -> T: ...
 @overload
 async def upgrade(
@@ -221,6 +227,7 @@ async def upgrade(
     limits: Limits | None = None,
     ssl_context: ssl.SSLContext | None = None,
     nursery: trio.Nursery | None = None,
+    transport: trio.abc.Stream | None = None,
 ) -> WebSocketConnection | HTTP2Connection | RawStream: ...
 @overload
 async def upgrade(
@@ -232,6 +239,7 @@ async def upgrade(
     limits: Limits | None = None,
     ssl_context: ssl.SSLContext | None = None,
     nursery: trio.Nursery | None = None,
+    transport: trio.abc.Stream | None = None,
 ) -> Any: ...
 async def upgrade(
     url: str,
@@ -242,6 +250,7 @@ async def upgrade(
     limits: Limits | None = None,
     ssl_context: ssl.SSLContext | None = None,
     nursery: trio.Nursery | None = None,
+    transport: trio.abc.Stream | None = None,
 ) -> Any:
     """Connect to ``url``, upgrade to one of ``protocols``, return the connection.
 
@@ -261,6 +270,12 @@ async def upgrade(
         nursery: where connections that need background tasks (keepalive
             pings) run them. Without one they run none; see
             :func:`open_upgrade`.
+        transport: an already open stream to send the request on instead of
+            connecting to ``url`` (which then only gives the ``Host`` field
+            and the request target): a proxy tunnel, a Unix socket, or one
+            end of ``trio.testing.memory_stream_pair()`` in tests. It is
+            closed on failure like any connection; when a declined offer
+            leaves it unusable, no other connection is opened.
 
     Returns:
         The connection of the protocol the server chose: a
@@ -293,6 +308,7 @@ async def upgrade(
         limits=limits if limits is not None else Limits(),
         ssl_context=ssl_context,
         nursery=nursery,
+        transport=transport,
     )
 
 
@@ -314,6 +330,7 @@ def open_upgrade(  # type: ignore[overload-overlap]
     strategy: Strategy = "sequential",
     limits: Limits | None = None,
     ssl_context: ssl.SSLContext | None = None,
+    transport: trio.abc.Stream | None = None,
 ) -> AbstractAsyncContextManager[WebSocketConnection]: ...
 @overload
 def open_upgrade(
@@ -324,6 +341,7 @@ def open_upgrade(
     strategy: Strategy = "sequential",
     limits: Limits | None = None,
     ssl_context: ssl.SSLContext | None = None,
+    transport: trio.abc.Stream | None = None,
 ) -> AbstractAsyncContextManager[HTTP2Connection]: ...
 @overload
 def open_upgrade(  # type: ignore[overload-overlap]
@@ -334,6 +352,7 @@ def open_upgrade(  # type: ignore[overload-overlap]
     strategy: Strategy = "sequential",
     limits: Limits | None = None,
     ssl_context: ssl.SSLContext | None = None,
+    transport: trio.abc.Stream | None = None,
 ) -> AbstractAsyncContextManager[T]: ...
 @overload
 def open_upgrade(
@@ -344,6 +363,7 @@ def open_upgrade(
     strategy: Strategy = "sequential",
     limits: Limits | None = None,
     ssl_context: ssl.SSLContext | None = None,
+    transport: trio.abc.Stream | None = None,
 ) -> AbstractAsyncContextManager[WebSocketConnection | HTTP2Connection | RawStream]: ...
 @overload
 def open_upgrade(
@@ -354,6 +374,7 @@ def open_upgrade(
     strategy: Strategy = "sequential",
     limits: Limits | None = None,
     ssl_context: ssl.SSLContext | None = None,
+    transport: trio.abc.Stream | None = None,
 ) -> AbstractAsyncContextManager[Any]: ...
 def open_upgrade(
     url: str,
@@ -363,6 +384,7 @@ def open_upgrade(
     strategy: Strategy = "sequential",
     limits: Limits | None = None,
     ssl_context: ssl.SSLContext | None = None,
+    transport: trio.abc.Stream | None = None,
 ) -> AbstractAsyncContextManager[Any]:
     """Like :func:`upgrade`, as an async context manager that owns a nursery.
 
@@ -384,6 +406,7 @@ def open_upgrade(
         strategy=strategy,
         limits=limits,
         ssl_context=ssl_context,
+        transport=transport,
     )
 
 
