@@ -30,7 +30,7 @@ def typecheck(session: nox.Session) -> None:
     """mypy --strict on the package, and the type tests."""
     session.install("-e", ".[lint]")
     session.run("mypy", "--strict", "trio_upgrade")
-    session.run("mypy", "--strict", "tests/typing")
+    session.run("mypy", "--strict", "tests/typing", "docs/examples")
 
 
 @nox.session

@@ -13,13 +13,13 @@ __all__ = ["Headers", "Request", "Response", "header_tokens"]
 HeaderPairs = Sequence[tuple[bytes, bytes]]
 
 
-class Headers(Sequence[tuple[str, str]]):
+class Headers:
     """An immutable, ordered list of header fields with case-insensitive lookup.
 
     Names are kept as received (h11 lower-cases them); values are decoded as
     Latin-1, which maps every byte to one character and so never fails.
     Iterating gives ``(name, value)`` pairs in wire order, repeated fields
-    included.
+    included; ``"name" in headers`` tests for a field by name.
     """
 
     __slots__ = ("_items",)
@@ -49,7 +49,7 @@ class Headers(Sequence[tuple[str, str]]):
         key = name.lower()
         return any(n.lower() == key for n, _ in self._items)
 
-    def __getitem__(self, index: int) -> tuple[str, str]:  # type: ignore[override]
+    def __getitem__(self, index: int) -> tuple[str, str]:
         return self._items[index]
 
     def __len__(self) -> int:

@@ -1,0 +1,38 @@
+"""Every example in docs/examples runs and produces what the docs say."""
+
+from __future__ import annotations
+
+import importlib.util
+import pathlib
+from types import ModuleType
+
+import pytest
+import trio
+
+EXAMPLES = pathlib.Path(__file__).parent.parent / "docs" / "examples"
+
+pytestmark = pytest.mark.timeout(30)
+
+
+def load(name: str) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(
+        f"example_{name}", EXAMPLES / f"{name}.py"
+    )
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+async def test_custom_protocol(capsys: pytest.CaptureFixture[str]) -> None:
+    with trio.fail_after(10):
+        reply = await load("custom_protocol").main()
+    assert reply == "HELLO"
+    assert capsys.readouterr().out == "HELLO 64\n"
+
+
+def test_every_example_is_tested() -> None:
+    source = pathlib.Path(__file__).read_text()
+    for path in EXAMPLES.glob("*.py"):
+        assert f'load("{path.stem}")' in source, f"{path.name} has no test"
