@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import logging
 import math
+import socket
+import struct
 from collections.abc import Awaitable, Callable
 from functools import partial
 
@@ -698,3 +700,25 @@ async def test_given_transport_is_not_replaced_after_a_closing_refusal() -> None
             )
         assert [a.offered for a in info.value.attempts] == [("a",)]
         assert len(server.connections) == 1
+
+
+@pytest.mark.parametrize("after", [0, 20])
+async def test_connection_reset_mid_handshake_is_a_typed_error(
+    serve: Callable[[Handler], Awaitable[Server]], after: int
+) -> None:
+    async def handler(stream: trio.SocketStream) -> None:
+        await read_head(stream)
+        if after:
+            await stream.send_all(switch()[:after])
+            await trio.sleep(0.05)
+        # SO_LINGER with a zero timeout turns close() into a TCP reset.
+        stream.socket.setsockopt(
+            socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0)
+        )
+        await stream.aclose()
+
+    server = await serve(handler)
+    with trio.fail_after(5), pytest.raises(InvalidResponse) as info:
+        await trio_upgrade.upgrade(server.url, "echo")
+    assert info.value.received in (0, after)
+    assert "broke" in str(info.value) or "closed" in str(info.value)

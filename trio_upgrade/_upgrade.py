@@ -18,7 +18,7 @@ from typing import Any, Literal, TypeVar, overload
 
 import trio
 
-from ._errors import Attempt, UpgradeRefused
+from ._errors import Attempt, InvalidResponse, UpgradeRefused
 from ._handshake import (
     NEED_DATA,
     Handshake,
@@ -84,18 +84,27 @@ def _header_pairs(headers: HeadersArg | None) -> list[tuple[str, str]]:
 async def _exchange(
     stream: trio.abc.Stream, handshake: Handshake, request_bytes: bytes
 ) -> Switched | Refused:
-    await stream.send_all(request_bytes)
-    while True:
-        event = handshake.next_event()
-        if event is NEED_DATA:
-            handshake.receive_data(await stream.receive_some(RECEIVE_SIZE))
-        elif isinstance(event, Informational):
-            logger.debug(
-                "skipping informational response %s", event.response.status_code
-            )
-        else:
-            assert isinstance(event, (Switched, Refused))
-            return event
+    try:
+        await stream.send_all(request_bytes)
+        while True:
+            event = handshake.next_event()
+            if event is NEED_DATA:
+                handshake.receive_data(await stream.receive_some(RECEIVE_SIZE))
+            elif isinstance(event, Informational):
+                status = event.response.status_code
+                logger.debug("skipping informational response %s", status)
+            else:
+                assert isinstance(event, (Switched, Refused))
+                return event
+    except trio.BrokenResourceError as exc:
+        # A reset (or a write to a closed peer) mid-handshake: the reply is
+        # as cut short as if the server had closed cleanly.
+        cause = exc.__cause__ or exc
+        raise InvalidResponse(
+            f"the connection broke after {handshake.received} bytes of the "
+            f"response: {cause}",
+            received=handshake.received,
+        ) from exc
 
 
 async def _negotiate(
