@@ -6,7 +6,6 @@ server chose: a :class:`WebSocketConnection`, an :class:`HTTP2Connection` or,
 for any other token, a :class:`RawStream` of bytes.
 """
 
-
 from ._errors import Attempt as Attempt
 from ._errors import ConnectError as ConnectError
 from ._errors import ConnectionClosed as ConnectionClosed
@@ -28,6 +27,7 @@ from ._messages import Response as Response
 from ._protocol import BuildContext as BuildContext
 from ._protocol import Offer as Offer
 from ._protocol import UpgradeProtocol as UpgradeProtocol
+from ._proxy import ProxyError as ProxyError
 from ._raw import Raw as Raw
 from ._raw import RawStream as RawStream
 from ._timeout import UpgradeTimeout as UpgradeTimeout
@@ -54,6 +54,7 @@ __all__ = [
     "Offer",
     "ProtocolError",
     "ProtocolNotOffered",
+    "ProxyError",
     "Raw",
     "RawStream",
     "Request",

@@ -6,6 +6,7 @@ trio_upgrade.UpgradeError`` catches everything the library means to raise::
     UpgradeError
     ├── InvalidURL (also ValueError)             the URL cannot be used
     ├── ConnectError (also OSError)              TCP/TLS/proxy connect failed
+    │   └── ProxyError                           the proxy refused the tunnel
     ├── UpgradeTimeout (also trio.TooSlowError)  a deadline of ours passed
     ├── HandshakeError                           the HTTP/1.1 exchange went wrong
     │   ├── InvalidResponse                      not valid HTTP/1.1, or cut short
@@ -14,6 +15,9 @@ trio_upgrade.UpgradeError`` catches everything the library means to raise::
     │   └── InvalidUpgrade                       a 101 that breaks the contract
     │       └── ProtocolNotOffered               names no/several/unoffered tokens
     ├── ProtocolError                            the peer broke the new protocol
+    ├── StreamReset                              one HTTP/2 stream ended in error
+    │   └── StreamRefused                        not processed by the server: retry
+    ├── BodyTooLarge                             a body over its size limit
     └── ConnectionClosed                         the upgraded connection closed
 
 ``UpgradeTimeout`` lives in ``_timeout`` because it derives from
@@ -33,6 +37,7 @@ if TYPE_CHECKING:
     from ._messages import Response
 
 __all__ = [
+    "BodyTooLarge",
     "ConnectError",
     "ConnectionClosed",
     "HandshakeError",
@@ -42,6 +47,8 @@ __all__ = [
     "ProtocolError",
     "ProtocolNotOffered",
     "ResponseTooLarge",
+    "StreamRefused",
+    "StreamReset",
     "UpgradeError",
     "UpgradeRefused",
 ]
@@ -219,3 +226,44 @@ class ConnectionClosed(UpgradeError):
         self.code = code
         self.reason = reason
         self.normal = normal
+
+
+class StreamReset(UpgradeError):
+    """One HTTP/2 stream ended in error; the connection itself goes on.
+
+    Raised for the stream's request or body when the server reset it
+    (``RST_STREAM``, RFC 9113 §6.4), and for streams that a ``GOAWAY``
+    excluded (as :class:`StreamRefused`).
+
+    Attributes:
+        code: the HTTP/2 error code (RFC 9113 §7): 0x8 ``CANCEL``, 0x2
+            ``INTERNAL_ERROR``...
+        stream_id: the stream, or ``None`` for a request that never got one.
+    """
+
+    def __init__(self, message: str, *, code: int, stream_id: int | None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.stream_id = stream_id
+
+
+class StreamRefused(StreamReset):
+    """The server did not process the request: it is safe to send it again.
+
+    RFC 9113 §8.7: a ``RST_STREAM`` with ``REFUSED_STREAM``, or a stream above
+    the ``last_stream_id`` of the server's ``GOAWAY``, was not processed at
+    all. Also raised for a new request on a connection that received
+    ``GOAWAY`` (it was never sent). Retry on a new connection.
+    """
+
+
+class BodyTooLarge(UpgradeError):
+    """A body is larger than the limit on what is kept in memory.
+
+    Attributes:
+        limit: the limit in bytes.
+    """
+
+    def __init__(self, message: str, *, limit: int) -> None:
+        super().__init__(message)
+        self.limit = limit

@@ -9,6 +9,7 @@ import ssl
 import trio
 
 from ._errors import ConnectError
+from ._proxy import Proxy, open_tunnel
 from ._timeout import UpgradeTimeout
 from ._url import Target
 
@@ -48,33 +49,46 @@ async def open_transport(
     *,
     connect_timeout: float,
     ssl_context: ssl.SSLContext | None = None,
+    proxy: Proxy | None = None,
+    max_head_size: int = 65536,
 ) -> trio.abc.Stream:
-    """Connect to ``target`` (TCP, then TLS for https/wss).
+    """Connect to ``target``: TCP (through a CONNECT tunnel), then TLS.
 
     Raises:
-        ConnectError: the connection could not be made.
+        ConnectError: the connection could not be made (``ProxyError`` when
+            the proxy would not open the tunnel).
         UpgradeTimeout: ``connect_timeout`` passed first (phase ``"connect"``).
     """
     stream: trio.abc.Stream | None = None
+    where = proxy.target.authority if proxy else target.authority
     with trio.move_on_after(connect_timeout) as scope:
         try:
-            tcp = await _connect_tcp(target)
-            stream = tcp
-            if target.secure:
-                context = (
-                    ssl_context if ssl_context is not None else default_ssl_context()
+            if proxy is None:
+                stream = await _connect_tcp(target)
+            else:
+                stream = await _connect_tcp(proxy.target)
+                stream = await open_tunnel(
+                    stream,
+                    target,
+                    max_head_size=max_head_size,
+                    headers=proxy.headers,
                 )
+            if target.secure:
+                context = ssl_context or default_ssl_context()
                 tls = trio.SSLStream(
-                    tcp, context, server_hostname=target.host, https_compatible=True
+                    stream, context, server_hostname=target.host, https_compatible=True
                 )
                 stream = tls
+                where = target.authority
                 await tls.do_handshake()
+        except ConnectError:
+            if stream is not None:
+                await trio.aclose_forcefully(stream)
+            raise
         except (OSError, trio.BrokenResourceError) as exc:
             if stream is not None:
                 await trio.aclose_forcefully(stream)
-            raise ConnectError(
-                f"could not connect to {target.authority}: {exc}"
-            ) from exc
+            raise ConnectError(f"could not connect to {where}: {exc}") from exc
         except BaseException:
             if stream is not None:
                 await trio.aclose_forcefully(stream)

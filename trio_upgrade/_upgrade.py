@@ -32,6 +32,7 @@ from ._handshake import (
 from ._http2 import H2C, HTTP2Connection
 from ._limits import Limits
 from ._protocol import BuildContext, Offer, UpgradeProtocol
+from ._proxy import Proxy, parse_proxy
 from ._raw import Raw, RawStream
 from ._resolve import ProtocolSpec, resolve_protocols
 from ._timeout import UpgradeTimeout
@@ -117,6 +118,7 @@ async def _negotiate(
     ssl_context: ssl.SSLContext | None,
     nursery: trio.Nursery | None,
     transport: trio.abc.Stream | None,
+    proxy: Proxy | None,
 ) -> Any:
     if strategy == "combined":
         plan = [list(protocols)]
@@ -140,6 +142,8 @@ async def _negotiate(
                     target,
                     connect_timeout=limits.connect_timeout,
                     ssl_context=ssl_context,
+                    proxy=proxy,
+                    max_head_size=limits.max_head_size,
                 )
                 handshake = Handshake(limits)
             offers: list[Offer[Any]] = [p.offer(target) for p in group]
@@ -201,6 +205,7 @@ async def upgrade(  # type: ignore[overload-overlap]
     ssl_context: ssl.SSLContext | None = None,
     nursery: trio.Nursery | None = None,
     transport: trio.abc.Stream | None = None,
+    proxy: str | None = None,
 ) -> WebSocketConnection: ...
 @overload
 async def upgrade(
@@ -213,6 +218,7 @@ async def upgrade(
     ssl_context: ssl.SSLContext | None = None,
     nursery: trio.Nursery | None = None,
     transport: trio.abc.Stream | None = None,
+    proxy: str | None = None,
 ) -> HTTP2Connection: ...
 @overload
 async def upgrade(  # type: ignore[overload-overlap]
@@ -225,6 +231,7 @@ async def upgrade(  # type: ignore[overload-overlap]
     ssl_context: ssl.SSLContext | None = None,
     nursery: trio.Nursery | None = None,
     transport: trio.abc.Stream | None = None,
+    proxy: str | None = None,
 ) -> T: ...
 @overload
 async def upgrade(
@@ -237,6 +244,7 @@ async def upgrade(
     ssl_context: ssl.SSLContext | None = None,
     nursery: trio.Nursery | None = None,
     transport: trio.abc.Stream | None = None,
+    proxy: str | None = None,
 ) -> WebSocketConnection | HTTP2Connection | RawStream: ...
 @overload
 async def upgrade(
@@ -249,6 +257,7 @@ async def upgrade(
     ssl_context: ssl.SSLContext | None = None,
     nursery: trio.Nursery | None = None,
     transport: trio.abc.Stream | None = None,
+    proxy: str | None = None,
 ) -> Any: ...
 async def upgrade(
     url: str,
@@ -260,6 +269,7 @@ async def upgrade(
     ssl_context: ssl.SSLContext | None = None,
     nursery: trio.Nursery | None = None,
     transport: trio.abc.Stream | None = None,
+    proxy: str | None = None,
 ) -> Any:
     """Connect to ``url``, upgrade to one of ``protocols``, return the connection.
 
@@ -285,6 +295,10 @@ async def upgrade(
             end of ``trio.testing.memory_stream_pair()`` in tests. It is
             closed on failure like any connection; when a declined offer
             leaves it unusable, no other connection is opened.
+        proxy: an ``http://[user:password@]host:port`` HTTP proxy to reach
+            the server through, with a ``CONNECT`` tunnel (TLS, for https and
+            wss, runs inside the tunnel). Environment variables such as
+            ``HTTP_PROXY`` are not read: pass them here if you want them.
 
     Returns:
         The connection of the protocol the server chose: a
@@ -295,7 +309,8 @@ async def upgrade(
     Raises:
         InvalidURL: ``url`` cannot be used.
         ValueError: ``protocols`` or ``headers`` is malformed.
-        ConnectError: the connection could not be opened.
+        ConnectError: the connection could not be opened
+            (:class:`ProxyError` when the proxy refused the tunnel).
         UpgradeTimeout: ``limits.connect_timeout`` or
             ``limits.handshake_timeout`` passed.
         UpgradeRefused: the server answered every offer with a final status
@@ -318,6 +333,7 @@ async def upgrade(
         ssl_context=ssl_context,
         nursery=nursery,
         transport=transport,
+        proxy=parse_proxy(proxy) if proxy is not None else None,
     )
 
 
@@ -340,6 +356,7 @@ def open_upgrade(  # type: ignore[overload-overlap]
     limits: Limits | None = None,
     ssl_context: ssl.SSLContext | None = None,
     transport: trio.abc.Stream | None = None,
+    proxy: str | None = None,
 ) -> AbstractAsyncContextManager[WebSocketConnection]: ...
 @overload
 def open_upgrade(
@@ -351,6 +368,7 @@ def open_upgrade(
     limits: Limits | None = None,
     ssl_context: ssl.SSLContext | None = None,
     transport: trio.abc.Stream | None = None,
+    proxy: str | None = None,
 ) -> AbstractAsyncContextManager[HTTP2Connection]: ...
 @overload
 def open_upgrade(  # type: ignore[overload-overlap]
@@ -362,6 +380,7 @@ def open_upgrade(  # type: ignore[overload-overlap]
     limits: Limits | None = None,
     ssl_context: ssl.SSLContext | None = None,
     transport: trio.abc.Stream | None = None,
+    proxy: str | None = None,
 ) -> AbstractAsyncContextManager[T]: ...
 @overload
 def open_upgrade(
@@ -373,6 +392,7 @@ def open_upgrade(
     limits: Limits | None = None,
     ssl_context: ssl.SSLContext | None = None,
     transport: trio.abc.Stream | None = None,
+    proxy: str | None = None,
 ) -> AbstractAsyncContextManager[WebSocketConnection | HTTP2Connection | RawStream]: ...
 @overload
 def open_upgrade(
@@ -384,6 +404,7 @@ def open_upgrade(
     limits: Limits | None = None,
     ssl_context: ssl.SSLContext | None = None,
     transport: trio.abc.Stream | None = None,
+    proxy: str | None = None,
 ) -> AbstractAsyncContextManager[Any]: ...
 def open_upgrade(
     url: str,
@@ -394,6 +415,7 @@ def open_upgrade(
     limits: Limits | None = None,
     ssl_context: ssl.SSLContext | None = None,
     transport: trio.abc.Stream | None = None,
+    proxy: str | None = None,
 ) -> AbstractAsyncContextManager[Any]:
     """Like :func:`upgrade`, as an async context manager that owns a nursery.
 
@@ -416,6 +438,7 @@ def open_upgrade(
         limits=limits,
         ssl_context=ssl_context,
         transport=transport,
+        proxy=proxy,
     )
 
 

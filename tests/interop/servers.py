@@ -34,7 +34,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from types import TracebackType
 
@@ -783,3 +783,28 @@ def pid_exists(pid: int) -> bool:
 def group_exists(pgid: int) -> bool:
     """Whether any live (non-zombie) process is left in this process group."""
     return _group_alive(pgid)
+
+
+def started(
+    factory: Callable[..., RunningServer], *args: object, **kwargs: object
+) -> Iterator[RunningServer]:
+    """Body of a pytest fixture: start a server, yield it, stop it.
+
+    A server that is not installed skips the test, except where
+    ``TRIO_UPGRADE_REQUIRE_INTEROP`` is set (CI installs every server, so
+    there a missing one is a failure). After ``stop()``, no process of the
+    server's group may remain.
+    """
+    import pytest
+
+    try:
+        server = factory(*args, **kwargs)
+    except ServerUnavailable as exc:
+        if os.environ.get("TRIO_UPGRADE_REQUIRE_INTEROP"):
+            pytest.fail(str(exc))
+        pytest.skip(str(exc))
+    try:
+        yield server
+    finally:
+        server.stop()
+    assert not group_exists(server.pgid), f"{server} left processes behind"

@@ -1,0 +1,149 @@
+"""Upgrades through an HTTP CONNECT proxy (a small real one, on loopback)."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from functools import partial
+
+import pytest
+import trio
+
+import trio_upgrade
+from trio_upgrade import InvalidURL, ProxyError
+from trio_upgrade._proxy import parse_proxy
+from trio_upgrade.testing import open_upgrade_server
+
+pytestmark = pytest.mark.timeout(30)
+
+ProxyHandler = Callable[[trio.SocketStream], Awaitable[None]]
+
+
+async def read_head(stream: trio.SocketStream) -> bytes:
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = await stream.receive_some(65536)
+        if not chunk:
+            raise EOFError
+        data += chunk
+    return data
+
+
+async def pipe(source: trio.abc.Stream, sink: trio.abc.Stream) -> None:
+    try:
+        async for data in source:
+            await sink.send_all(data)
+    except (trio.BrokenResourceError, trio.ClosedResourceError):
+        pass
+    finally:
+        await sink.aclose()
+
+
+def tunnelling_proxy(
+    heads: list[bytes], require_auth: str | None = None
+) -> ProxyHandler:
+    """A CONNECT proxy: checks credentials, dials the target, pipes bytes."""
+
+    async def handler(client: trio.SocketStream) -> None:
+        head = await read_head(client)
+        heads.append(head)
+        request_line = head.split(b"\r\n")[0].decode()
+        method, authority, _ = request_line.split(" ")
+        assert method == "CONNECT"
+        if require_auth and f"Proxy-Authorization: {require_auth}" not in head.decode():
+            await client.send_all(
+                b"HTTP/1.1 407 Proxy Authentication Required\r\n"
+                b'Proxy-Authenticate: Basic realm="t"\r\nContent-Length: 0\r\n\r\n'
+            )
+            await client.aclose()
+            return
+        host, _, port = authority.rpartition(":")
+        upstream = await trio.open_tcp_stream(host.strip("[]"), int(port))
+        await client.send_all(b"HTTP/1.1 200 Connection established\r\n\r\n")
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(pipe, client, upstream)
+            nursery.start_soon(pipe, upstream, client)
+
+    return handler
+
+
+async def start(nursery: trio.Nursery, handler: ProxyHandler) -> str:
+    listeners = await nursery.start(
+        partial(trio.serve_tcp, handler, 0, host="127.0.0.1")
+    )
+    return f"http://127.0.0.1:{listeners[0].socket.getsockname()[1]}"
+
+
+async def test_upgrade_through_a_connect_tunnel(nursery: trio.Nursery) -> None:
+    heads: list[bytes] = []
+    proxy = await start(nursery, tunnelling_proxy(heads))
+    async with open_upgrade_server(["echo"]) as server:
+        with trio.fail_after(10):
+            conn = await trio_upgrade.upgrade(server.url("/p"), "echo", proxy=proxy)
+            async with conn:
+                await conn.send_all(b"through the tunnel")
+                assert await conn.receive_some() == b"through the tunnel"
+        # The server got an ordinary upgrade request for its own URL.
+        assert server.requests[0].target == "/p"
+        port = server.port
+    assert heads[0].startswith(f"CONNECT 127.0.0.1:{port} HTTP/1.1\r\n".encode())
+
+
+async def test_credentials_go_to_the_proxy_only(nursery: trio.Nursery) -> None:
+    heads: list[bytes] = []
+    proxy = await start(nursery, tunnelling_proxy(heads, require_auth="Basic dTpwIHc="))
+    async with open_upgrade_server(["echo"]) as server:
+        with trio.fail_after(10):
+            conn = await trio_upgrade.upgrade(
+                server.url(), "echo", proxy=proxy.replace("://", "://u:p%20w@")
+            )
+            await conn.aclose()
+        assert "proxy-authorization" not in server.requests[0].headers
+
+
+async def test_refused_tunnel_is_a_proxy_error(nursery: trio.Nursery) -> None:
+    proxy = await start(nursery, tunnelling_proxy([], require_auth="Basic nope"))
+    with trio.fail_after(10), pytest.raises(ProxyError) as info:
+        await trio_upgrade.upgrade("http://127.0.0.1:9/", "echo", proxy=proxy)
+    assert info.value.response is not None
+    assert info.value.response.status_code == 407
+    assert "407" in str(info.value)
+    assert isinstance(info.value, trio_upgrade.ConnectError)
+
+
+@pytest.mark.parametrize(
+    "reply", [b"garbage\r\n\r\n", b"", b"HTTP/1.1 200 OK\r\nContent-Le"]
+)
+async def test_broken_proxy_replies_are_proxy_errors(
+    nursery: trio.Nursery, reply: bytes
+) -> None:
+    async def handler(client: trio.SocketStream) -> None:
+        await read_head(client)
+        await client.send_all(reply)
+        await client.aclose()
+
+    proxy = await start(nursery, handler)
+    with trio.fail_after(10), pytest.raises(trio_upgrade.ConnectError):
+        await trio_upgrade.upgrade("http://127.0.0.1:9/", "echo", proxy=proxy)
+
+
+async def test_silent_proxy_hits_the_connect_deadline(nursery: trio.Nursery) -> None:
+    async def handler(client: trio.SocketStream) -> None:
+        await read_head(client)
+        await trio.sleep_forever()
+
+    proxy = await start(nursery, handler)
+    limits = trio_upgrade.Limits(connect_timeout=0.2)
+    with trio.fail_after(10), pytest.raises(trio_upgrade.UpgradeTimeout) as info:
+        await trio_upgrade.upgrade(
+            "http://127.0.0.1:9/", "echo", proxy=proxy, limits=limits
+        )
+    assert info.value.phase == "connect"
+
+
+def test_proxy_url_parsing() -> None:
+    proxy = parse_proxy("http://user:secret@127.0.0.1:3128")
+    assert (proxy.target.host, proxy.target.port) == ("127.0.0.1", 3128)
+    assert proxy.headers == [("Proxy-Authorization", "Basic dXNlcjpzZWNyZXQ=")]
+    assert parse_proxy("http://proxy.test").target.port == 80
+    with pytest.raises(InvalidURL, match="proxy URL"):
+        parse_proxy("socks5://127.0.0.1:1080")
