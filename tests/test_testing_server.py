@@ -367,10 +367,15 @@ async def test_a_handler_gets_the_stream_with_h11_buffered_bytes_first(
     got: list[tuple[bytes, str, int, str]] = []
 
     async def handler(stream: RawStream, request: Request) -> None:
-        assert stream.response is not None
+        assert stream.handshake_response is not None
         data = await stream.receive_some()
         got.append(
-            (bytes(data), stream.protocol, stream.response.status_code, request.target)
+            (
+                bytes(data),
+                stream.protocol,
+                stream.handshake_response.status_code,
+                request.target,
+            )
         )
         await stream.send_all(b"bye")
 

@@ -148,10 +148,10 @@ async def test_raw_upgrade_round_trip(
         conn = await trio_upgrade.upgrade(server.url, ["echo"])
         assert isinstance(conn, RawStream)
         assert conn.protocol == "echo"
-        assert conn.response is not None
-        assert conn.response.status_code == 101
-        assert conn.request is not None
-        assert conn.request.headers.get("upgrade") == "echo"
+        assert conn.handshake_response is not None
+        assert conn.handshake_response.status_code == 101
+        assert conn.handshake_request is not None
+        assert conn.handshake_request.headers.get("upgrade") == "echo"
         await conn.send_all(b"hello")
         assert await conn.receive_some() == b"hello"
         await conn.aclose()
@@ -198,8 +198,8 @@ async def test_head_split_at_every_byte_boundary(
     server = await serve(handler)
     with trio.fail_after(5):
         async with await trio_upgrade.upgrade(server.url, "echo") as conn:
-            assert conn.response is not None
-            assert conn.response.headers.get("x-a") == "1"
+            assert conn.handshake_response is not None
+            assert conn.handshake_response.headers.get("x-a") == "1"
             received = b""
             while len(received) < 4:
                 received += await conn.receive_some()
@@ -235,8 +235,8 @@ async def test_informational_responses_before_the_101(
     server = await serve(handler)
     with trio.fail_after(5):
         async with await trio_upgrade.upgrade(server.url, "echo") as conn:
-            assert conn.response is not None
-            assert conn.response.status_code == 101
+            assert conn.handshake_response is not None
+            assert conn.handshake_response.status_code == 101
             assert await conn.receive_some() == b"after"
 
 

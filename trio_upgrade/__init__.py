@@ -35,6 +35,7 @@ from ._upgrade import Strategy as Strategy
 from ._upgrade import open_upgrade as open_upgrade
 from ._upgrade import upgrade as upgrade
 from ._version import __version__ as __version__
+from ._websocket import Deflate as Deflate
 from ._websocket import WebSocket as WebSocket
 from ._websocket import WebSocketConnection as WebSocketConnection
 
@@ -44,6 +45,7 @@ __all__ = [
     "BuildContext",
     "ConnectError",
     "ConnectionClosed",
+    "Deflate",
     "HTTP2Connection",
     "HandshakeError",
     "Headers",

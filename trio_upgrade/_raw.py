@@ -23,9 +23,9 @@ class RawStream(trio.abc.HalfCloseableStream):
 
     Attributes:
         protocol: the protocol token the server chose (as offered).
-        request: the upgrade request that was sent (``None`` on the
-            server side of :mod:`trio_upgrade.testing`).
-        response: the 101 response.
+        handshake_request: the upgrade request that was sent (``None`` on
+            the server side of :mod:`trio_upgrade.testing`).
+        handshake_response: the 101 response.
     """
 
     def __init__(
@@ -42,8 +42,8 @@ class RawStream(trio.abc.HalfCloseableStream):
         self._receiving = False
         self._closed = False
         self.protocol = protocol
-        self.request = request
-        self.response = response
+        self.handshake_request = request
+        self.handshake_response = response
 
     @property
     def transport(self) -> trio.abc.Stream:

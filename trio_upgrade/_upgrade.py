@@ -462,4 +462,6 @@ async def _open_upgrade(
         single = _unwrap_single(group)
         if single is None:
             raise
-        raise single from None
+        # Keep the error's own cause (a keepalive's UpgradeTimeout behind a
+        # ConnectionClosed); only the group around it goes.
+        raise single from single.__cause__

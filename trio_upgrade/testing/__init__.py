@@ -31,11 +31,19 @@ from ._script import Sleep as Sleep
 from ._script import Step as Step
 from ._server import UpgradeServer as UpgradeServer
 from ._server import open_upgrade_server as open_upgrade_server
+from ._websocket import ServerWebSocket as ServerWebSocket
+from ._websocket import WebSocketHandler as WebSocketHandler
+from ._websocket import WebSocketServerProtocol as WebSocketServerProtocol
+from ._websocket import echo_messages as echo_messages
 from ._wire import http_response as http_response
 from ._wire import response_head as response_head
 from ._wire import switching_response as switching_response
 
 __all__ = [
+    "ServerWebSocket",
+    "WebSocketHandler",
+    "WebSocketServerProtocol",
+    "echo_messages",
     "REPEAT_LIMIT",
     "Abort",
     "Chooser",

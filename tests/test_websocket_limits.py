@@ -1,0 +1,265 @@
+"""Bounds and bad input: message size (deflate bombs included), protocol
+violations from the server, backpressure, and memory per idle connection."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tracemalloc
+import zlib
+
+import pytest
+import trio
+from ws_support import frame, serve_ws, ws_script
+
+import trio_upgrade
+from trio_upgrade import ProtocolError, RawStream, WebSocket
+from trio_upgrade.testing import open_upgrade_server
+from trio_upgrade.testing._websocket import ServerWebSocket
+
+pytestmark = pytest.mark.timeout(60)
+
+
+async def _sends(ws: ServerWebSocket, data: bytes) -> None:
+    await ws.send_raw(data)
+    async for _ in ws:  # then see how the client closes
+        pass
+
+
+@pytest.mark.parametrize(
+    ("frames", "max_size", "ok"),
+    [
+        ([frame(bytes(1000))], 1000, True),
+        ([frame(bytes(1001))], 1000, False),
+        (
+            [
+                frame(b"\x00" * 400, fin=False),
+                frame(b"\x00" * 400, 0, fin=False),
+                frame(b"\x00" * 400, 0),
+            ],
+            1000,
+            False,
+        ),
+        ([frame("é".encode() * 500, 0x1)], 1000, True),  # 500 characters, 1000 bytes
+        ([frame("é".encode() * 501, 0x1)], 1000, False),
+        ([frame(bytes(300_000))], None, True),
+    ],
+)
+async def test_max_size(frames: list[bytes], max_size: int | None, ok: bool) -> None:
+    async def handler(ws: ServerWebSocket) -> None:
+        await _sends(ws, b"".join(frames))
+
+    async with serve_ws(handler=handler, compression=False) as (server, protocol):
+        offer = WebSocket(max_size=max_size, compression=None)
+        with trio.fail_after(10):
+            async with await trio_upgrade.upgrade(server.url(), offer) as ws:
+                if ok:
+                    await ws.receive()
+                else:
+                    with pytest.raises(ProtocolError, match="max_size") as info:
+                        await ws.receive()
+                    assert info.value.code == 1009
+                    assert ws.close_code == 1009
+            [record] = await server.wait_closed(1)
+    assert record.client_closed
+    assert protocol.connections[0].close_code == (1000 if ok else 1009)
+
+
+async def test_compressed_message_over_max_size() -> None:
+    async def handler(ws: ServerWebSocket) -> None:
+        await ws.send(os.urandom(3000))  # wsproto's server compresses it
+        await _sends(ws, b"")
+
+    async with serve_ws(handler=handler) as (server, protocol):
+        with trio.fail_after(10):
+            offer = WebSocket(max_size=2000)
+            async with await trio_upgrade.upgrade(server.url(), offer) as ws:
+                assert ws.extensions
+                with pytest.raises(ProtocolError) as info:
+                    await ws.receive()
+                assert info.value.code == 1009
+    assert protocol.connections[0].close_code == 1009
+
+
+def _bomb(megabytes: int) -> bytes:
+    """A compressed message of ``megabytes`` MiB of zeros (12-bit window),
+    made a MiB at a time so the test itself never holds it inflated."""
+    deflater = zlib.compressobj(9, zlib.DEFLATED, -12)
+    zeros = bytes(2**20)
+    parts = [deflater.compress(zeros) for _ in range(megabytes)]
+    parts.append(deflater.flush(zlib.Z_SYNC_FLUSH)[:-4])
+    return frame(b"".join(parts), rsv1=True)
+
+
+async def test_deflate_bomb_stays_bounded() -> None:
+    bomb = _bomb(200)  # 200 MiB inflated, ~200 KiB on the wire
+    assert len(bomb) < 300_000
+
+    async def handler(ws: ServerWebSocket) -> None:
+        await _sends(ws, bomb)
+
+    async with serve_ws(handler=handler) as (server, protocol):
+        with trio.fail_after(20):
+            async with await trio_upgrade.upgrade(server.url(), ["websocket"]) as ws:
+                assert ws.extensions
+                tracemalloc.start()
+                try:
+                    with pytest.raises(ProtocolError) as info:
+                        await ws.receive()
+                    _, peak = tracemalloc.get_traced_memory()
+                finally:
+                    tracemalloc.stop()
+    assert info.value.code == 1009
+    # max_size is 1 MiB: a few MiB of buffers at most, never the 200 MiB.
+    assert peak < 6 * 2**20, peak
+    assert protocol.connections[0].close_code == 1009
+
+
+async def test_compressed_message_within_max_size_across_fragments() -> None:
+    deflater = zlib.compressobj(6, zlib.DEFLATED, -12)
+    first = deflater.compress(b"a" * 300_000)
+    rest = deflater.compress(b"b" * 300_000) + deflater.flush(zlib.Z_SYNC_FLUSH)[:-4]
+    # A ping between the fragments must not lose the message's compression.
+    data = frame(first, 0x1, fin=False, rsv1=True) + frame(b"p", 0x9) + frame(rest, 0x0)
+
+    async def handler(ws: ServerWebSocket) -> None:
+        await _sends(ws, data)
+
+    async with serve_ws(handler=handler) as (server, _):
+        with trio.fail_after(10):
+            async with await trio_upgrade.upgrade(server.url(), ["websocket"]) as ws:
+                assert await ws.receive() == "a" * 300_000 + "b" * 300_000
+
+
+@pytest.mark.parametrize(
+    ("data", "code"),
+    [
+        (frame(b"", 0x3), 1002),  # reserved opcode
+        (frame(b"hi", 0x1, masked=True), 1002),  # servers must not mask
+        (frame(b"hi", 0x1, rsv1=True), 1002),  # RSV1 without an extension
+        (frame(b"x" * 126, 0x9), 1002),  # control frame over 125 bytes
+        (frame(b"", 0x9, fin=False), 1002),  # fragmented control frame
+        (frame(b"orphan", 0x0), 1002),  # continuation of nothing
+        (frame(b"a", 0x1, fin=False) + frame(b"b", 0x1), 1002),  # no continuation
+        (frame(b"\xff\xfe", 0x1), 1007),  # invalid UTF-8
+        (frame(b"\x03\xe8\xff", 0x8), 1007),  # close reason not UTF-8
+        (frame(b"\x03", 0x8), 1002),  # one-byte close payload
+    ],
+)
+async def test_protocol_violations_fail_the_connection(data: bytes, code: int) -> None:
+    received: list[bytes] = []
+
+    async def violate(stream: RawStream) -> None:
+        await stream.send_all(frame(b"fine", 0x1) + data)
+        async for chunk in stream:
+            received.append(bytes(chunk))
+
+    async with open_upgrade_server(script=ws_script(violate)) as server:
+        with trio.fail_after(10):
+            offer = WebSocket(compression=None)
+            async with await trio_upgrade.upgrade(server.url(), offer) as ws:
+                assert await ws.receive() == "fine"  # what came before is kept
+                with pytest.raises(ProtocolError) as info:
+                    await ws.receive()
+                assert info.value.code == code
+                assert ws.close_code == code
+                with pytest.raises(ProtocolError):
+                    await ws.send("after")
+            [record] = await server.wait_closed(1)
+    assert record.client_closed
+    # The client's close frame: masked, with the code.
+    close = b"".join(received)
+    assert close[0] == 0x88
+    assert (
+        int.from_bytes(
+            bytes(a ^ b for a, b in zip(close[6:8], close[2:4], strict=True)), "big"
+        )
+        == code
+    )
+
+
+async def test_backpressure_stops_reading() -> None:
+    count = 300
+    sent = 0
+
+    async def flood(ws: ServerWebSocket) -> None:
+        nonlocal sent
+        for i in range(count):
+            await ws.send(i.to_bytes(4, "big") * 16384)  # 64 KiB each
+            sent += 1
+        async for _ in ws:
+            pass
+
+    async with serve_ws(handler=flood, compression=False) as (server, _):
+        offer = WebSocket(max_queue=4, compression=None)
+        with trio.fail_after(20):
+            async with trio_upgrade.open_upgrade(server.url(), offer) as ws:
+                # Not reading: the background reader queues 4 messages, then
+                # stops, and TCP flow control stops the server (19 MiB in all,
+                # far more than the socket buffers hold).
+                await trio.sleep(0.5)
+                stalled = sent
+                assert stalled < count
+                await trio.sleep(0.2)
+                assert sent == stalled
+                for i in range(count):
+                    assert await ws.receive() == i.to_bytes(4, "big") * 16384
+                assert sent == count
+
+
+_SERVER = """
+import math, sys, trio
+from trio_upgrade.testing import open_upgrade_server
+from trio_upgrade.testing._websocket import WebSocketServerProtocol
+
+async def main():
+    protocol = WebSocketServerProtocol()
+    async with open_upgrade_server([protocol], connection_timeout=math.inf) as server:
+        print(server.port, flush=True)
+        await trio.to_thread.run_sync(sys.stdin.read)
+
+trio.run(main)
+"""
+
+
+@pytest.mark.parametrize(("nursery", "budget"), [(False, 15 * 1024), (True, 15 * 1024)])
+async def test_memory_per_idle_connection(nursery: bool, budget: int) -> None:
+    # The server runs in another process so that only the client is measured.
+    process = subprocess.Popen(  # noqa: ASYNC220 - started once, not awaited
+        [sys.executable, "-c", _SERVER], stdin=subprocess.PIPE, stdout=subprocess.PIPE
+    )
+    try:
+        assert process.stdout is not None
+        port = int(await trio.to_thread.run_sync(process.stdout.readline))
+        url = f"ws://127.0.0.1:{port}/"
+        n = 300
+        connections = []
+        with trio.fail_after(30):
+            async with trio.open_nursery() as tasks:
+                tracemalloc.start()
+                try:
+                    before = tracemalloc.take_snapshot()
+                    for _ in range(n):
+                        connections.append(
+                            await trio_upgrade.upgrade(
+                                url, ["websocket"], nursery=tasks if nursery else None
+                            )
+                        )
+                    await trio.sleep(0.3)  # background readers take over
+                    after = tracemalloc.take_snapshot()
+                finally:
+                    tracemalloc.stop()
+                per_connection = (
+                    sum(s.size_diff for s in after.compare_to(before, "filename")) / n
+                )
+                for ws in connections:
+                    await ws.aclose()
+    finally:
+        assert process.stdin is not None
+        assert process.stdout is not None
+        process.stdin.close()
+        process.stdout.close()
+        process.wait(10)
+    print(f"{per_connection:.0f} bytes per idle connection (nursery={nursery})")
+    assert per_connection < budget

@@ -1,0 +1,90 @@
+"""Helpers shared by the WebSocket tests: servers and hand-made frames."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
+from typing import Any
+
+import h11
+
+from trio_upgrade import RawStream
+from trio_upgrade._websocket._handshake import accept_key
+from trio_upgrade.testing import (
+    Handle,
+    Script,
+    UpgradeServer,
+    open_upgrade_server,
+    switching_response,
+)
+from trio_upgrade.testing._websocket import WebSocketServerProtocol
+
+__all__ = ["frame", "serve_ws", "ws_script"]
+
+
+def frame(
+    payload: bytes,
+    opcode: int = 0x2,
+    *,
+    fin: bool = True,
+    rsv1: bool = False,
+    masked: bool = False,
+) -> bytes:
+    """One frame, byte by byte, valid or not; ``masked`` uses a zero key."""
+    head = bytes([(0x80 if fin else 0) | (0x40 if rsv1 else 0) | opcode])
+    mask_bit = 0x80 if masked else 0
+    n = len(payload)
+    if n < 126:
+        head += bytes([mask_bit | n])
+    elif n < 65536:
+        head += bytes([mask_bit | 126]) + n.to_bytes(2, "big")
+    else:
+        head += bytes([mask_bit | 127]) + n.to_bytes(8, "big")
+    if masked:
+        head += b"\x00\x00\x00\x00"  # XOR with zeros: payload unchanged
+    return head + payload
+
+
+@asynccontextmanager
+async def serve_ws(
+    **options: Any,
+) -> AsyncIterator[tuple[UpgradeServer, WebSocketServerProtocol]]:
+    """The test server with one ``WebSocketServerProtocol(**options)``."""
+    protocol = WebSocketServerProtocol(**options)
+    async with open_upgrade_server([protocol]) as server:
+        yield server, protocol
+
+
+async def _read_key(stream: RawStream) -> str:
+    conn = h11.Connection(h11.SERVER)
+    while True:
+        event = conn.next_event()
+        if event is h11.NEED_DATA:
+            conn.receive_data(bytes(await stream.receive_some(65536)))
+            continue
+        assert isinstance(event, h11.Request), event
+        return dict(event.headers)[b"sec-websocket-key"].decode("ascii")
+
+
+def ws_script(
+    then: Callable[[RawStream], Awaitable[None]] | None = None,
+    *,
+    trailing: bytes = b"",
+    headers: Sequence[tuple[str, str]] = (),
+) -> Script:
+    """A script server: a valid 101 (with ``trailing`` in the same write),
+    then ``then(stream)`` does the rest by hand."""
+
+    async def handler(stream: RawStream) -> None:
+        key = await _read_key(stream)
+        fields = [("Sec-WebSocket-Accept", accept_key(key)), *headers]
+        await stream.send_all(
+            switching_response("websocket", fields, trailing=trailing)
+        )
+        if then is not None:
+            await then(stream)
+        else:
+            async for _ in stream:
+                pass
+
+    return Script([Handle(handler)], read_request=False)

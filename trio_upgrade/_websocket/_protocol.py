@@ -1,0 +1,277 @@
+"""``WebSocket``: the protocol object that offers WebSocket in an upgrade."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Literal
+
+import trio
+from wsproto.connection import Connection, ConnectionType
+from wsproto.extensions import Extension
+
+from .._messages import Response
+from .._protocol import BuildContext, Offer, UpgradeProtocol, check_token
+from .._url import Target
+from ._connection import WebSocketConnection
+from ._deflate import BoundedDeflate, Deflate
+from ._engine import ConnectionSettings
+from ._handshake import Switch, check_switch, new_key
+
+__all__ = [
+    "DEFAULT_MAX_QUEUE",
+    "DEFAULT_MAX_SIZE",
+    "DEFAULT_PING_INTERVAL",
+    "DEFAULT_PING_TIMEOUT",
+    "WebSocket",
+]
+
+#: Largest incoming message, in bytes after decompression: 1 MiB, the
+#: ``websockets`` default (``max_size=2**20``). Browsers accept far more
+#: (hundreds of MiB) because a tab is one user's; a client library may hold
+#: many connections, and a server that sends more than 1 MiB in one message
+#: is better met with a deliberate, larger setting.
+DEFAULT_MAX_SIZE = 2**20
+
+#: Complete messages waiting for ``receive()``: 16, the ``websockets``
+#: default (``max_queue=16``). With ``max_size`` it bounds what one slow
+#: consumer can make a connection hold (16 MiB at worst, usually far less),
+#: while leaving room for bursts.
+DEFAULT_MAX_QUEUE = 16
+
+#: Seconds of silence from the server before a keepalive ping: 20, as in
+#: ``websockets`` (``ping_interval=20``); shorter than the idle timeouts of
+#: common proxies and load balancers (60 s for nginx and AWS ALB).
+#: Browsers send no pings of their own.
+DEFAULT_PING_INTERVAL = 20.0
+
+#: Seconds to wait, after a keepalive ping, for anything from the server:
+#: 20, as in ``websockets`` (``ping_timeout=20``).
+DEFAULT_PING_TIMEOUT = 20.0
+
+
+def _positive(name: str, value: float | None, *, integer: bool) -> None:
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{name} must be a number or None, got {value!r}")
+    if integer and not isinstance(value, int):
+        raise TypeError(f"{name} must be an int or None, got {value!r}")
+    if math.isnan(value) or value <= 0:
+        raise ValueError(f"{name} must be > 0 or None, got {value!r}")
+
+
+class _WebSocketOffer(Offer[WebSocketConnection]):
+    # RFC 6455 §4.1: a 101 without "Upgrade: websocket" fails the handshake.
+    accept_missing_upgrade_header = False
+
+    def __init__(self, protocol: WebSocket) -> None:
+        super().__init__("websocket")
+        self._protocol = protocol
+        self._key = new_key()
+        self._switch: Switch | None = None
+
+    def headers(self) -> list[tuple[str, str]]:
+        p = self._protocol
+        fields = [("Sec-WebSocket-Key", self._key), ("Sec-WebSocket-Version", "13")]
+        if p.origin is not None:
+            fields.append(("Origin", p.origin))
+        if p.subprotocols:
+            fields.append(("Sec-WebSocket-Protocol", ", ".join(p.subprotocols)))
+        if p.compression is not None:
+            fields.append(
+                ("Sec-WebSocket-Extensions", p.compression.offer().header_value())
+            )
+        return fields
+
+    def validate(self, response: Response) -> None:
+        p = self._protocol
+        self._switch = check_switch(
+            response,
+            self._key,
+            p.subprotocols,
+            p.compression.offer() if p.compression is not None else None,
+            require_subprotocol=p.require_subprotocol,
+        )
+
+    async def build(
+        self, stream: trio.abc.Stream, leftover: bytes, context: BuildContext
+    ) -> WebSocketConnection:
+        if self._switch is None:
+            self.validate(context.response)
+        switch = self._switch
+        assert switch is not None
+        p = self._protocol
+        extensions: list[Extension] = []
+        if switch.deflate is not None:
+            assert p.compression is not None
+            deflate = BoundedDeflate(p.compression, p.max_size)
+            [element] = [
+                e for e in switch.extensions if e.lower().startswith(deflate.name)
+            ]
+            deflate.finalize(element)
+            extensions.append(deflate)
+        ws = Connection(
+            ConnectionType.CLIENT, extensions=extensions, trailing_data=leftover
+        )
+        connection = WebSocketConnection(
+            stream,
+            ws,
+            p._settings,
+            close_timeout=context.limits.close_timeout,
+            request=context.request,
+            response=context.response,
+            subprotocol=switch.subprotocol,
+            extensions=switch.extensions,
+            buffered=bool(leftover),
+        )
+        if context.nursery is not None:
+            connection._start_background(context.nursery)
+        await trio.lowlevel.checkpoint()
+        return connection
+
+
+class WebSocket(UpgradeProtocol[WebSocketConnection]):
+    """WebSocket (RFC 6455) with its options; the string ``"websocket"`` is
+    ``WebSocket()``.
+
+    The offer sends a fresh ``Sec-WebSocket-Key``, ``Sec-WebSocket-Version:
+    13``, and the optional ``Origin``, ``Sec-WebSocket-Protocol`` and
+    ``Sec-WebSocket-Extensions`` (permessage-deflate). The 101 is checked as
+    strictly as browsers do: ``Upgrade: websocket``, ``Connection: upgrade``,
+    the ``Sec-WebSocket-Accept`` of our key, a subprotocol among those
+    offered, extensions and parameters among those offered; otherwise
+    :class:`~trio_upgrade.InvalidUpgrade`.
+
+    Args:
+        subprotocols: subprotocols to offer, in order of preference.
+        origin: the ``Origin`` header to send, if any.
+        compression: permessage-deflate settings (a ``Deflate``);
+            ``"deflate"`` means ``Deflate()``, ``None`` offers no compression.
+        max_size: largest incoming message in bytes, after decompression
+            (default 1 MiB, as in ``websockets``); a larger one fails the
+            connection with close code 1009. ``None`` for no limit.
+        max_queue: complete messages held for ``receive()`` before reading
+            pauses (default 16, as in ``websockets``); ``None`` for no
+            limit.
+        max_fragment_size: send messages larger than this many bytes as
+            several frames. ``None`` (default) sends each message as one
+            frame, as browsers and ``websockets`` do.
+        ping_interval: with a nursery, send a ping after this many seconds
+            without incoming data (default 20); ``None`` for no keepalive.
+        ping_timeout: fail the connection (close code 1011) when nothing
+            comes within this many seconds of a keepalive ping (default 20);
+            ``None`` to never fail.
+        require_subprotocol: when ``subprotocols`` are offered, fail the
+            handshake if the server chose none (what browsers do). ``False``
+            accepts that, as RFC 6455 allows.
+
+    Raises:
+        ValueError: an invalid subprotocol token, a repeated one, or a bound
+            that is not positive.
+        TypeError: a bound of the wrong type, or an unknown ``compression``.
+    """
+
+    def __init__(
+        self,
+        subprotocols: Sequence[str] = (),
+        *,
+        origin: str | None = None,
+        compression: Deflate | Literal["deflate"] | None = "deflate",
+        max_size: int | None = DEFAULT_MAX_SIZE,
+        max_queue: int | None = DEFAULT_MAX_QUEUE,
+        max_fragment_size: int | None = None,
+        ping_interval: float | None = DEFAULT_PING_INTERVAL,
+        ping_timeout: float | None = DEFAULT_PING_TIMEOUT,
+        require_subprotocol: bool = True,
+    ) -> None:
+        if isinstance(subprotocols, str):
+            subprotocols = [subprotocols]
+        for sub in subprotocols:
+            check_token(sub)
+            if "/" in sub:
+                raise ValueError(f"invalid subprotocol {sub!r}: must be a token")
+        if len(set(subprotocols)) != len(subprotocols):
+            raise ValueError("a subprotocol is offered twice")
+        if compression == "deflate":
+            compression = Deflate()
+        elif compression is not None and not isinstance(compression, Deflate):
+            raise TypeError(
+                f"compression must be a Deflate, 'deflate' or None, got {compression!r}"
+            )
+        _positive("max_size", max_size, integer=True)
+        _positive("max_queue", max_queue, integer=True)
+        _positive("max_fragment_size", max_fragment_size, integer=True)
+        _positive("ping_interval", ping_interval, integer=False)
+        _positive("ping_timeout", ping_timeout, integer=False)
+        self._subprotocols = tuple(subprotocols)
+        self._origin = origin
+        self._compression = compression
+        self._require_subprotocol = require_subprotocol
+        self._settings = ConnectionSettings(
+            max_size=max_size,
+            max_queue=max_queue,
+            max_fragment_size=max_fragment_size,
+            ping_interval=ping_interval,
+            ping_timeout=ping_timeout,
+        )
+
+    @property
+    def token(self) -> str:
+        return "websocket"
+
+    @property
+    def subprotocols(self) -> tuple[str, ...]:
+        """The subprotocols offered, in order."""
+        return self._subprotocols
+
+    @property
+    def origin(self) -> str | None:
+        """The ``Origin`` sent, if any."""
+        return self._origin
+
+    @property
+    def compression(self) -> Deflate | None:
+        """The permessage-deflate settings, or ``None``."""
+        return self._compression
+
+    @property
+    def require_subprotocol(self) -> bool:
+        """Whether a 101 without a chosen subprotocol fails (see above)."""
+        return self._require_subprotocol
+
+    @property
+    def max_size(self) -> int | None:
+        """The incoming message size limit in bytes, or ``None``."""
+        return self._settings.max_size
+
+    @property
+    def max_queue(self) -> int | None:
+        """The incoming queue bound in messages, or ``None``."""
+        return self._settings.max_queue
+
+    @property
+    def max_fragment_size(self) -> int | None:
+        """The outgoing fragment size in bytes, or ``None``."""
+        return self._settings.max_fragment_size
+
+    @property
+    def ping_interval(self) -> float | None:
+        """Seconds of silence before a keepalive ping, or ``None``."""
+        return self._settings.ping_interval
+
+    @property
+    def ping_timeout(self) -> float | None:
+        """Seconds a keepalive ping may go unanswered, or ``None``."""
+        return self._settings.ping_timeout
+
+    def offer(self, target: Target) -> Offer[WebSocketConnection]:
+        return _WebSocketOffer(self)
+
+    def __repr__(self) -> str:
+        options = []
+        if self._subprotocols:
+            options.append(f"subprotocols={list(self._subprotocols)!r}")
+        if self._compression is None:
+            options.append("compression=None")
+        return f"WebSocket({', '.join(options)})"

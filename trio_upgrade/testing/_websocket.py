@@ -1,0 +1,360 @@
+"""The test server's WebSocket: wsproto's server role behind our own 101.
+
+The generic server sends the 101 with the fields :meth:`accept` gives
+(``Sec-WebSocket-Accept`` computed here, the chosen subprotocol, the
+accepted permessage-deflate parameters); :meth:`serve` then runs a wsproto
+``Connection(ConnectionType.SERVER)`` on the switched stream and hands a
+:class:`ServerWebSocket` to a handler (by default, echo).
+
+Knobs stage what clients must cope with: a first message right after the
+101, a close with a given code and reason, pings left unanswered, raw bytes
+(invalid frames, deflate bombs) through :meth:`ServerWebSocket.send_raw`.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+
+import trio
+from wsproto.connection import Connection, ConnectionState, ConnectionType
+from wsproto.events import (
+    BytesMessage,
+    CloseConnection,
+    Message,
+    Ping,
+    Pong,
+    TextMessage,
+)
+from wsproto.extensions import Extension, PerMessageDeflate
+
+from .._errors import ConnectionClosed
+from .._messages import Request
+from .._raw import RawStream
+from .._websocket._handshake import (
+    ExtensionError,
+    accept_key,
+    parse_extensions,
+    valid_key,
+)
+from ._protocols import ServerProtocol
+
+__all__ = [
+    "ServerWebSocket",
+    "WebSocketHandler",
+    "WebSocketServerProtocol",
+    "echo_messages",
+]
+
+RECEIVE_SIZE = 65536
+
+#: Seconds the server waits for the client's close frame after its own.
+#: 5 s: half the client's default ``close_timeout``, so a test of a client
+#: that never answers ends on the server side first.
+CLOSE_TIMEOUT = 5.0
+
+
+class ServerWebSocket:
+    """The server's end of one WebSocket connection, given to handlers.
+
+    Attributes:
+        request: the upgrade request.
+        subprotocol: the subprotocol the server chose, or ``None``.
+        extensions: the extension elements it accepted.
+        pings: payloads of the pings received from the client, in order.
+        pongs: payloads of the pongs received from the client, in order.
+        close_code: the client's close code once it closed (1006 if the
+            connection ended without a close frame), else ``None``.
+        close_reason: the reason that came with it.
+    """
+
+    def __init__(
+        self,
+        stream: RawStream,
+        request: Request,
+        connection: Connection,
+        *,
+        subprotocol: str | None,
+        extensions: Sequence[str],
+        answer_pings: bool,
+    ) -> None:
+        self.request = request
+        self.subprotocol = subprotocol
+        self.extensions = tuple(extensions)
+        self.pings: list[bytes] = []
+        self.pongs: list[bytes] = []
+        self.close_code: int | None = None
+        self.close_reason = ""
+        self._stream = stream
+        self._conn = connection
+        self._answer_pings = answer_pings
+        self._parts: list[str | bytes] = []
+        self._messages: collections.deque[str | bytes] = collections.deque()
+        self._closed: ConnectionClosed | None = None
+        self._send_lock = trio.Lock()
+
+    @property
+    def connection(self) -> Connection:
+        """The wsproto connection, for anything the methods do not cover."""
+        return self._conn
+
+    @property
+    def stream(self) -> RawStream:
+        """The switched byte stream."""
+        return self._stream
+
+    async def send(self, message: str | bytes) -> None:
+        """Send a text (``str``) or binary message in one frame."""
+        if isinstance(message, str):
+            await self.send_raw(self._conn.send(TextMessage(data=message)))
+        else:
+            await self.send_raw(self._conn.send(BytesMessage(data=bytes(message))))
+
+    async def ping(self, payload: bytes = b"") -> None:
+        """Send a ping (its pong shows up in :attr:`pongs`)."""
+        await self.send_raw(self._conn.send(Ping(payload=payload)))
+
+    async def send_raw(self, data: bytes) -> None:
+        """Write bytes as they are: hand-made frames, garbage, a bomb."""
+        async with self._send_lock:
+            await self._stream.send_all(data)
+
+    async def receive(self) -> str | bytes:
+        """The next message from the client; pings are answered meanwhile.
+
+        Raises:
+            ConnectionClosed: the client closed (its close is answered) or
+                the connection ended.
+        """
+        while not self._messages:
+            await self._advance()
+        return self._messages.popleft()
+
+    async def wait_pong(self, payload: bytes) -> None:
+        """Read until a pong with ``payload`` came; keep messages for later.
+
+        Raises:
+            ConnectionClosed: the connection ended first.
+        """
+        while payload not in self.pongs:
+            await self._advance()
+
+    async def _advance(self) -> None:
+        """Process what is buffered, else read more.
+
+        Raises:
+            ConnectionClosed: the connection is closed.
+        """
+        if self._closed is not None:
+            await trio.lowlevel.checkpoint()
+            raise self._closed
+        progress = False
+        for event in self._conn.events():
+            progress = True
+            if isinstance(event, Message):
+                self._parts.append(event.data)
+                if event.message_finished:
+                    parts, self._parts = self._parts, []
+                    if isinstance(parts[0], str):
+                        self._messages.append(
+                            "".join(p for p in parts if isinstance(p, str))
+                        )
+                    else:
+                        self._messages.append(
+                            b"".join(p for p in parts if isinstance(p, bytes))
+                        )
+            elif isinstance(event, Ping):
+                self.pings.append(bytes(event.payload))
+                if self._answer_pings and self._conn.state is ConnectionState.OPEN:
+                    await self.send_raw(self._conn.send(event.response()))
+            elif isinstance(event, Pong):
+                self.pongs.append(bytes(event.payload))
+            elif isinstance(event, CloseConnection):
+                await self._got_close(event)
+                return
+        if progress:
+            await trio.lowlevel.checkpoint()
+            return
+        try:
+            data = await self._stream.receive_some(RECEIVE_SIZE)
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            data = b""
+        if not data:
+            self.close_code = self.close_code or 1006
+            self._closed = ConnectionClosed(
+                self.close_code, self.close_reason, normal=False
+            )
+        elif self._conn.state is not ConnectionState.CLOSED:
+            self._conn.receive_data(bytes(data))
+
+    async def _got_close(self, event: CloseConnection) -> None:
+        self.close_code = int(event.code)
+        self.close_reason = event.reason or ""
+        normal = self.close_code in (1000, 1001)
+        self._closed = ConnectionClosed(
+            self.close_code, self.close_reason, normal=normal
+        )
+        if self._conn.state is ConnectionState.REMOTE_CLOSING:
+            with contextlib.suppress(
+                trio.BrokenResourceError, trio.ClosedResourceError
+            ):
+                await self.send_raw(self._conn.send(event.response()))
+
+    async def close(self, code: int = 1000, reason: str = "") -> None:
+        """Start the closing handshake; wait (bounded) for the client's answer.
+
+        Messages that arrive meanwhile are dropped.
+        """
+        if self._conn.state is not ConnectionState.OPEN:
+            await trio.lowlevel.checkpoint()
+            return
+        with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
+            await self.send_raw(
+                self._conn.send(CloseConnection(code=code, reason=reason))
+            )
+        with trio.move_on_after(CLOSE_TIMEOUT), contextlib.suppress(ConnectionClosed):
+            while True:
+                await self._advance()
+
+    def __aiter__(self) -> AsyncIterator[str | bytes]:
+        return self._iterate()
+
+    async def _iterate(self) -> AsyncIterator[str | bytes]:
+        while True:
+            try:
+                yield await self.receive()
+            except ConnectionClosed:
+                return
+
+
+#: A server handler: given the connection, talk until done.
+WebSocketHandler = Callable[[ServerWebSocket], Awaitable[None]]
+
+
+async def echo_messages(ws: ServerWebSocket) -> None:
+    """Send every message back with its own type until the client closes."""
+    async for message in ws:
+        await ws.send(message)
+
+
+def _deflate_offer(request: Request) -> str | None:
+    """The client's first permessage-deflate offer element, or ``None``."""
+    try:
+        offers = parse_extensions(request.headers.get_all("sec-websocket-extensions"))
+    except ExtensionError:
+        return None
+    for name, params in offers:
+        if name == "permessage-deflate":
+            parts = [name] + [p if v is None else f"{p}={v}" for p, v in params]
+            return "; ".join(parts)
+    return None
+
+
+class WebSocketServerProtocol(ServerProtocol):
+    """WebSocket for :class:`~trio_upgrade.testing.UpgradeServer`.
+
+    Args:
+        handler: runs the connection (default :func:`echo_messages`);
+            ``None`` runs nothing: the server sends ``first_message`` if
+            given, then closes with ``close_code``.
+        subprotocols: subprotocols it supports; it picks the first one the
+            client offers (in the client's order).
+        compression: accept permessage-deflate when offered (wsproto's
+            server-side negotiation).
+        first_message: a message sent as soon as the connection is switched,
+            before the handler runs.
+        close_code: after the handler returns (or at once with
+            ``handler=None``) the server closes with this code...
+        close_reason: ...and this reason.
+        answer_pings: ``False`` leaves the client's pings unanswered.
+        headers: more fields for the 101 (to stage a server that sends an
+            unoffered subprotocol or extension, say).
+
+    It declines (the server then answers 426) a request without a valid
+    ``Sec-WebSocket-Key`` or with a ``Sec-WebSocket-Version`` other than 13.
+    """
+
+    token = "websocket"
+
+    def __init__(
+        self,
+        handler: WebSocketHandler | None = echo_messages,
+        *,
+        subprotocols: Sequence[str] = (),
+        compression: bool = True,
+        first_message: str | bytes | None = None,
+        close_code: int = 1000,
+        close_reason: str = "",
+        answer_pings: bool = True,
+        headers: Sequence[tuple[str, str]] = (),
+    ) -> None:
+        self._handler = handler
+        self._subprotocols = tuple(subprotocols)
+        self._compression = compression
+        self._first_message = first_message
+        self._close_code = close_code
+        self._close_reason = close_reason
+        self._answer_pings = answer_pings
+        self._headers = list(headers)
+        #: Every connection served so far, in order (for assertions).
+        self.connections: list[ServerWebSocket] = []
+
+    def _negotiate(
+        self, request: Request
+    ) -> tuple[str | None, PerMessageDeflate | None, str | None]:
+        offered = [
+            t.strip()
+            for v in request.headers.get_all("sec-websocket-protocol")
+            for t in v.split(",")
+            if t.strip()
+        ]
+        subprotocol = next((s for s in offered if s in self._subprotocols), None)
+        deflate: PerMessageDeflate | None = None
+        element: str | None = None
+        offer = _deflate_offer(request) if self._compression else None
+        if offer is not None:
+            candidate = PerMessageDeflate()
+            accepted = candidate.accept(offer)
+            if isinstance(accepted, str):
+                deflate = candidate
+                element = "; ".join(x for x in ("permessage-deflate", accepted) if x)
+        return subprotocol, deflate, element
+
+    def accept(self, request: Request) -> list[tuple[str, str]] | None:
+        keys = request.headers.get_all("sec-websocket-key")
+        if len(keys) != 1 or not valid_key(keys[0].strip()):
+            return None
+        if request.headers.get("sec-websocket-version") != "13":
+            return None
+        subprotocol, _, element = self._negotiate(request)
+        fields = [("Sec-WebSocket-Accept", accept_key(keys[0].strip()))]
+        if subprotocol is not None:
+            fields.append(("Sec-WebSocket-Protocol", subprotocol))
+        if element is not None:
+            fields.append(("Sec-WebSocket-Extensions", element))
+        return fields + self._headers
+
+    async def serve(self, stream: RawStream, request: Request) -> None:
+        # Negotiation is a pure function of the request: computing it again
+        # here gives the same answer accept() sent, without shared state.
+        subprotocol, deflate, element = self._negotiate(request)
+        extensions: list[Extension] = [deflate] if deflate is not None else []
+        connection = Connection(ConnectionType.SERVER, extensions=extensions)
+        ws = ServerWebSocket(
+            stream,
+            request,
+            connection,
+            subprotocol=subprotocol,
+            extensions=[element] if element else [],
+            answer_pings=self._answer_pings,
+        )
+        self.connections.append(ws)
+        try:
+            if self._first_message is not None:
+                await ws.send(self._first_message)
+            if self._handler is not None:
+                await self._handler(ws)
+            await ws.close(self._close_code, self._close_reason)
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            pass  # the client went away; the server closes its side
