@@ -32,6 +32,19 @@ async def test_custom_protocol(capsys: pytest.CaptureFixture[str]) -> None:
     assert capsys.readouterr().out == "HELLO 64\n"
 
 
+async def test_quickstart(capsys: pytest.CaptureFixture[str]) -> None:
+    with trio.fail_after(10):
+        result = await load("quickstart").main()
+    assert result == "websocket said 'hello'"
+    assert capsys.readouterr().out == "websocket said 'hello'\n"
+
+
+async def test_websocket_session() -> None:
+    with trio.fail_after(10):
+        messages = await load("websocket_session").main()
+    assert messages == ["text", b"\x00binary"]
+
+
 def test_every_example_is_tested() -> None:
     source = pathlib.Path(__file__).read_text()
     for path in EXAMPLES.glob("*.py"):
