@@ -1,0 +1,1 @@
+"""Helpers of ``benchmarks/ws_bench.py``: client adapters and measurements."""
