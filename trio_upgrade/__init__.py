@@ -7,6 +7,7 @@ for any other token, a :class:`RawStream` of bytes.
 """
 
 from ._errors import Attempt as Attempt
+from ._errors import BodyTooLarge as BodyTooLarge
 from ._errors import ConnectError as ConnectError
 from ._errors import ConnectionClosed as ConnectionClosed
 from ._errors import HandshakeError as HandshakeError
@@ -16,10 +17,17 @@ from ._errors import InvalidURL as InvalidURL
 from ._errors import ProtocolError as ProtocolError
 from ._errors import ProtocolNotOffered as ProtocolNotOffered
 from ._errors import ResponseTooLarge as ResponseTooLarge
+from ._errors import StreamRefused as StreamRefused
+from ._errors import StreamReset as StreamReset
 from ._errors import UpgradeError as UpgradeError
 from ._errors import UpgradeRefused as UpgradeRefused
+from ._h2_options import HTTP2Options as HTTP2Options
+from ._h2_stream import HTTP2Response as HTTP2Response
+from ._h2_stream import HTTP2Stream as HTTP2Stream
 from ._http2 import H2C as H2C
 from ._http2 import HTTP2Connection as HTTP2Connection
+from ._http2 import connect_http2 as connect_http2
+from ._http2 import open_http2 as open_http2
 from ._limits import Limits as Limits
 from ._messages import Headers as Headers
 from ._messages import Request as Request
@@ -41,6 +49,14 @@ from ._websocket import WebSocketConnection as WebSocketConnection
 
 __all__ = [
     "H2C",
+    "BodyTooLarge",
+    "HTTP2Options",
+    "HTTP2Response",
+    "HTTP2Stream",
+    "StreamRefused",
+    "StreamReset",
+    "connect_http2",
+    "open_http2",
     "Attempt",
     "BuildContext",
     "ConnectError",

@@ -1,35 +1,218 @@
-"""HTTP/2 over the h2c upgrade (RFC 7540 §3.2), on h2."""
+"""HTTP/2 over the h2c upgrade (RFC 7540 §3.2), or with prior knowledge.
+
+The h2c offer (RFC 7540 §3.2.1; deprecated by RFC 9113 §3.1 but widely
+served) sends::
+
+    Connection: Upgrade, HTTP2-Settings
+    Upgrade: h2c
+    HTTP2-Settings: <our SETTINGS payload, base64url without padding>
+
+After the 101 the client sends its preface (the magic string and the same
+SETTINGS), and the server answers the upgrading request on stream 1.
+:func:`connect_http2` skips the upgrade and starts HTTP/2 at once (RFC 9113
+§3.3 on cleartext; ALPN ``h2`` over TLS).
+"""
 
 from __future__ import annotations
 
+import ssl
+from collections.abc import AsyncIterator
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+
 import trio
 
-from ._errors import UpgradeError
+from ._errors import ConnectError, InvalidURL
+from ._h2_connection import HTTP2Connection
+from ._h2_core import Core
+from ._h2_options import HTTP2Options, new_client_state
+from ._h2_state import StreamState, Waiter
+from ._limits import Limits
 from ._protocol import BuildContext, Offer, UpgradeProtocol
-from ._url import Target
+from ._timeout import UpgradeTimeout
+from ._transport import open_transport
+from ._url import Target, parse_url
 
-__all__ = ["H2C", "HTTP2Connection"]
-
-
-class HTTP2Connection:
-    """An HTTP/2 connection (being built; see issue 4)."""
+__all__ = ["H2C", "HTTP2Connection", "HTTP2Options", "connect_http2", "open_http2"]
 
 
 class _H2COffer(Offer[HTTP2Connection]):
     connection_options = ("HTTP2-Settings",)
 
+    def __init__(self, options: HTTP2Options) -> None:
+        super().__init__("h2c")
+        self._options = options
+        self._state = new_client_state(options)
+        # Also queues our preface (magic + SETTINGS) and opens stream 1 as
+        # half-closed (local): the upgrading request is that stream's request.
+        settings = self._state.initiate_upgrade_connection()
+        assert settings is not None
+        # RFC 7540 §3.2.1: token68 without padding ("=" never occurs for
+        # whole 6-byte settings, but strip it in case).
+        self._settings = settings.decode("ascii").rstrip("=")
+
+    def headers(self) -> list[tuple[str, str]]:
+        return [("HTTP2-Settings", self._settings)]
+
     async def build(
         self, stream: trio.abc.Stream, leftover: bytes, context: BuildContext
     ) -> HTTP2Connection:
-        raise UpgradeError("the h2c protocol is not supported yet")
+        core = Core(stream, self._state, self._options, context.limits)
+        first = StreamState(1, local_ended=True)
+        core.adopt(first)
+        core.open_receive_window()
+        if leftover:
+            # h2o and lighttpd send SETTINGS, even the whole stream-1
+            # response, in the same segment as the 101.
+            core.receive(leftover)
+        # One write: preface, SETTINGS, WINDOW_UPDATE, and the ACK of the
+        # server's SETTINGS if they came with the 101.
+        await core.flush()
+        # Returning with the server's settings known (its stream limit) and
+        # stream 1's head in hand: upgrade() then has everything a caller
+        # reads first, within the handshake's deadline.
+        await core.wait(Waiter(), lambda: core.settings_seen and first.has_head())
+        if core.error is not None:
+            raise core.error()
+        return HTTP2Connection(
+            core,
+            scheme="https" if context.target.secure else "http",
+            authority=context.target.authority,
+            upgrade_stream=first,
+            handshake_request=context.request,
+            handshake_response=context.response,
+        )
 
 
 class H2C(UpgradeProtocol[HTTP2Connection]):
-    """HTTP/2 over cleartext (being built; see issue 4)."""
+    """HTTP/2 over cleartext, by the HTTP/1.1 upgrade (``Upgrade: h2c``).
+
+    After the switch the caller gets an :class:`HTTP2Connection` whose
+    :attr:`~HTTP2Connection.upgrade_response` answers the upgrading request:
+    :func:`~trio_upgrade.upgrade` returns once the server's SETTINGS and the
+    head of that response have arrived (within ``Limits.handshake_timeout``),
+    its body still to read. Offer it on a request that is answered at once.
+
+    Args:
+        options: the connection's bounds; see :class:`HTTP2Options`.
+    """
+
+    def __init__(self, options: HTTP2Options | None = None) -> None:
+        self._options = options if options is not None else HTTP2Options()
 
     @property
     def token(self) -> str:
         return "h2c"
 
+    @property
+    def options(self) -> HTTP2Options:
+        """The options every connection of this protocol gets."""
+        return self._options
+
     def offer(self, target: Target) -> Offer[HTTP2Connection]:
-        return _H2COffer("h2c")
+        return _H2COffer(self._options)
+
+
+def _h2_ssl_context() -> ssl.SSLContext:
+    context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH)
+    context.set_alpn_protocols(["h2"])
+    return context
+
+
+async def connect_http2(
+    url: str,
+    *,
+    options: HTTP2Options | None = None,
+    limits: Limits | None = None,
+    ssl_context: ssl.SSLContext | None = None,
+) -> HTTP2Connection:
+    """Open an HTTP/2 connection without the upgrade.
+
+    For ``http://``, prior knowledge (RFC 9113 §3.3): the client preface is
+    sent at once, for servers known to speak HTTP/2 on that port (nghttpd,
+    nginx ``listen ... http2``). For ``https://``, TLS with ALPN ``h2``.
+    Returns once the server's SETTINGS arrived. The URL's path is not
+    requested; send requests on the connection.
+
+    Args:
+        url: ``http://`` or ``https://`` URL.
+        options: the connection's bounds; see :class:`HTTP2Options`.
+        limits: ``connect_timeout``, ``handshake_timeout`` (until the
+            server's SETTINGS) and ``close_timeout`` apply.
+        ssl_context: for ``https``; it must offer ALPN ``h2``. The default
+            verifies certificates.
+
+    Raises:
+        InvalidURL: not an http or https URL.
+        ConnectError: the connection could not be made, or TLS did not
+            select ``h2``.
+        UpgradeTimeout: a deadline of ``limits`` passed.
+        ProtocolError: the server does not speak HTTP/2 (an HTTP/1.1 server
+            answers the preface with an HTTP/1.1 error).
+        ConnectionClosed: the server closed before its SETTINGS.
+    """
+    target = parse_url(url)
+    if target.scheme not in ("http", "https"):
+        raise InvalidURL(f"HTTP/2 needs an http or https URL, got {url!r}")
+    options = options if options is not None else HTTP2Options()
+    limits = limits if limits is not None else Limits()
+    context = None
+    if target.secure:
+        context = ssl_context if ssl_context is not None else _h2_ssl_context()
+    stream = await open_transport(
+        target, connect_timeout=limits.connect_timeout, ssl_context=context
+    )
+    try:
+        if isinstance(stream, trio.SSLStream):
+            selected = stream.selected_alpn_protocol()
+            if selected != "h2":
+                raise ConnectError(
+                    f"{target.authority} did not select HTTP/2 by ALPN "
+                    f"(expected 'h2', got {selected!r})"
+                )
+        state = new_client_state(options)
+        state.initiate_connection()
+        core = Core(stream, state, options, limits)
+        core.open_receive_window()
+        with trio.move_on_after(limits.handshake_timeout) as scope:
+            await core.flush()
+            await core.wait_settings()
+        if scope.cancelled_caught:
+            raise UpgradeTimeout("handshake", limits.handshake_timeout)
+    except BaseException:
+        await trio.aclose_forcefully(stream)
+        raise
+    return HTTP2Connection(
+        core, scheme="https" if target.secure else "http", authority=target.authority
+    )
+
+
+def open_http2(
+    url: str,
+    *,
+    options: HTTP2Options | None = None,
+    limits: Limits | None = None,
+    ssl_context: ssl.SSLContext | None = None,
+) -> AbstractAsyncContextManager[HTTP2Connection]:
+    """:func:`connect_http2` as an async context manager that closes it.
+
+    ::
+
+        async with trio_upgrade.open_http2("http://localhost:8080") as conn:
+            response = await conn.request("GET", "/")
+    """
+    return _open_http2(url, options=options, limits=limits, ssl_context=ssl_context)
+
+
+@asynccontextmanager
+async def _open_http2(
+    url: str,
+    *,
+    options: HTTP2Options | None,
+    limits: Limits | None,
+    ssl_context: ssl.SSLContext | None,
+) -> AsyncIterator[HTTP2Connection]:
+    conn = await connect_http2(
+        url, options=options, limits=limits, ssl_context=ssl_context
+    )
+    async with conn:
+        yield conn

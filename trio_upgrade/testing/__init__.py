@@ -11,6 +11,15 @@ pytest, enable the fixtures with
 
 from ._choose import Chooser as Chooser
 from ._choose import Reply as Reply
+from ._http2 import ConnectHandler as ConnectHandler
+from ._http2 import H2CServerProtocol as H2CServerProtocol
+from ._http2 import H2Handler as H2Handler
+from ._http2 import H2Reply as H2Reply
+from ._http2 import H2Request as H2Request
+from ._http2 import H2ServerConnection as H2ServerConnection
+from ._http2 import H2ServerStream as H2ServerStream
+from ._http2 import pattern as pattern
+from ._http2 import websocket_over_h2 as websocket_over_h2
 from ._protocols import RawHandler as RawHandler
 from ._protocols import RawServerProtocol as RawServerProtocol
 from ._protocols import ServerProtocol as ServerProtocol
@@ -40,6 +49,15 @@ from ._wire import response_head as response_head
 from ._wire import switching_response as switching_response
 
 __all__ = [
+    "ConnectHandler",
+    "H2CServerProtocol",
+    "H2Handler",
+    "H2Reply",
+    "H2Request",
+    "H2ServerConnection",
+    "H2ServerStream",
+    "pattern",
+    "websocket_over_h2",
     "ServerWebSocket",
     "WebSocketHandler",
     "WebSocketServerProtocol",

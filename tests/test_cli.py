@@ -1,0 +1,103 @@
+"""python -m trio_upgrade: the demo and the URL mode, run for real."""
+
+from __future__ import annotations
+
+import io
+import socket
+import subprocess
+import sys
+
+import pytest
+
+from trio_upgrade import Limits
+from trio_upgrade.__main__ import Reporter, main, negotiate
+from trio_upgrade.testing import open_upgrade_server
+
+pytestmark = pytest.mark.timeout(60)
+
+
+def test_demo_shows_request_101_and_choice_for_each_protocol() -> None:
+    out = io.StringIO()
+    assert main([], out) == 0
+    text = out.getvalue()
+    assert "embedded upgrade server at http://127.0.0.1:" in text
+    for token, kind in [
+        ("websocket", "WebSocketConnection"),
+        ("h2c", "HTTP2Connection"),
+        ("echo", "RawStream"),
+    ]:
+        assert f"    > Upgrade: {token}" in text
+        assert f"protocol chosen: {token} ({kind})" in text
+    assert text.count("    < HTTP/1.1 101 Switching Protocols") == 4
+    assert "websocket: sent 'hello from trio_upgrade', received 'hello from" in text
+    assert "h2c: stream 1 answered 200" in text
+    assert "h2c: a second request on the same connection: 200" in text
+
+
+def test_module_runs_as_a_program() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "trio_upgrade"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "protocol chosen: websocket" in result.stdout
+
+
+async def test_url_mode_reports_refusals() -> None:
+    out = io.StringIO()
+    async with open_upgrade_server(["echo"]) as server:
+        ok = await negotiate(
+            server.url(),
+            ["websocket", "h2c"],
+            strategy="sequential",
+            headers=[("X-Demo", "1")],
+            limits=Limits(handshake_timeout=5),
+            message="m",
+            report=Reporter(out),
+        )
+    assert not ok
+    text = out.getvalue()
+    assert "offer of websocket: declined with 426" in text
+    assert "offer of h2c: declined with 426" in text
+    assert "no protocol chosen" in text
+
+
+async def test_url_mode_success_with_raw_token() -> None:
+    out = io.StringIO()
+    async with open_upgrade_server(["echo"]) as server:
+        ok = await negotiate(
+            server.url(),
+            ["echo"],
+            strategy="combined",
+            headers=[],
+            limits=Limits(),
+            message="ping",
+            report=Reporter(out),
+        )
+    assert ok
+    assert "raw: sent b'ping', received b'ping'" in out.getvalue()
+
+
+def test_bad_url_is_reported_with_exit_status_1() -> None:
+    out = io.StringIO()
+    assert main(["ftp://127.0.0.1/"], out) == 1
+    assert "InvalidURL" in out.getvalue()
+
+
+def test_bad_header_argument_is_a_usage_error() -> None:
+    with pytest.raises(SystemExit) as info:
+        main(["http://127.0.0.1:9/", "-H", "no colon"])
+    assert info.value.code == 2
+
+
+def test_unreachable_server_fails_cleanly() -> None:
+    out = io.StringIO()
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    sock.close()
+    assert main([f"http://127.0.0.1:{port}/", "-p", "echo"], out) == 1
+    assert "ConnectError" in out.getvalue()

@@ -1,0 +1,35 @@
+"""Type tests for the HTTP/2 API (mypy --strict; not collected by pytest).
+
+Imports from the private modules until the names are exported from
+``trio_upgrade``.
+"""
+
+from __future__ import annotations
+
+from typing_extensions import assert_type
+
+import trio_upgrade
+from trio_upgrade import WebSocketConnection
+from trio_upgrade._h2_stream import HTTP2Response, HTTP2Stream
+from trio_upgrade._http2 import HTTP2Connection, connect_http2, open_http2
+
+
+async def check() -> None:
+    conn = await trio_upgrade.upgrade("http://h/", "h2c")
+    assert_type(conn.upgrade_response, HTTP2Response)
+    response = await conn.request("POST", "/", body=[b"a", b"b"])
+    assert_type(response, HTTP2Response)
+    assert_type(response.status_code, int)
+    assert_type(await response.read(), bytes)
+    async with conn.stream("GET", "/") as streamed:
+        assert_type(streamed, HTTP2Response)
+        async for chunk in streamed:
+            assert_type(chunk, bytes)
+    tunnel = await conn.open_stream("CONNECT", "/", protocol="x")
+    assert_type(tunnel, HTTP2Stream)
+    assert_type(await conn.websocket("/chat"), WebSocketConnection)
+    assert_type(await conn.ping(), float)
+    prior = await connect_http2("http://h/")
+    assert_type(prior, HTTP2Connection)
+    async with open_http2("http://h/") as other:
+        assert_type(other, HTTP2Connection)

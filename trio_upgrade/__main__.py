@@ -1,0 +1,224 @@
+"""``python -m trio_upgrade``: negotiate an upgrade and show what was said.
+
+With no URL it starts the library's own upgrade server on loopback
+(:mod:`trio_upgrade.testing`) and upgrades to each protocol in turn, showing
+the request sent, the 101 received and the protocol chosen. With a URL it
+negotiates with that server instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from typing import Any, TextIO
+
+import trio
+
+from . import (
+    HTTP2Connection,
+    Limits,
+    RawStream,
+    UpgradeError,
+    UpgradeRefused,
+    WebSocketConnection,
+    __version__,
+    upgrade,
+)
+from ._messages import Request, Response
+from ._upgrade import Strategy
+
+DEFAULT_PROTOCOLS = ["websocket", "h2c"]
+DEMO_MESSAGE = "hello from trio_upgrade"
+
+
+def _indent(text: str, prefix: str) -> str:
+    return "\n".join(prefix + line for line in text.splitlines())
+
+
+class Reporter:
+    """Writes the exchange in a form a person can follow."""
+
+    def __init__(self, out: TextIO) -> None:
+        self.out = out
+
+    def line(self, text: str = "") -> None:
+        print(text, file=self.out, flush=True)
+
+    def request(self, request: Request | None) -> None:
+        if request is not None:
+            self.line("  request sent:")
+            self.line(_indent(str(request), "    > "))
+
+    def response(self, response: Response | None, label: str) -> None:
+        if response is not None:
+            self.line(f"  {label}:")
+            self.line(_indent(str(response), "    < "))
+
+
+async def _exercise(conn: Any, message: str, report: Reporter) -> None:
+    """Use the new protocol once, so the demo shows it really works."""
+    if isinstance(conn, WebSocketConnection):
+        await conn.send(message)
+        reply = await conn.receive()
+        report.line(f"  websocket: sent {message!r}, received {reply!r}")
+    elif isinstance(conn, HTTP2Connection):
+        first = conn.upgrade_response
+        body = await first.read()
+        report.line(
+            f"  h2c: stream 1 answered {first.status_code} with {len(body)} bytes"
+        )
+        second = await conn.request("GET", "/")
+        body = await second.read()
+        report.line(
+            f"  h2c: a second request on the same connection: "
+            f"{second.status_code}, {len(body)} bytes"
+        )
+    elif isinstance(conn, RawStream):
+        data = message.encode()
+        await conn.send_all(data)
+        received = b""
+        while len(received) < len(data):
+            chunk = await conn.receive_some()
+            if not chunk:
+                break
+            received += chunk
+        report.line(f"  raw: sent {data!r}, received {received!r}")
+
+
+async def negotiate(
+    url: str,
+    protocols: Sequence[str],
+    *,
+    strategy: Strategy,
+    headers: list[tuple[str, str]],
+    limits: Limits,
+    message: str,
+    report: Reporter,
+) -> bool:
+    """Upgrade ``url`` offering ``protocols``; report; True on success."""
+    report.line(f"offering {', '.join(protocols)} to {url} ({strategy})")
+    try:
+        conn: Any = await upgrade(
+            url, list(protocols), strategy=strategy, headers=headers, limits=limits
+        )
+    except UpgradeRefused as exc:
+        for attempt in exc.attempts:
+            offered = ", ".join(attempt.offered)
+            report.line(f"  offer of {offered}: declined with {attempt.status_code}")
+        report.response(exc.response, "last response")
+        if exc.body:
+            report.line(f"  body: {exc.body[:200]!r}")
+        report.line(f"  no protocol chosen: {exc}")
+        return False
+    except (UpgradeError, ValueError) as exc:
+        report.line(f"  failed: {type(exc).__name__}: {exc}")
+        return False
+    async with conn:
+        report.request(conn.handshake_request)
+        report.response(conn.handshake_response, "101 received")
+        report.line(f"  protocol chosen: {conn.protocol} ({type(conn).__name__})")
+        await _exercise(conn, message, report)
+    return True
+
+
+async def demo(report: Reporter, limits: Limits, message: str) -> bool:
+    """Run the library's own server and upgrade to each protocol it speaks."""
+    from .testing import open_upgrade_server
+    from .testing._demo import demo_protocols
+
+    async with open_upgrade_server(demo_protocols()) as server:
+        report.line(
+            f"trio_upgrade {__version__}: embedded upgrade server at {server.url()}"
+        )
+        report.line()
+        ok = True
+        for offer in (["websocket"], ["h2c"], ["echo"], ["unknown-proto", "echo"]):
+            ok &= await negotiate(
+                server.url("/"),
+                offer,
+                strategy="sequential",
+                headers=[],
+                limits=limits,
+                message=message,
+                report=report,
+            )
+            report.line()
+    return ok
+
+
+def _header(text: str) -> tuple[str, str]:
+    name, sep, value = text.partition(":")
+    if not sep or not name.strip():
+        raise argparse.ArgumentTypeError(f"expected 'Name: value', got {text!r}")
+    return name.strip(), value.strip()
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m trio_upgrade",
+        description=(
+            "Negotiate an HTTP/1.1 upgrade and show the request, the 101 and the "
+            "protocol chosen. Without a URL, run against the embedded loopback "
+            "test server."
+        ),
+    )
+    parser.add_argument("url", nargs="?", help="http://, https://, ws:// or wss:// URL")
+    parser.add_argument(
+        "-p",
+        "--protocol",
+        action="append",
+        dest="protocols",
+        metavar="TOKEN",
+        help="protocol to offer, most preferred first; repeat for several "
+        f"(default: {' '.join(DEFAULT_PROTOCOLS)})",
+    )
+    parser.add_argument(
+        "--strategy",
+        choices=["sequential", "combined"],
+        default="sequential",
+        help="one request per protocol in order (default), or one request offering all",
+    )
+    parser.add_argument(
+        "-H",
+        "--header",
+        action="append",
+        type=_header,
+        default=[],
+        metavar="'NAME: VALUE'",
+        help="extra request header field",
+    )
+    parser.add_argument(
+        "--timeout", type=float, default=10.0, help="handshake timeout, seconds"
+    )
+    parser.add_argument(
+        "--message", default=DEMO_MESSAGE, help="what to send once upgraded"
+    )
+    parser.add_argument("--version", action="version", version=__version__)
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
+    """Entry point; returns the process exit status (0 when all succeeded)."""
+    args = parse_args(argv)
+    report = Reporter(out if out is not None else sys.stdout)
+    limits = Limits(connect_timeout=args.timeout, handshake_timeout=args.timeout)
+    if args.url is None:
+        ok = trio.run(demo, report, limits, args.message)
+    else:
+        ok = trio.run(
+            lambda: negotiate(
+                args.url,
+                args.protocols or DEFAULT_PROTOCOLS,
+                strategy=args.strategy,
+                headers=args.header,
+                limits=limits,
+                message=args.message,
+                report=report,
+            )
+        )
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

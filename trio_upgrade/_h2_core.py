@@ -1,0 +1,333 @@
+"""Stream operations on top of the engine: what requests and responses do.
+
+Opening a stream (waiting for a free one), sending a body as flow control
+allows, handing received data to the application and reopening the stream's
+window as it is consumed, and resetting a stream the application gave up.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from functools import partial
+
+import h2.exceptions
+import trio
+from h2.errors import ErrorCodes
+
+from ._errors import BodyTooLarge, ConnectionClosed, ProtocolError, StreamRefused
+from ._h2_engine import Engine
+from ._h2_options import DEFAULT_WINDOW
+from ._h2_state import (
+    CLEANUP_GRACE,
+    ErrorFactory,
+    Grant,
+    Header,
+    PingWaiter,
+    StreamState,
+    Waiter,
+)
+
+__all__ = ["Core"]
+
+
+class Core(Engine):
+    """An :class:`Engine` with the operations streams are used through."""
+
+    # -- opening and closing --------------------------------------------------
+
+    async def open_stream(
+        self, headers: list[Header], *, end_stream: bool
+    ) -> StreamState:
+        """Wait for a free stream, send the request head; a checkpoint.
+
+        Raises:
+            StreamRefused: the server sent GOAWAY (before or while waiting).
+            ConnectionClosed, ProtocolError: the connection failed.
+            trio.ClosedResourceError: the connection was closed.
+        """
+        await trio.lowlevel.checkpoint_if_cancelled()
+        self.check_usable()
+        if self._grants or self._active >= self._limit():
+            grant = Grant()
+            self._grants.append(grant)
+            try:
+                await self.wait(grant, lambda: grant.granted or self.goaway is not None)
+            except BaseException:
+                if grant.granted:
+                    self._release()
+                else:
+                    self._grants.remove(grant)
+                raise
+            if not grant.granted:
+                # The wait ends ungranted only when no stream can be opened.
+                self._grants.remove(grant)
+                self.check_usable()
+                raise AssertionError("unreachable: ungranted yet usable")
+            if self.error is not None or self.goaway is not None:
+                self._release()
+                self.check_usable()
+        else:
+            self._active += 1
+        try:
+            stream_id = self.h2.get_next_available_stream_id()
+            self.h2.send_headers(stream_id, headers, end_stream=end_stream)
+        except h2.exceptions.NoAvailableStreamIDError:
+            self._release()
+            raise StreamRefused(
+                "this connection has used every stream ID; send the request on "
+                "a new connection",
+                code=ErrorCodes.NO_ERROR,
+                stream_id=None,
+            ) from None
+        except BaseException:
+            self._release()
+            raise
+        state = StreamState(stream_id, local_ended=end_stream)
+        self.streams[stream_id] = state
+        try:
+            await self.flush(wait=False)
+        except BaseException:
+            await self.abandon(state)
+            raise
+        return state
+
+    async def abandon(
+        self, state: StreamState, error: ErrorFactory | None = None
+    ) -> None:
+        """The application is done with ``state``: reset it unless finished.
+
+        Later reads and writes raise ``error`` (default
+        :class:`trio.ClosedResourceError`). Safe to call from a cancelled
+        task: the RST_STREAM is sent under a short shield
+        (:data:`CLEANUP_GRACE`).
+        """
+        if state.closed:
+            return
+        sid = state.stream_id
+        self.reset(
+            state,
+            ErrorCodes.CANCEL,
+            error or (lambda: trio.ClosedResourceError(f"stream {sid} was closed")),
+        )
+        await self._flush_in_cleanup()
+
+    async def close_stream(self, state: StreamState, *, fin: bool = True) -> None:
+        """Close a byte-stream use of ``state`` as closing a socket would.
+
+        END_STREAM, the FIN of RFC 8441 §5: the server reads the end of
+        what was sent. If the server had not ended its side, RST_STREAM
+        ``CANCEL`` follows, as a socket closed with input pending sends a
+        reset: its further writes fail, and the stream is free at once
+        instead of waiting for the server's end. With ``fin=False`` only
+        the reset is sent in that case.
+        """
+        if state.closed or self.failed():
+            return
+        if not state.local_ended and (fin or state.remote_ended):
+            self.h2.end_stream(state.stream_id)
+            state.local_ended = True
+            self._maybe_closed(state)
+        if state.remote_ended:  # so now closed both ways
+            await self._flush_in_cleanup()
+        else:
+            await self.abandon(state)
+
+    async def _flush_in_cleanup(self) -> None:
+        with trio.CancelScope(shield=True) as scope:
+            scope.deadline = trio.current_time() + CLEANUP_GRACE
+            with contextlib.suppress(
+                trio.ClosedResourceError, ConnectionClosed, ProtocolError
+            ):
+                await self.flush(wait=False)
+
+    # -- receiving ------------------------------------------------------------
+
+    async def wait_head(self, state: StreamState) -> None:
+        """Wait for the response head; raise the stream's error instead."""
+        if state.has_head():
+            await trio.lowlevel.checkpoint()
+        else:
+            await self.wait(state.recv_waiter, state.has_head)
+        if state.headers is None:
+            error = state.error or self.error
+            assert error is not None
+            raise error()
+
+    async def receive_data(self, state: StreamState, max_bytes: int | None) -> bytes:
+        """Received DATA of ``state`` (``b""`` at its end); a checkpoint."""
+        if state.readable():
+            await trio.lowlevel.checkpoint()
+        else:
+            await self.wait(state.recv_waiter, state.readable)
+        if state.chunks:
+            chunk = state.chunks.popleft()
+            if max_bytes is not None and len(chunk) > max_bytes:
+                state.chunks.appendleft(chunk[max_bytes:])
+                chunk = chunk[:max_bytes]
+            state.buffered -= len(chunk)
+            await self._consumed(state, len(chunk))
+            return chunk
+        if state.remote_ended:
+            return b""
+        error = state.error or self.error
+        assert error is not None
+        raise error()
+
+    async def receive_all(self, state: StreamState, limit: int) -> bytes:
+        """Every DATA byte of ``state`` until its end, at most ``limit``."""
+        body = bytearray()
+        while True:
+            if state.readable():
+                await trio.lowlevel.checkpoint()
+            else:
+                await self.wait(state.recv_waiter, state.readable)
+            size = state.buffered
+            if len(body) + size > limit:
+                message = (
+                    f"stream {state.stream_id}: the body is larger than {limit} "
+                    "bytes (HTTP2Options.max_body_size); use stream() to read "
+                    "it in pieces"
+                )
+                too_large = partial(BodyTooLarge, message, limit=limit)
+                await self.abandon(state, too_large)
+                raise too_large()
+            chunks = state.chunks
+            while chunks:
+                body += chunks.popleft()
+            state.buffered = 0
+            if size:
+                await self._consumed(state, size)
+            if state.remote_ended:
+                return bytes(body)
+            if state.error is not None:
+                raise state.error()
+            if self.error is not None:
+                raise self.error()
+
+    async def _consumed(self, state: StreamState, size: int) -> None:
+        state.unacked += size
+        if state.unacked >= self._stream_threshold and not (
+            state.remote_ended or state.closed or self.error is not None
+        ):
+            self.h2.increment_flow_control_window(
+                state.unacked, stream_id=state.stream_id
+            )
+            state.unacked = 0
+            # Send it now: the server may be waiting on it, and this task
+            # may be about to wait on the server.
+            await self.flush(wait=False)
+
+    # -- sending --------------------------------------------------------------
+
+    def _send_ready(self, state: StreamState) -> bool:
+        if state.error is not None or state.reset_code is not None:
+            return True
+        return self.h2.local_flow_control_window(state.stream_id) > 0
+
+    async def send_data(
+        self, state: StreamState, data: bytes | bytearray | memoryview, *, end: bool
+    ) -> None:
+        """Send ``data`` on ``state`` as flow control allows; a checkpoint.
+
+        Raises:
+            StreamReset: the server reset the stream (not when it ended its
+                response and then reset with ``NO_ERROR`` to stop the upload,
+                which RFC 9113 §8.1 allows: the rest is dropped).
+            trio.ClosedResourceError: the stream's sending side is closed.
+        """
+        await trio.lowlevel.checkpoint_if_cancelled()
+        view = memoryview(data).cast("B")
+        pos = 0
+        total = len(view)
+        sid = state.stream_id
+        while True:
+            if self._upload_stopped(state):
+                return
+            if pos < total:
+                window = self.h2.local_flow_control_window(sid)
+                if window <= 0:
+                    self._send_blocked[state] = None
+                    try:
+                        await self.wait(
+                            state.send_waiter, lambda: self._send_ready(state)
+                        )
+                    finally:
+                        self._send_blocked.pop(state, None)
+                    continue
+                frame = self.h2.max_outbound_frame_size
+                stop = pos + min(window, total - pos)
+                while pos < stop:
+                    step = min(frame, stop - pos)
+                    last = end and pos + step == total
+                    self.h2.send_data(sid, view[pos : pos + step], end_stream=last)
+                    pos += step
+            elif end:
+                self.h2.end_stream(sid)
+            if end and pos == total:
+                state.local_ended = True
+                self._maybe_closed(state)
+            await self.flush()
+            if pos == total:
+                return
+
+    def _upload_stopped(self, state: StreamState) -> bool:
+        if self.error is not None:
+            raise self.error()
+        if state.local_ended:
+            raise trio.ClosedResourceError(
+                f"stream {state.stream_id}: the request body was already ended"
+            )
+        if state.reset_code is not None:
+            if state.remote_ended and state.reset_code == ErrorCodes.NO_ERROR:
+                return True
+            error = state.error or state.peer_reset
+            if error is not None:
+                raise error()
+            raise trio.ClosedResourceError(f"stream {state.stream_id} was closed")
+        return False
+
+    async def wait_writable(self, state: StreamState) -> None:
+        """Wait until ``state`` has send window (or cannot send at all)."""
+        await trio.lowlevel.checkpoint()
+        if self.error is None and not self._send_ready(state):
+            self._send_blocked[state] = None
+            try:
+                await self.wait(state.send_waiter, lambda: self._send_ready(state))
+            finally:
+                self._send_blocked.pop(state, None)
+
+    # -- the connection as a whole -----------------------------------------
+
+    def open_receive_window(self) -> None:
+        """Queue the WINDOW_UPDATE that opens the connection window."""
+        increment = self.options.connection_window - DEFAULT_WINDOW
+        if increment > 0:
+            self.h2.increment_flow_control_window(increment)
+
+    async def wait_settings(self) -> None:
+        """Wait for the server's SETTINGS preface; raise if it failed."""
+        await self.wait(Waiter(), lambda: self.settings_seen)
+        if self.error is not None:
+            raise self.error()
+
+    async def ping(self) -> float:
+        """Send PING, wait for its ACK; the round-trip time in seconds.
+
+        Allowed after a GOAWAY (it opens no stream), not after a failure.
+        """
+        await trio.lowlevel.checkpoint_if_cancelled()
+        self._check_alive()
+        self._ping_count += 1
+        opaque = self._ping_count.to_bytes(8, "big")
+        ping = PingWaiter()
+        self._pings[opaque] = ping
+        try:
+            self.h2.ping(opaque)
+            start = trio.current_time()
+            await self.flush(wait=False)
+            await self.wait(ping, lambda: ping.acked)
+        finally:
+            self._pings.pop(opaque, None)
+        if not ping.acked:
+            self._check_alive()
+        return trio.current_time() - start

@@ -1,0 +1,215 @@
+"""Extended CONNECT (RFC 8441) on the test server's HTTP/2 connections.
+
+A CONNECT request with a ``:protocol`` the server has a handler for gets an
+:class:`H2ServerStream`: the stream as a byte stream both ways, so that any
+protocol written for a :class:`trio.abc.Stream` runs over it.
+:func:`websocket_over_h2` runs the test server's own WebSocket protocol so.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections import deque
+from collections.abc import Awaitable, Callable, Sequence
+from typing import TYPE_CHECKING
+
+import h2.exceptions
+import trio
+from h2.errors import ErrorCodes
+
+from .._messages import Headers, Request
+from .._raw import RawStream
+
+if TYPE_CHECKING:
+    from ._http2 import H2Request, H2ServerConnection
+    from ._websocket import WebSocketServerProtocol
+
+__all__ = ["ConnectHandler", "H2ServerStream", "websocket_over_h2"]
+
+#: Seconds a cancelled close may still take to send END_STREAM/RST_STREAM.
+CLOSE_GRACE = 1.0
+
+
+class H2ServerStream(trio.abc.HalfCloseableStream):
+    """The server's end of an extended CONNECT stream.
+
+    Call :meth:`respond` first (a 2xx accepts the tunnel); then what the
+    client sends is :meth:`receive_some`'s, and :meth:`send_all` sends DATA.
+    Closing behaves like a socket's: END_STREAM, then RST_STREAM ``CANCEL``
+    if the client had not ended its side.
+    """
+
+    def __init__(self, connection: H2ServerConnection, stream_id: int) -> None:
+        self._connection = connection
+        self.stream_id = stream_id
+        self._chunks: deque[bytes] = deque()
+        self._ended = False
+        self._reset = False
+        self._sent_eof = False
+        self._closed = False
+        self._sending = False
+        self._receiving = False
+        self._changed = trio.Event()
+
+    # Called by the connection's reader.
+    def _feed(self, data: bytes) -> None:
+        if data:
+            self._chunks.append(data)
+        self._wake()
+
+    def _end(self) -> None:
+        self._ended = True
+        self._wake()
+
+    def _abort(self) -> None:
+        self._reset = True
+        self._wake()
+
+    def _wake(self) -> None:
+        self._changed.set()
+        self._changed = trio.Event()
+
+    def _check(self, flag: str, what: str) -> None:
+        if getattr(self, flag):
+            raise trio.BusyResourceError(f"another task is already {what}")
+        if self._closed:
+            raise trio.ClosedResourceError("the stream was closed")
+
+    async def respond(
+        self, status: int = 200, headers: Sequence[tuple[str, str]] = ()
+    ) -> None:
+        """Send the response head (without ending the stream)."""
+        fields = [(b":status", str(status).encode())]
+        fields += [(n.encode(), v.encode()) for n, v in headers]
+        self._connection.h2.send_headers(self.stream_id, fields)
+        await self._connection.flush()
+
+    async def receive_some(self, max_bytes: int | None = None) -> bytes:
+        if max_bytes is not None:
+            if not isinstance(max_bytes, int) or isinstance(max_bytes, bool):
+                raise TypeError("max_bytes must be an int or None")
+            if max_bytes < 1:
+                raise ValueError("max_bytes must be >= 1")
+        self._check("_receiving", "receiving")
+        self._receiving = True
+        try:
+            while not (self._chunks or self._ended or self._reset or self._closed):
+                await self._changed.wait()
+            await trio.lowlevel.checkpoint()
+            if self._closed:
+                raise trio.ClosedResourceError("the stream was closed")
+            if self._chunks:
+                chunk = self._chunks.popleft()
+                if max_bytes is not None and len(chunk) > max_bytes:
+                    self._chunks.appendleft(chunk[max_bytes:])
+                    chunk = chunk[:max_bytes]
+                return chunk
+            if self._ended:
+                return b""
+            raise trio.BrokenResourceError(f"stream {self.stream_id} was reset")
+        finally:
+            self._receiving = False
+
+    async def send_all(self, data: bytes | bytearray | memoryview) -> None:
+        self._check("_sending", "sending")
+        self._sending = True
+        try:
+            if self._sent_eof:
+                raise trio.ClosedResourceError("send_eof() was called")
+            if self._reset:
+                raise trio.BrokenResourceError(f"stream {self.stream_id} was reset")
+            if not data:
+                await trio.lowlevel.checkpoint()
+                return
+            try:
+                await self._connection.send_body(self.stream_id, bytes(data), end=False)
+            except h2.exceptions.ProtocolError as exc:  # reset meanwhile
+                raise trio.BrokenResourceError(str(exc)) from exc
+            if self._closed:
+                raise trio.ClosedResourceError("the stream was closed")
+        finally:
+            self._sending = False
+
+    async def wait_send_all_might_not_block(self) -> None:
+        self._check("_sending", "sending")
+        await trio.lowlevel.checkpoint()
+
+    async def send_eof(self) -> None:
+        self._check("_sending", "sending")
+        self._sending = True
+        try:
+            if self._sent_eof or self._reset:
+                await trio.lowlevel.checkpoint()
+                return
+            self._sent_eof = True
+            await self._connection.send_body(self.stream_id, b"", end=True)
+        finally:
+            self._sending = False
+
+    async def aclose(self) -> None:
+        """END_STREAM, then RST_STREAM ``CANCEL`` unless the client ended."""
+        if self._closed:
+            await trio.lowlevel.checkpoint()
+            return
+        self._closed = True
+        self._wake()
+        h2_state = self._connection.h2
+        with contextlib.suppress(h2.exceptions.ProtocolError):
+            if not self._sent_eof and not self._reset:
+                self._sent_eof = True
+                h2_state.end_stream(self.stream_id)
+            if not self._ended and not self._reset:
+                h2_state.reset_stream(self.stream_id, ErrorCodes.CANCEL)
+        # Shielded (briefly), so that a cancelled close still tells the
+        # client, as closing a socket always does.
+        with (
+            trio.CancelScope(shield=True) as shield,
+            contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError),
+        ):
+            shield.deadline = trio.current_time() + CLOSE_GRACE
+            await self._connection.flush()
+        await trio.lowlevel.checkpoint()
+
+
+#: Runs one extended CONNECT stream: respond, then talk.
+ConnectHandler = Callable[["H2Request", H2ServerStream], Awaitable[None]]
+
+# RFC 6455's sample key: the WebSocket protocol's accept() wants one, and
+# RFC 8441 has none (the stream itself proves the server understood).
+_SAMPLE_KEY = "dGhlIHNhbXBsZSBub25jZQ=="
+
+
+def websocket_over_h2(
+    protocol: WebSocketServerProtocol | None = None,
+) -> ConnectHandler:
+    """A :data:`ConnectHandler` for ``:protocol websocket`` (RFC 8441).
+
+    The handshake is the request's ``sec-websocket-version`` and
+    ``sec-websocket-protocol``, answered with 200 and the chosen
+    subprotocol; then ``protocol`` (default: echo) serves the frames.
+    Compression is not negotiated over HTTP/2 here.
+    """
+    if protocol is None:
+        from ._websocket import WebSocketServerProtocol
+
+        protocol = WebSocketServerProtocol(compression=False)
+    ws = protocol
+
+    async def handler(request: H2Request, stream: H2ServerStream) -> None:
+        skip = {"sec-websocket-extensions", "sec-websocket-key"}
+        fields = [(n, v) for n, v in request.headers if n.lower() not in skip]
+        if request.headers.get("sec-websocket-version") == "13":
+            fields.append(("sec-websocket-key", _SAMPLE_KEY))
+        http11 = Request("GET", request.target, Headers(fields))
+        accepted = ws.accept(http11)
+        if accepted is None:
+            await stream.respond(400)
+            await stream.aclose()
+            return
+        chosen = [
+            (n.lower(), v) for n, v in accepted if n.lower() == "sec-websocket-protocol"
+        ]
+        await stream.respond(200, chosen)
+        await ws.serve(RawStream(stream), http11)
+
+    return handler
