@@ -197,7 +197,18 @@ def test_oversized_head_is_bounded() -> None:
 
 def test_garbage_is_an_invalid_response() -> None:
     with pytest.raises(InvalidResponse, match=r"expected an HTTP/1\.1 response"):
-        _run([b"\x00\x00\x12\x04\x00\x00\x00\x00\x00garbage\r\n\r\n"])
+        _run([b"SSH-2.0-OpenSSH_9.2\r\n\r\n"])
+
+
+@pytest.mark.parametrize("eof", [False, True])
+def test_an_http2_only_server_is_named_as_such(eof: bool) -> None:
+    # nghttpd writes its SETTINGS frame at once and ignores HTTP/1.1.
+    settings = bytes.fromhex("000006040000000000") + bytes.fromhex("000300000064")
+    with pytest.raises(InvalidResponse, match="HTTP/2 SETTINGS frame") as info:
+        _run([settings + b"\r\n\r\n", *([b""] if eof else [])])
+    assert "connect_http2" in str(info.value)
+    with pytest.raises(InvalidResponse, match="HTTP/2 SETTINGS"):
+        _run([settings, b""])
 
 
 def test_refusal_with_content_length_is_reusable() -> None:

@@ -230,6 +230,7 @@ class Handshake:
             h11.CLIENT, max_incomplete_event_size=limits.max_head_size
         )
         self._received = 0
+        self._start = b""  # the first bytes received, to recognise HTTP/2
         self._eof = False
         self._informational = 0
         self._final: Response | None = None
@@ -261,6 +262,8 @@ class Handshake:
 
     def receive_data(self, data: bytes | bytearray) -> None:
         """Feed bytes from the server; ``b""`` means it closed its side."""
+        if len(self._start) < 9:
+            self._start += data[: 9 - len(self._start)]
         self._received += len(data)
         self._eof = self._eof or not data
         self._conn.receive_data(bytes(data))
@@ -356,6 +359,12 @@ class Handshake:
                 limit=self._limits.max_head_size,
                 received=self._received,
             )
+        if _looks_like_http2_settings(self._start):
+            return InvalidResponse(
+                "the server answered with an HTTP/2 SETTINGS frame, not HTTP/1.1: "
+                "it speaks HTTP/2 with prior knowledge only (use connect_http2())",
+                received=self._received,
+            )
         if self._eof and self._received == 0:
             return InvalidResponse(
                 "the server closed the connection without sending a response",
@@ -371,3 +380,18 @@ class Handshake:
             f"expected an HTTP/1.1 response head, got invalid data: {exc}",
             received=self._received,
         )
+
+
+def _looks_like_http2_settings(start: bytes) -> bool:
+    # RFC 9113 §4.1 frame header: 24-bit length, type, flags, stream id. A
+    # server that speaks only HTTP/2 (nghttpd) opens with SETTINGS (type 4)
+    # on stream 0 without ACK, its length a multiple of 6 (§6.5).
+    if len(start) < 9:
+        return False
+    length = int.from_bytes(start[:3], "big")
+    return (
+        start[3] == 0x04
+        and not start[4] & 0x01
+        and start[5:9] == b"\x00\x00\x00\x00"
+        and length % 6 == 0
+    )

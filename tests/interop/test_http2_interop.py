@@ -15,7 +15,7 @@ import servers
 import trio
 
 import trio_upgrade
-from trio_upgrade._http2 import HTTP2Connection, connect_http2
+from trio_upgrade import HTTP2Connection, connect_http2
 
 pytestmark = [pytest.mark.interop, pytest.mark.timeout(60)]
 
@@ -110,7 +110,10 @@ async def test_h2o_h2c(h2o: RunningServer) -> None:
 
 
 async def test_nghttpd_refuses_the_upgrade_clearly(nghttpd: RunningServer) -> None:
-    with trio.fail_after(5), pytest.raises(trio_upgrade.InvalidResponse):
+    with (
+        trio.fail_after(5),
+        pytest.raises(trio_upgrade.InvalidResponse, match="HTTP/2 SETTINGS frame"),
+    ):
         await trio_upgrade.upgrade(nghttpd.url("/"), "h2c")
 
 
