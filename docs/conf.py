@@ -25,6 +25,10 @@ nitpick_ignore_regex = [
     (r"py:.*", r"(bytes|bytearray|memoryview|str|int|float|bool|object)"),
     (r"py:.*", r"(Sequence|Mapping|Iterable|Iterator|AsyncIterator|Awaitable)"),
     (r"py:.*", r"(Callable|BaseException|Exception|ValueError|OSError|TypeError)"),
+    # Inherited docstrings of trio.abc name its classes unqualified.
+    (r"py:.*", r"(HalfCloseableStream|AsyncResource|SendStream|ReceiveStream|Stream)"),
+    (r"py:.*", r"(HalfCloseableStream|AsyncResource|SendStream|ReceiveStream)\..*"),
+    (r"py:.*", r"(HeadersArg|DEFAULT_ROUTES|wait_send_all_might_not_block)"),
 ]
 
 autodoc_member_order = "bysource"

@@ -1,6 +1,6 @@
 """The exceptions that trio_upgrade raises on purpose.
 
-Every one of them derives from :class:`UpgradeError`, so ``except
+Every one of them derives from :class:`~trio_upgrade.UpgradeError`, so ``except
 trio_upgrade.UpgradeError`` catches everything the library means to raise::
 
     UpgradeError

@@ -126,7 +126,7 @@ class HTTP2Connection:
 
     @property
     def max_concurrent_streams(self) -> int:
-        """Streams that may be open at once now: the server's limit and ours."""
+        """How many streams may be open at once now (the server's limit and ours)."""
         remote = self._core.h2.remote_settings.max_concurrent_streams
         return min(self._core.options.max_concurrent_streams, remote)
 

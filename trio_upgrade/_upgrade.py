@@ -301,9 +301,9 @@ async def upgrade(
             ``HTTP_PROXY`` are not read: pass them here if you want them.
 
     Returns:
-        The connection of the protocol the server chose: a
+        The connection of the protocol the server chose (a
         :class:`WebSocketConnection`, an :class:`HTTP2Connection`, a
-        :class:`RawStream`, or what a custom protocol builds. The caller
+        :class:`RawStream`, or what a custom protocol builds). The caller
         owns it and must close it (``async with conn:`` or ``aclose()``).
 
     Raises:
