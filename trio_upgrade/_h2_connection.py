@@ -263,10 +263,10 @@ class HTTP2Connection:
         """
         return self._stream(method, target, headers, body)
 
-    @asynccontextmanager
-    async def _stream(
+    async def _begin(
         self, method: str, target: str, headers: HeadersArg | None, body: Body
-    ) -> AsyncIterator[HTTP2Response]:
+    ) -> StreamState:
+        """Open the request's stream and send its body; the caller abandons it."""
         if isinstance(body, str):
             raise TypeError("the body must be bytes, not str: encode the text")
         length: int | None = None
@@ -279,9 +279,20 @@ class HTTP2Connection:
             empty = False
         fields = self._head(method, target, headers, content_length=length)
         state = await self._core.open_stream(fields, end_stream=empty)
-        try:
-            if not empty:
+        if not empty:
+            try:
                 await self._send_body(state, body)
+            except BaseException:
+                await self._core.abandon(state)
+                raise
+        return state
+
+    @asynccontextmanager
+    async def _stream(
+        self, method: str, target: str, headers: HeadersArg | None, body: Body
+    ) -> AsyncIterator[HTTP2Response]:
+        state = await self._begin(method, target, headers, body)
+        try:
             await self._core.wait_head(state)
             yield HTTP2Response(self._core, state)
         finally:
@@ -305,8 +316,15 @@ class HTTP2Connection:
         Raises:
             BodyTooLarge: the body is over ``HTTP2Options.max_body_size``.
         """
-        async with self.stream(method, target, headers=headers, body=body) as response:
+        # The same steps as stream(), without the async context manager's
+        # generator machinery: this is the hot path for small requests.
+        state = await self._begin(method, target, headers, body)
+        try:
+            await self._core.wait_head(state)
+            response = HTTP2Response(self._core, state)
             await response.read()
+        finally:
+            await self._core.abandon(state)
         return response
 
     async def open_stream(
