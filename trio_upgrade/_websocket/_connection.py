@@ -17,6 +17,7 @@ from .._messages import Request, Response
 
 # ConnectionSettings is re-exported: _h2_websocket builds connections too.
 from ._engine import ConnectionSettings, Engine, PingWaiter
+from ._frames import build_frame
 
 __all__ = ["ConnectionSettings", "WebSocketConnection"]
 
@@ -210,6 +211,10 @@ class WebSocketConnection(Engine, trio.abc.Channel[str | bytes]):
             if self._closure is not None or self._local_close:
                 await trio.lowlevel.checkpoint()
                 raise self._closed_error()
+            # Cancelled, the message must not touch the compressor's context
+            # (permessage-deflate) nor take frames from the outbox: check
+            # now, since nothing yields between here and the write.
+            await trio.lowlevel.checkpoint_if_cancelled()
             data = self._encode(message)
             if self._outbox:  # control frames that were waiting for a turn
                 data = bytes(self._outbox) + data
@@ -219,7 +224,7 @@ class WebSocketConnection(Engine, trio.abc.Channel[str | bytes]):
         finally:
             self._release_send()
 
-    def _encode(self, message: str | bytes) -> bytes:
+    def _encode(self, message: str | bytes) -> bytes | bytearray:
         ws = self._ws
         size = self._settings.max_fragment_size
         if (
@@ -227,6 +232,15 @@ class WebSocketConnection(Engine, trio.abc.Channel[str | bytes]):
             or len(message) <= size // 4
             or (isinstance(message, bytes) and len(message) <= size)
         ):
+            if (
+                self._plain
+                and ws._proto._outbound_opcode is None
+                and ws.state is ConnectionState.OPEN
+            ):
+                # What wsproto would send, and its state stays as it is.
+                if isinstance(message, str):
+                    return build_frame(1, message.encode("utf-8"))
+                return build_frame(2, message)
             if isinstance(message, str):
                 return ws.send(TextMessage(data=message))
             return ws.send(BytesMessage(data=message))
@@ -324,8 +338,9 @@ class WebSocketConnection(Engine, trio.abc.Channel[str | bytes]):
             with trio.move_on_after(self._close_timeout):
                 if self._ws.state is ConnectionState.OPEN:
                     self._outbox += self._ws.send(CloseConnection(code, reason))
+                if self._outbox:  # also a close answer a cancelled read left
                     await self._drain()
-                while not self._eof:
+                while not self._eof and not self._must_close:
                     await self._progress()
         finally:
             if self._closure is None:

@@ -33,12 +33,13 @@ from dataclasses import dataclass
 from typing import cast
 
 import trio
-from wsproto.connection import Connection, ConnectionState
+from wsproto.connection import Connection, ConnectionState, ConnectionType
 from wsproto.events import CloseConnection, Message, Ping, Pong
 
 from .._errors import ConnectionClosed, ProtocolError
 from .._messages import Request, Response
 from .._timeout import UpgradeTimeout
+from ._frames import MORE, plain_header
 
 __all__ = [
     "HANDOVER_DELAY",
@@ -52,6 +53,9 @@ __all__ = [
 #: One read's size. 64 KiB: the most a loopback or LAN read usually yields,
 #: and wsproto parses big messages several times faster in big chunks.
 RECEIVE_SIZE = 65536
+
+#: The most one read asks for while the rest of a long frame is awaited.
+BIG_RECEIVE_SIZE = 2**20
 
 #: Seconds without an application read before the background reader takes
 #: over. Long enough that an application reading in a loop (with short
@@ -94,6 +98,44 @@ class _Closure:
         self.cause = cause
 
 
+def _wsproto_fits() -> bool:
+    """Whether wsproto has the internals the fast paths look at (1.2-1.3)."""
+    try:
+        ws = Connection(ConnectionType.CLIENT)
+        proto = ws._proto
+        decoder = proto._frame_decoder
+        return (
+            proto._outbound_opcode is None
+            and decoder.header is None
+            and isinstance(decoder.buffer.buffer, bytearray)
+            and proto._message_decoder.opcode is None
+            and not ws._events
+        )
+    except Exception:  # pragma: no cover - another wsproto
+        return False
+
+
+_WSPROTO_FITS = _wsproto_fits()
+
+
+class _LongFrame:
+    """A plain frame (see ``_frames``) that is still arriving.
+
+    Its bytes were read but not given to wsproto, which is idle meanwhile.
+    With ``opcode`` 0, ``head`` holds bytes not parsed yet: the start of a
+    header (the next read continues it), or, with ``Engine._backlog`` set,
+    what came after a message that filled the queue.
+    """
+
+    __slots__ = ("head", "need", "opcode", "parts")
+
+    def __init__(self, opcode: int, head: bytes, first: bytes, need: int) -> None:
+        self.opcode = opcode
+        self.head = head  # the header, for wsproto should it get the frame
+        self.parts: list[bytes | bytearray] = [first]
+        self.need = need  # payload bytes still to come
+
+
 class PingWaiter:
     __slots__ = ("latency", "sent_at")
 
@@ -131,10 +173,12 @@ class Engine:
         "_ka_event",
         "_last_recv",
         "_local_close",
+        "_long",
         "_must_close",
         "_outbox",
         "_parts",
         "_pings",
+        "_plain",
         "_queue",
         "_reader",
         "_receiving",
@@ -202,6 +246,9 @@ class Engine:
         self._eof = False
         self._must_close = False
         self._transport_closed = False
+        # No extension in force: plain frames may skip wsproto (_frames).
+        self._plain = _WSPROTO_FITS and not ws._proto.extensions
+        self._long: _LongFrame | None = None
 
     # -- receiving -----------------------------------------------------
 
@@ -232,7 +279,14 @@ class Engine:
         """Move incoming data along once, or wait for the task that does."""
         if self._backlog and not self._queue_full():
             await trio.lowlevel.checkpoint()
-            self._pump()
+            long = self._long
+            if long is not None and not long.opcode:
+                # Bytes that _take() held back while the queue was full.
+                self._backlog = False
+                self._long = None
+                self._take(long.head)
+            else:
+                self._pump()
             self._notify()
             await self._settle()
         elif self._reader or self._eof or self._must_close or self._queue_full():
@@ -248,8 +302,13 @@ class Engine:
         The caller checked that the reader role is free and there is room.
         """
         self._reader = role
+        long = self._long
+        size = RECEIVE_SIZE
+        if long is not None and long.need > RECEIVE_SIZE:
+            # The rest of a long frame: fewer, larger reads.
+            size = min(long.need, BIG_RECEIVE_SIZE)
         try:
-            data = await self._stream.receive_some(RECEIVE_SIZE)
+            data = await self._stream.receive_some(size)
         except _TRANSPORT_ERRORS as exc:
             self._release_reader(role)
             self._lost(exc)
@@ -263,9 +322,14 @@ class Engine:
             if not data:
                 self._lost(None)
             elif not self._must_close and self._ws.state is not ConnectionState.CLOSED:
-                # wsproto takes bytearray too (TLS reads give one).
-                self._ws.receive_data(cast(bytes, data))
-                self._pump()
+                if long is not None:
+                    self._take_long(long, data)
+                elif self._plain:
+                    self._take(data)
+                else:
+                    # wsproto takes bytearray too (TLS reads give one).
+                    self._ws.receive_data(cast(bytes, data))
+                    self._pump()
         self._notify()
         await self._settle()
 
@@ -326,6 +390,116 @@ class Engine:
             elif isinstance(event, CloseConnection):
                 self._got_close(event)
                 return
+
+    def _idle(self) -> bool:
+        """Whether wsproto holds no partial frame, message or event."""
+        ws = self._ws
+        proto = ws._proto
+        decoder = proto._frame_decoder
+        return (
+            self._parts is None
+            and decoder.header is None
+            and not decoder.buffer.buffer
+            and proto._message_decoder.opcode is None
+            and not ws._events
+        )
+
+    def _take(self, data: bytes | bytearray) -> None:
+        """Process a read: plain frames here, the rest through wsproto.
+
+        While wsproto is idle, a complete plain frame is exactly one message
+        for it, after which it is idle again; so such frames are taken here
+        (the fast path), and from the first other frame on the bytes go to
+        wsproto. A plain frame cut short by the end of the read becomes the
+        :class:`_LongFrame` that the next reads complete.
+        """
+        pos = 0
+        end = len(data)
+        full = False
+        if self._idle():
+            queue = self._queue
+            limit = self._settings.max_queue
+            max_size = self._settings.max_size
+            while pos < end:
+                opcode, head, size = plain_header(data, pos)
+                if opcode == MORE:
+                    self._long = _LongFrame(0, bytes(data[pos:]), b"", 0)
+                    return
+                if not opcode or (max_size is not None and size > max_size):
+                    break
+                start = pos + head
+                stop = start + size
+                if stop > end:
+                    self._long = _LongFrame(
+                        opcode, bytes(data[pos:start]), bytes(data[start:]), stop - end
+                    )
+                    return
+                payload = bytes(data[start:stop])
+                message: str | bytes = payload
+                if opcode == 1:
+                    try:
+                        message = payload.decode("utf-8")
+                    except UnicodeDecodeError:
+                        break  # wsproto fails the connection (1007)
+                pos = stop
+                if self._local_close:
+                    continue  # after aclose() messages are dropped
+                queue.append(message)
+                if limit is not None and len(queue) - self._head >= limit:
+                    full = True
+                    break
+        if pos < end:
+            if full:
+                self._hold(data[pos:])
+            else:
+                self._feed(data[pos:] if pos else data)
+
+    def _hold(self, data: bytes | bytearray) -> None:
+        """Keep unparsed bytes (wsproto is idle) until the queue has room."""
+        self._long = _LongFrame(0, bytes(data), b"", 0)
+        self._backlog = True
+
+    def _feed(self, data: bytes | bytearray) -> None:
+        """Give ``data`` to wsproto and parse it."""
+        # wsproto takes bytearray too (TLS reads give one).
+        self._ws.receive_data(cast(bytes, data))
+        self._pump()
+
+    def _take_long(self, long: _LongFrame, data: bytes | bytearray) -> None:
+        """Continue the frame that the last read cut short."""
+        if not long.opcode:  # only the start of its header came
+            self._long = None
+            self._take(long.head + data)
+            return
+        need = long.need
+        if len(data) < need:
+            long.parts.append(data)
+            long.need = need - len(data)
+            return
+        self._long = None
+        rest = data[need:] if len(data) > need else b""
+        long.parts.append(data[:need] if rest else data)
+        payload = b"".join(long.parts)
+        message: str | bytes = payload
+        if long.opcode == 1:
+            try:
+                message = payload.decode("utf-8")
+            except UnicodeDecodeError:
+                # wsproto gets the whole frame and fails the connection.
+                self._feed(long.head + payload + rest)
+                return
+        if self._local_close:
+            pass  # after aclose() messages are dropped
+        else:
+            queue = self._queue
+            queue.append(message)
+            limit = self._settings.max_queue
+            if limit is not None and len(queue) - self._head >= limit:
+                if rest:
+                    self._hold(rest)
+                return
+        if rest:
+            self._take(rest)
 
     def _got_pong(self, payload: bytes) -> None:
         pings = self._pings
@@ -424,6 +598,10 @@ class Engine:
     async def _flush_outbox(self) -> bool:
         """Write the outbox until empty; the caller holds the turn."""
         while self._outbox:
+            # Cancelled here, the frames stay in the outbox for the next
+            # writer (or aclose()); once taken, they are written or the
+            # connection is aborted.
+            await trio.lowlevel.checkpoint_if_cancelled()
             data = bytes(self._outbox)
             self._outbox.clear()
             if not await self._write(data):
@@ -461,13 +639,19 @@ class Engine:
         if self._transport_closed:
             return
         try:
-            with trio.move_on_after(self._close_timeout):
-                if drain and (self._outbox or self._sending):
-                    # Our last frames (a close answer) go first.
-                    await self._drain()
-                closure = self._closure
-                if drain and closure is not None and closure.error and not self._reader:
-                    await self._linger()
+            closure = self._closure
+            if drain and (
+                self._outbox
+                or self._sending
+                or (closure is not None and closure.error and not self._reader)
+            ):
+                with trio.move_on_after(self._close_timeout):
+                    if self._outbox or self._sending:
+                        # Our last frames (a close answer) go first.
+                        await self._drain()
+                    closure = self._closure
+                    if closure is not None and closure.error and not self._reader:
+                        await self._linger()
         finally:
             if not self._transport_closed:
                 self._transport_closed = True
@@ -481,9 +665,14 @@ class Engine:
                     if event is not None:
                         event.set()
                 # aclose() of a Trio stream closes even when cancelled; the
-                # timeout bounds a TLS close_notify to a silent peer.
-                with trio.move_on_after(self._close_timeout):
-                    await self._stream.aclose()
+                # timeout bounds a TLS close_notify to a silent peer. A
+                # socket closes at once: no cancel scope needed for it.
+                stream = self._stream
+                if type(stream) is trio.SocketStream:
+                    await stream.aclose()
+                else:
+                    with trio.move_on_after(self._close_timeout):
+                        await stream.aclose()
 
     async def _linger(self) -> None:
         """After failing the connection, let the server read our close frame.

@@ -1,0 +1,315 @@
+"""The fast paths beside wsproto (``_websocket._frames``) give wsproto's results.
+
+Outgoing: frames built here are byte for byte wsproto's for the same masking
+key, with and without the optional compiled masker. Incoming: the same byte
+stream, cut into reads anywhere, yields the same messages and the same end
+with the fast path as through wsproto alone.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+from typing import Any
+
+import pytest
+import trio
+import trio.testing
+from ws_support import frame
+from wsproto.connection import Connection, ConnectionType
+from wsproto.events import BytesMessage, TextMessage
+
+import trio_upgrade
+from trio_upgrade import ConnectionClosed, ProtocolError
+from trio_upgrade._messages import Request, Response
+from trio_upgrade._websocket import _frames
+from trio_upgrade._websocket._connection import WebSocketConnection
+from trio_upgrade._websocket._engine import ConnectionSettings
+from trio_upgrade.testing import open_upgrade_server
+from trio_upgrade.testing._websocket import WebSocketServerProtocol
+
+pytestmark = pytest.mark.timeout(60)
+
+SIZES = [0, 1, 3, 4, 5, 16, 125, 126, 127, 511, 512, 513, 65535, 65536, 2**20]
+
+
+def _wsproto_frame(message: str | bytes, key: bytes) -> bytes:
+    ws = Connection(ConnectionType.CLIENT)
+    original = os.urandom
+    os.urandom = lambda n: key  # wsproto draws its key from os.urandom(4)
+    try:
+        if isinstance(message, str):
+            return ws.send(TextMessage(data=message))
+        return ws.send(BytesMessage(data=message))
+    finally:
+        os.urandom = original
+
+
+def _payload(size: int, text: bool) -> str | bytes:
+    rng = random.Random(size)
+    if text:
+        return "".join(rng.choice("aé€😀z") for _ in range(size // 3))
+    return rng.randbytes(size)
+
+
+@pytest.fixture(params=["pure", "accelerated"])
+def masker(request: Any, monkeypatch: pytest.MonkeyPatch) -> str:
+    if request.param == "pure":
+        monkeypatch.setattr(_frames, "_accelerator", None)
+    elif _frames._accelerator is None:
+        pytest.skip("websockets.speedups is not in use")
+    return str(request.param)
+
+
+@pytest.mark.parametrize("text", [False, True], ids=["binary", "text"])
+@pytest.mark.parametrize("size", SIZES)
+def test_frames_are_wsprotos(
+    size: int, text: bool, masker: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    message = _payload(size, text)
+    key = bytes([0x9A, 0x01, size % 256, 0x3C])
+    monkeypatch.setattr(_frames, "_urandom", lambda n: key)
+    if isinstance(message, str):
+        ours = _frames.build_frame(1, message.encode("utf-8"))
+    else:
+        ours = _frames.build_frame(2, message)
+    assert bytes(ours) == _wsproto_frame(message, key)
+
+
+def test_every_frame_has_a_fresh_key_from_urandom(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    calls: list[int] = []
+
+    def urandom(n: int) -> bytes:
+        calls.append(n)
+        return os.urandom(n)
+
+    monkeypatch.setattr(_frames, "_urandom", urandom)
+    keys = {bytes(_frames.build_frame(2, b"same payload"))[2:6] for _ in range(20)}
+    assert calls == [4] * 20
+    assert len(keys) > 1
+
+
+@pytest.mark.parametrize("size", [*SIZES, 4097, 100_003])
+def test_maskers_agree(size: int) -> None:
+    data = random.Random(size).randbytes(size)
+    key = os.urandom(4)
+    expected = bytes(a ^ key[i % 4] for i, a in enumerate(data))
+    assert _frames._mask_python(key, data) == expected
+    assert _frames._mask_int(key, data, size) == expected
+    lanes = bytearray(b"head" + data)
+    _frames._mask_lanes(key, lanes, 4)
+    assert bytes(lanes) == b"head" + expected
+    if _frames._accelerator is not None:
+        assert _frames._accelerator(data, key) == expected
+        assert _frames.mask(key, data) == expected
+
+
+def test_accelerator_can_be_turned_off(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TRIO_UPGRADE_NO_SPEEDUPS", "1")
+    assert _frames._load_accelerator() is None
+
+
+def _wsproto_verdict(data: bytes) -> tuple[int, int, int]:
+    """What wsproto makes of one frame alone, as plain_header would say it."""
+    ws = Connection(ConnectionType.CLIENT)
+    ws.receive_data(data)
+    events = list(ws.events())
+    if len(events) != 1 or not isinstance(events[0], (TextMessage, BytesMessage)):
+        return 0, 0, 0
+    event = events[0]
+    if not (event.frame_finished and event.message_finished):
+        return 0, 0, 0
+    opcode = 1 if isinstance(event, TextMessage) else 2
+    payload = event.data.encode() if isinstance(event.data, str) else event.data
+    return opcode, len(data) - len(payload), len(payload)
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        frame(b"x" * n, op, fin=fin, rsv1=rsv1, masked=masked)
+        for n in (0, 5, 125, 126, 65535, 65536)
+        for op in (0x0, 0x1, 0x2, 0x3, 0x8, 0x9, 0xA)
+        for fin in (True, False)
+        for rsv1 in (False, True)
+        for masked in (False, True)
+        if op < 8 or n < 126
+    ]
+    + [
+        b"\x82\x7e\x00\x05" + b"x" * 5,  # 2-byte length for a short payload
+        b"\x82\x7f" + (5).to_bytes(8, "big") + b"x" * 5,  # 8 bytes, short
+        b"\x82\x7f" + (70000).to_bytes(8, "big") + b"x" * 70000,
+        b"\x82\x7f" + (1000).to_bytes(8, "big") + b"x" * 1000,
+        b"\xa2\x01x",  # RSV2
+        b"\x92\x01x",  # RSV3
+    ],
+    ids=lambda d: d[:4].hex(),
+)
+def test_plain_header_accepts_only_what_wsproto_takes_whole(data: bytes) -> None:
+    verdict = _frames.plain_header(data, 0)
+    if verdict[0] > 0:
+        # Taken by the fast path: wsproto makes the same one message of it.
+        assert verdict == _wsproto_verdict(data)
+    else:
+        # Left to wsproto, whatever it makes of it (a fragment, a control
+        # frame, an error).
+        assert verdict == (0, 0, 0)
+
+
+@pytest.mark.parametrize("cut", range(1, 10))
+def test_plain_header_waits_for_a_whole_header(cut: int) -> None:
+    data = b"\x82\x7f" + (70000).to_bytes(8, "big")
+    assert _frames.plain_header(data[:cut], 0)[0] == _frames.MORE
+    assert _frames.plain_header(data, 0) == (2, 10, 70000)
+    assert _frames.plain_header(b"\x02", 0) == (0, 0, 0)
+
+
+# -- incoming: the same messages through either path -------------------------
+
+
+def _connection(
+    stream: trio.abc.Stream, *, plain: bool, max_queue: int | None
+) -> WebSocketConnection:
+    settings = ConnectionSettings(
+        max_size=2**21,
+        max_queue=max_queue,
+        max_fragment_size=None,
+        ping_interval=None,
+        ping_timeout=None,
+    )
+    conn = WebSocketConnection(
+        stream,
+        Connection(ConnectionType.CLIENT),
+        settings,
+        close_timeout=5,
+        request=Request("GET", "/"),
+        response=Response(101),
+    )
+    assert conn._plain
+    conn._plain = plain
+    return conn
+
+
+def _server_frames(rng: random.Random, ending: str) -> bytes:
+    out = []
+    for _ in range(rng.randrange(1, 25)):
+        kind = rng.random()
+        size = rng.choice([0, 1, 2, 16, 125, 126, 300, 65535, 65536, 70000])
+        if kind < 0.5:
+            out.append(frame(rng.randbytes(size), 0x2))
+        elif kind < 0.7:
+            out.append(frame(("é" * (size // 2)).encode(), 0x1))
+        elif kind < 0.85:
+            part = rng.randbytes(size)
+            out.append(frame(part, 0x2, fin=False))
+            if rng.random() < 0.5:
+                out.append(frame(b"ping", 0x9))
+            out.append(frame(part, 0x0, fin=True))
+        else:
+            out.append(frame(b"p" * rng.randrange(0, 126), 0x9))
+    if ending == "close":
+        out.append(frame(b"\x03\xe8bye", 0x8))
+    elif ending == "bad-utf8":
+        out.append(frame(b"ok\xff" + b"x" * rng.choice([0, 100, 70000]), 0x1))
+    elif ending == "rsv1":
+        out.append(frame(b"x" * 10, 0x2, rsv1=True))
+    elif ending == "masked":
+        out.append(frame(b"x" * 10, 0x2, masked=True))
+    elif ending == "too-big":
+        out.append(frame(b"x" * (2**21 + 1), 0x2))
+    return b"".join(out)
+
+
+async def _run(
+    data: bytes, cuts: list[int], *, plain: bool, max_queue: int | None
+) -> list[Any]:
+    client, server = trio.testing.memory_stream_pair()
+    conn = _connection(client, plain=plain, max_queue=max_queue)
+    got: list[Any] = []
+
+    async def receiver() -> None:
+        while True:
+            try:
+                got.append(await conn.receive())
+            except (ConnectionClosed, ProtocolError) as exc:
+                got.append((type(exc).__name__, getattr(exc, "code", None)))
+                return
+            if max_queue is not None:
+                await trio.lowlevel.checkpoint()
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(receiver)
+        start = 0
+        for end in [*cuts, len(data)]:
+            await server.send_all(data[start:end])
+            start = end
+            await trio.testing.wait_all_tasks_blocked()
+        await server.aclose()
+    return got
+
+
+@pytest.mark.parametrize(
+    "ending", ["close", "eof", "bad-utf8", "rsv1", "masked", "too-big"]
+)
+@pytest.mark.parametrize("seed", range(6))
+async def test_same_messages_with_and_without_the_fast_path(
+    seed: int, ending: str
+) -> None:
+    rng = random.Random(seed * 7919 + len(ending))
+    data = _server_frames(rng, ending)
+    # Reads cut anywhere: inside headers, inside payloads, between frames.
+    cuts = sorted(rng.sample(range(1, len(data)), min(len(data) - 1, 40)))
+    cuts += [c + 1 for c in cuts[:5] if c + 1 < len(data)]
+    cuts = sorted(set(cuts))
+    max_queue = rng.choice([None, 1, 2, 16])
+    fast = await _run(data, cuts, plain=True, max_queue=max_queue)
+    slow = await _run(data, cuts, plain=False, max_queue=max_queue)
+    assert fast == slow
+    assert fast[-1][0] in ("ConnectionClosed", "ProtocolError")
+
+
+async def test_cancelled_receive_in_a_long_frame_loses_nothing() -> None:
+    client, server = trio.testing.memory_stream_pair()
+    conn = _connection(client, plain=True, max_queue=None)
+    payload = os.urandom(200_000)
+    data = frame(payload) + frame(b"next")
+    with trio.move_on_after(1) as scope:
+        async with trio.open_nursery() as nursery:
+
+            async def cancel_after_some() -> None:
+                await server.send_all(data[:70_000])
+                await trio.testing.wait_all_tasks_blocked()
+                await server.send_all(data[70_000:150_000])
+                await trio.testing.wait_all_tasks_blocked()
+                nursery.cancel_scope.cancel()
+
+            nursery.start_soon(cancel_after_some)
+            await conn.receive()
+    assert not scope.cancelled_caught
+    assert conn._long is not None  # part of the frame is held
+    await server.send_all(data[150_000:])
+    assert await conn.receive() == payload
+    assert await conn.receive() == b"next"
+
+
+async def test_fragmented_and_compressed_sends_go_through_wsproto(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def refuse(opcode: int, payload: bytes) -> bytes:
+        raise AssertionError("the fast path was used")
+
+    monkeypatch.setattr("trio_upgrade._websocket._connection.build_frame", refuse)
+    async with open_upgrade_server([WebSocketServerProtocol()]) as server:
+        url = server.url("/echo", scheme="ws")
+        async with trio_upgrade.open_upgrade(
+            url, [trio_upgrade.WebSocket(compression="deflate")]
+        ) as ws:
+            assert ws.extensions  # deflate in force: wsproto builds frames
+            await ws.send(b"x" * 1000)
+            assert await ws.receive() == b"x" * 1000
+        fragmenting = trio_upgrade.WebSocket(compression=None, max_fragment_size=100)
+        async with trio_upgrade.open_upgrade(url, [fragmenting]) as ws:
+            await ws.send(b"y" * 1000)
+            assert await ws.receive() == b"y" * 1000

@@ -1,0 +1,178 @@
+"""Fast paths beside wsproto for plain data frames (no extension in force).
+
+wsproto stays the parser and state machine of record: these functions only
+handle the cases where the result is, byte for byte and state for state,
+what wsproto would produce, and leave everything else to it.
+
+* :func:`build_frame` builds a client's unfragmented text or binary frame:
+  FIN set, no RSV bits, a fresh masking key from :func:`os.urandom` per frame
+  (RFC 6455 §5.3). ``wsproto.Connection.send`` of such a frame changes no
+  state when no extension is in force and no fragmented message is being
+  sent (``FrameProtocol._outbound_opcode`` is ``None`` before and after), so
+  the caller checks exactly that and otherwise calls wsproto.
+* :func:`plain_header` recognises the header of a server frame that wsproto
+  would accept and turn into one complete message on its own: FIN, no RSV
+  bits, text or binary, unmasked, the length in its shortest encoding. The
+  engine takes such frames itself only while wsproto holds no partial frame
+  or message, so wsproto's state is the same after as before.
+
+Masking is pure Python: XOR of two integers for short payloads, and for
+longer ones ``bytes.translate`` over the four byte lanes (what wsproto does,
+minus its copies), measured fastest at each size. When the compiled
+``apply_mask`` of the ``websockets`` package is installed it is used instead
+(tested to give the same bytes); the environment variable
+``TRIO_UPGRADE_NO_SPEEDUPS=1`` turns it off.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+from collections.abc import Callable
+
+__all__ = ["ACCELERATED", "MORE", "build_frame", "mask", "plain_header"]
+
+_urandom = os.urandom
+_pack_H = struct.Struct("!H").pack
+_pack_Q = struct.Struct("!Q").pack
+
+#: :func:`plain_header`'s answer for a header that is not complete yet.
+MORE = -1
+
+#: Below this many bytes, XOR of two ints masks faster than translate().
+_INT_MASK_BELOW = 512
+
+_Masker = Callable[[bytes, bytes], bytes]
+
+
+def _xor_tables() -> list[bytes]:
+    try:  # the same 256 tables wsproto built at import: share them
+        from wsproto.frame_protocol import _XOR_TABLE
+    except ImportError:  # pragma: no cover - a wsproto without it
+        return [bytes(a ^ b for a in range(256)) for b in range(256)]
+    return _XOR_TABLE
+
+
+_TABLES = _xor_tables()
+
+
+def _load_accelerator() -> _Masker | None:
+    """``websockets``' compiled ``apply_mask(data, mask)``, if installed.
+
+    An optional accelerator, never required: it is checked against the pure
+    Python result before use, and anything wrong with it means pure Python.
+    """
+    if os.environ.get("TRIO_UPGRADE_NO_SPEEDUPS"):
+        return None
+    try:
+        from websockets.speedups import apply_mask  # type: ignore[import-not-found,unused-ignore]
+
+        key = b"\x9a\x01\xff\x3c"
+        data = bytes(range(256)) * 5
+        for size in (0, 1, 5, 16, 127, 1031):
+            if apply_mask(data[:size], key) != _mask_python(key, data[:size]):
+                return None
+    except Exception:  # not installed, or not what we expect: pure Python
+        return None
+    masker: _Masker = apply_mask
+    return masker
+
+
+def _mask_python(key: bytes, data: bytes) -> bytes:
+    size = len(data)
+    if size < _INT_MASK_BELOW:
+        return _mask_int(key, data, size)
+    out = bytearray(data)
+    _mask_lanes(key, out, 0)
+    return bytes(out)
+
+
+def _mask_int(key: bytes, data: bytes, size: int) -> bytes:
+    repeated = key * ((size >> 2) + 1)
+    return (
+        int.from_bytes(data, "little") ^ int.from_bytes(repeated[:size], "little")
+    ).to_bytes(size, "little")
+
+
+def _mask_lanes(key: bytes, buf: bytearray, start: int) -> None:
+    """Mask ``buf[start:]`` in place, one translate() per key byte."""
+    tables = _TABLES
+    for lane in range(4):
+        buf[start + lane :: 4] = buf[start + lane :: 4].translate(tables[key[lane]])
+
+
+_accelerator = _load_accelerator()
+
+#: Whether the compiled ``apply_mask`` is in use.
+ACCELERATED = _accelerator is not None
+
+
+def mask(key: bytes, data: bytes) -> bytes:
+    """``data`` XOR the repeated 4-byte ``key`` (RFC 6455 §5.3)."""
+    if _accelerator is not None:
+        return _accelerator(data, key)
+    return _mask_python(key, data)
+
+
+def _head(opcode: int, size: int) -> bytes:
+    # FIN + opcode, then MASK + the length in its shortest form (§5.2).
+    if size < 126:
+        return bytes((0x80 | opcode, 0x80 | size))
+    if size < 65536:
+        return bytes((0x80 | opcode, 0xFE)) + _pack_H(size)
+    return bytes((0x80 | opcode, 0xFF)) + _pack_Q(size)
+
+
+def build_frame(opcode: int, payload: bytes) -> bytes | bytearray:
+    """A masked client frame: FIN, ``opcode`` (1 or 2), ``payload``.
+
+    The same bytes as wsproto's ``Connection.send`` for the same masking
+    key; the key is fresh from :func:`os.urandom`.
+    """
+    key = _urandom(4)
+    size = len(payload)
+    if _accelerator is not None:
+        return b"".join((_head(opcode, size), key, _accelerator(payload, key)))
+    if size < _INT_MASK_BELOW:
+        return _head(opcode, size) + key + _mask_int(key, payload, size)
+    frame = bytearray(_head(opcode, size))
+    frame += key
+    start = len(frame)
+    frame += payload
+    _mask_lanes(key, frame, start)
+    return frame
+
+
+def plain_header(data: bytes | bytearray, pos: int) -> tuple[int, int, int]:
+    """Parse the frame header at ``data[pos:]`` if it is a plain one.
+
+    Returns ``(opcode, header size, payload size)`` for an unmasked text or
+    binary frame with FIN set and no RSV bit, whose length wsproto accepts;
+    ``(MORE, 0, 0)`` when the bytes so far could start such a header but it
+    is not complete; ``(0, 0, 0)`` for anything else, which wsproto then
+    parses (and reports any error in).
+    """
+    end = len(data)
+    first = data[pos]
+    if first != 0x82 and first != 0x81:
+        return 0, 0, 0
+    if end - pos < 2:
+        return MORE, 0, 0
+    size = data[pos + 1]  # MASK bit set: not plain (wsproto fails it)
+    if size < 126:
+        return first & 0x0F, 2, size
+    if size == 126:
+        if end - pos < 4:
+            return MORE, 0, 0
+        size = (data[pos + 2] << 8) | data[pos + 3]
+        if size < 126:
+            return 0, 0, 0
+        return first & 0x0F, 4, size
+    if size == 127:
+        if end - pos < 10:
+            return MORE, 0, 0
+        size = int.from_bytes(data[pos + 2 : pos + 10], "big")
+        if size < 65536 or size >> 63:
+            return 0, 0, 0
+        return first & 0x0F, 10, size
+    return 0, 0, 0
