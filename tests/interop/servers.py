@@ -807,4 +807,5 @@ def started(
         yield server
     finally:
         server.stop()
+    assert not pid_exists(server.pid), f"{server} still running"
     assert not group_exists(server.pgid), f"{server} left processes behind"

@@ -36,22 +36,8 @@ BIG = servers.BIG_FILE_SIZE
 Headers = Sequence[tuple[str, str]]
 
 
-@contextlib.contextmanager
-def running(factory: Callable[[], RunningServer]) -> Iterator[RunningServer]:
-    """Start a server (skip if not installed); after use, check it is gone."""
-    try:
-        server = factory()
-    except ServerUnavailable as exc:
-        # CI installs every server, so there a missing one is a real failure.
-        if os.environ.get("TRIO_UPGRADE_REQUIRE_INTEROP"):
-            pytest.fail(str(exc))
-        pytest.skip(str(exc))
-    try:
-        yield server
-    finally:
-        server.stop()
-    assert not servers.pid_exists(server.pid), f"{server} still running"
-    assert not servers.group_exists(server.pgid), f"{server} left processes behind"
+# Start a server (skip if not installed); after use, check it is gone.
+running = contextlib.contextmanager(servers.started)
 
 
 # ------------------------------------------------------------ raw clients ---
