@@ -417,6 +417,66 @@ async def test_handshake_deadline(
     assert isinstance(info.value, trio.TooSlowError)
 
 
+class _SlowConnect:
+    """Stands in for connect_transport: takes ``seconds`` (shielded, so it
+    completes even past a deadline) and returns one end of a memory pair
+    whose other end never answers."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.client, self.server = trio.testing.memory_stream_pair()
+        self.closed = False
+
+    async def __call__(self, *args: object, **kwargs: object) -> trio.abc.Stream:
+        with trio.CancelScope(shield=True):
+            await trio.sleep(self.seconds)
+        self.client.send_stream.close_hook = self._on_close
+        return self.client
+
+    def _on_close(self) -> None:
+        self.closed = True
+
+
+async def test_handshake_deadline_starts_after_connect(
+    monkeypatch: pytest.MonkeyPatch, autojump_clock: trio.testing.MockClock
+) -> None:
+    # connect and handshake share one cancel scope whose deadline moves:
+    # the handshake still gets its whole handshake_timeout after connecting.
+    fake = _SlowConnect(3)
+    monkeypatch.setattr("trio_upgrade._upgrade.connect_transport", fake)
+    start = trio.current_time()
+    with pytest.raises(UpgradeTimeout) as info:
+        await trio_upgrade.upgrade(
+            "ws://127.0.0.1:1/",
+            "echo",
+            limits=Limits(connect_timeout=5, handshake_timeout=4),
+        )
+    assert info.value.phase == "handshake"
+    assert trio.current_time() - start == pytest.approx(3 + 4)
+    assert fake.closed
+
+
+async def test_connect_finishing_past_its_deadline_is_a_connect_timeout(
+    monkeypatch: pytest.MonkeyPatch, autojump_clock: trio.testing.MockClock
+) -> None:
+    # The connection completed, but after connect_timeout: the scope is
+    # cancelled for good, so the attempt ends as a connect timeout and the
+    # stream is closed, without waiting for the handshake deadline.
+    fake = _SlowConnect(6)
+    monkeypatch.setattr("trio_upgrade._upgrade.connect_transport", fake)
+    start = trio.current_time()
+    with pytest.raises(UpgradeTimeout) as info:
+        await trio_upgrade.upgrade(
+            "ws://127.0.0.1:1/",
+            "echo",
+            limits=Limits(connect_timeout=5, handshake_timeout=4),
+        )
+    assert info.value.phase == "connect"
+    assert info.value.timeout == 5
+    assert trio.current_time() - start == pytest.approx(6)
+    assert fake.closed
+
+
 async def test_a_slow_trickle_still_hits_the_deadline(
     serve: Callable[[Handler], Awaitable[Server]],
 ) -> None:

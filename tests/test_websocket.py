@@ -315,6 +315,27 @@ async def test_abrupt_close_is_1006() -> None:
                 assert transport.socket.fileno() == -1
 
 
+async def test_server_close_closes_the_socket_and_aclose_still_checkpoints() -> None:
+    # The read that sees the end closes the socket without a checkpoint of
+    # its own (the read was one); aclose() afterwards is still a checkpoint.
+    async def close_normally(stream: RawStream) -> None:
+        await stream.send_all(frame(b"\x03\xe8", 0x8))
+        await stream.aclose()
+
+    async with open_upgrade_server(script=ws_script(close_normally)) as server:
+        with trio.fail_after(10):
+            offer = WebSocket(compression=None)
+            ws = await trio_upgrade.upgrade(server.url(), offer)
+            with trio.testing.assert_checkpoints(), pytest.raises(ConnectionClosed):
+                await ws.receive()
+            assert ws.close_code == 1000
+            transport = ws.transport
+            assert isinstance(transport, trio.SocketStream)
+            assert transport.socket.fileno() == -1
+            with trio.testing.assert_checkpoints():
+                await ws.aclose()
+
+
 async def test_send_while_another_task_receives() -> None:
     async with serve_ws() as (server, _):
         with trio.fail_after(10):

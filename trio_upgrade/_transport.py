@@ -13,7 +13,7 @@ from ._proxy import Proxy, open_tunnel
 from ._timeout import UpgradeTimeout
 from ._url import Target
 
-__all__ = ["default_ssl_context", "open_transport"]
+__all__ = ["connect_transport", "default_ssl_context", "open_transport"]
 
 
 def default_ssl_context() -> ssl.SSLContext:
@@ -60,44 +60,67 @@ async def open_transport(
         UpgradeTimeout: ``connect_timeout`` passed first (phase ``"connect"``).
     """
     stream: trio.abc.Stream | None = None
-    where = proxy.target.authority if proxy else target.authority
     with trio.move_on_after(connect_timeout) as scope:
-        try:
-            if proxy is None:
-                stream = await _connect_tcp(target)
-            else:
-                stream = await _connect_tcp(proxy.target)
-                stream = await open_tunnel(
-                    stream,
-                    target,
-                    max_head_size=max_head_size,
-                    headers=proxy.headers,
-                )
-            if target.secure:
-                context = ssl_context or default_ssl_context()
-                tls = trio.SSLStream(
-                    stream, context, server_hostname=target.host, https_compatible=True
-                )
-                stream = tls
-                where = target.authority
-                await tls.do_handshake()
-        except ConnectError:
-            if stream is not None:
-                await trio.aclose_forcefully(stream)
-            raise
-        except (OSError, trio.BrokenResourceError) as exc:
-            if stream is not None:
-                await trio.aclose_forcefully(stream)
-            raise ConnectError(f"could not connect to {where}: {exc}") from exc
-        except BaseException:
-            if stream is not None:
-                await trio.aclose_forcefully(stream)
-            raise
+        stream = await connect_transport(
+            target, ssl_context=ssl_context, proxy=proxy, max_head_size=max_head_size
+        )
     if scope.cancelled_caught:
         if stream is not None:
             await trio.aclose_forcefully(stream)
         raise UpgradeTimeout("connect", connect_timeout)
     assert stream is not None
+    return stream
+
+
+async def connect_transport(
+    target: Target,
+    *,
+    ssl_context: ssl.SSLContext | None = None,
+    proxy: Proxy | None = None,
+    max_head_size: int = 65536,
+) -> trio.abc.Stream:
+    """:func:`open_transport` without its time limit: the caller's scope
+    bounds it (``upgrade()`` runs connect and handshake in one scope).
+
+    Whatever happens, including cancellation, a stream that is not returned
+    is closed.
+
+    Raises:
+        ConnectError: as for :func:`open_transport`.
+    """
+    stream: trio.abc.Stream | None = None
+    where = proxy.target.authority if proxy else target.authority
+    try:
+        if proxy is None:
+            stream = await _connect_tcp(target)
+        else:
+            stream = await _connect_tcp(proxy.target)
+            stream = await open_tunnel(
+                stream,
+                target,
+                max_head_size=max_head_size,
+                headers=proxy.headers,
+            )
+        if target.secure:
+            context = ssl_context or default_ssl_context()
+            tls = trio.SSLStream(
+                stream, context, server_hostname=target.host, https_compatible=True
+            )
+            stream = tls
+            where = target.authority
+            await tls.do_handshake()
+    except ConnectError:
+        if stream is not None:
+            await trio.aclose_forcefully(stream)
+        raise
+    except (OSError, trio.BrokenResourceError) as exc:
+        if stream is not None:
+            await trio.aclose_forcefully(stream)
+        raise ConnectError(f"could not connect to {where}: {exc}") from exc
+    except BaseException:
+        if stream is not None:
+            await trio.aclose_forcefully(stream)
+        raise
     return stream
 
 

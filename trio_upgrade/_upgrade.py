@@ -37,7 +37,7 @@ from ._proxy import Proxy, parse_proxy
 from ._raw import Raw, RawStream
 from ._resolve import ProtocolSpec, resolve_protocols
 from ._timeout import UpgradeTimeout
-from ._transport import deadline_from, open_transport
+from ._transport import connect_transport, deadline_from
 from ._url import Target, parse_url
 from ._websocket import WebSocket, WebSocketConnection
 
@@ -147,27 +147,39 @@ async def _negotiate(
     handshake = Handshake(limits) if transport is not None else None
     try:
         for group in plan:
-            if stream is None or handshake is None:
-                if transport is not None:
-                    break  # the given transport is spent; we cannot reconnect
-                stream = await open_transport(
-                    target,
-                    connect_timeout=limits.connect_timeout,
-                    ssl_context=ssl_context,
-                    proxy=proxy,
-                    max_head_size=limits.max_head_size,
-                )
-                handshake = Handshake(limits)
-            offers: list[Offer[Any]] = [p.offer(target) for p in group]
-            request = build_request(
-                target,
-                offers,
-                [field for offer in offers for field in offer.headers()],
-                headers,
-            )
-            deadline = deadline_from(limits.handshake_timeout)
+            connect = stream is None or handshake is None
+            if connect and transport is not None:
+                break  # the given transport is spent; we cannot reconnect
             outcome: Switched | Refused | None = None
-            with trio.move_on_at(deadline) as scope:
+            phase, timeout = "handshake", limits.handshake_timeout
+            if connect:
+                phase, timeout = "connect", limits.connect_timeout
+            # One cancel scope for connect and handshake, its deadline moved
+            # from one limit to the other: a scope costs about as much as a
+            # scheduler pass.
+            with trio.CancelScope(deadline=deadline_from(timeout)) as scope:
+                if connect:
+                    stream = await connect_transport(
+                        target,
+                        ssl_context=ssl_context,
+                        proxy=proxy,
+                        max_head_size=limits.max_head_size,
+                    )
+                    handshake = Handshake(limits)
+                    if not scope.cancel_called:
+                        phase, timeout = "handshake", limits.handshake_timeout
+                        scope.deadline = deadline_from(timeout)
+                    # else connect_timeout passed as the connection completed:
+                    # a cancelled scope stays cancelled, so the next
+                    # checkpoint ends the attempt as a connect timeout.
+                assert stream is not None and handshake is not None
+                offers: list[Offer[Any]] = [p.offer(target) for p in group]
+                request = build_request(
+                    target,
+                    offers,
+                    [field for offer in offers for field in offer.headers()],
+                    headers,
+                )
                 request_bytes = handshake.send_request(request)
                 outcome = await _exchange(stream, handshake, request_bytes)
                 if isinstance(outcome, Switched):
@@ -180,7 +192,7 @@ async def _negotiate(
                     stream = None  # the connection owns it now
                     return connection
             if scope.cancelled_caught or not isinstance(outcome, Refused):
-                raise UpgradeTimeout("handshake", limits.handshake_timeout)
+                raise UpgradeTimeout(phase, timeout)
             last = outcome
             attempts.append(
                 Attempt([o.token for o in offers], outcome.response.status_code, None)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from dataclasses import dataclass
 from urllib.parse import urlsplit
@@ -47,14 +48,21 @@ class Target:
     @property
     def is_ip_literal(self) -> bool:
         """Whether ``host`` is an IP address rather than a name."""
-        try:
-            ipaddress.ip_address(self.host)
-        except ValueError:
-            return False
-        return True
+        return _is_ip_literal(self.host)
 
     def with_target(self, target: str) -> Target:
         return Target(self.scheme, self.host, self.port, target, self.secure)
+
+
+@functools.lru_cache(maxsize=256)
+def _is_ip_literal(host: str) -> bool:
+    # Asked on every connect; ipaddress parsing costs more than the rest of
+    # the connect's Python code, and a client talks to few distinct hosts.
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
 
 
 def parse_url(url: str) -> Target:

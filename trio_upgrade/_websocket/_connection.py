@@ -206,7 +206,10 @@ class WebSocketConnection(Engine, trio.abc.Channel[str | bytes]):
             message = bytes(message)
         elif not isinstance(message, (str, bytes)):
             raise TypeError(f"expected str or bytes, got {type(message).__name__}")
-        await self._acquire_send()
+        if self._sending:
+            await self._acquire_send()
+        else:  # uncontended: take the turn without a coroutine call
+            self._sending = True
         try:
             if self._closure is not None or self._local_close:
                 await trio.lowlevel.checkpoint()
@@ -219,7 +222,10 @@ class WebSocketConnection(Engine, trio.abc.Channel[str | bytes]):
             if self._outbox:  # control frames that were waiting for a turn
                 data = bytes(self._outbox) + data
                 self._outbox.clear()
-            if not await self._write(data) or not await self._flush_outbox():
+            if not await self._write(data) or (
+                # Control frames the reader queued while we wrote.
+                self._outbox and not await self._flush_outbox()
+            ):
                 raise self._closed_error()
         finally:
             self._release_send()

@@ -161,6 +161,7 @@ class Engine:
     """
 
     __slots__ = (
+        "_background",
         "_backlog",
         "_bg_event",
         "_close_timeout",
@@ -233,6 +234,7 @@ class Engine:
         self._waiter: trio.Event | None = None
         self._fg_waiting = 0
         self._fg_read_at = now
+        self._background = False
         self._bg_event: trio.Event | None = None
         self._ka_event: trio.Event | None = None
         self._last_recv = now
@@ -331,11 +333,14 @@ class Engine:
                     self._ws.receive_data(cast(bytes, data))
                     self._pump()
         self._notify()
-        await self._settle()
+        if self._outbox or self._must_close:
+            await self._settle()
 
     def _release_reader(self, role: int) -> None:
-        now = trio.current_time()
         self._reader = 0
+        if not self._background:
+            return  # the times below are read by the background tasks only
+        now = trio.current_time()
         self._last_recv = now
         traffic = self._traffic
         if traffic is not None:  # the keepalive awaits a sign of life
@@ -579,8 +584,12 @@ class Engine:
             self._sending = False
 
     async def _write(self, data: bytes | bytearray) -> bool:
-        """Write frames; ``False`` when the transport failed (recorded)."""
-        await trio.lowlevel.checkpoint_if_cancelled()
+        """Write frames; ``False`` when the transport failed (recorded).
+
+        The caller has checked for cancellation with nothing awaited since
+        (``checkpoint_if_cancelled``), so ``send_all`` cannot be cancelled
+        before its first byte and a cancelled call never loses the frames.
+        """
         try:
             await self._stream.send_all(data)
         except _TRANSPORT_ERRORS as exc:
@@ -629,13 +638,17 @@ class Engine:
     # -- closing -------------------------------------------------------
 
     async def _settle(self) -> None:
-        """After a read: send the replies it produced, close if it ended."""
+        """After a read: send the replies it produced, close if it ended.
+
+        Every caller has just passed a checkpoint (the read), so closing the
+        transport needs none of its own.
+        """
         if self._outbox:
             await self._flush_control()
         if self._must_close and not self._transport_closed:
-            await self._close_transport(drain=True)
+            await self._close_transport(drain=True, checkpoint=False)
 
-    async def _close_transport(self, *, drain: bool) -> None:
+    async def _close_transport(self, *, drain: bool, checkpoint: bool = True) -> None:
         if self._transport_closed:
             return
         try:
@@ -666,10 +679,14 @@ class Engine:
                         event.set()
                 # aclose() of a Trio stream closes even when cancelled; the
                 # timeout bounds a TLS close_notify to a silent peer. A
-                # socket closes at once: no cancel scope needed for it.
+                # socket closes at once: no cancel scope needed for it, and
+                # SocketStream.aclose() is close() plus a checkpoint, which
+                # a caller that just passed one can skip (a scheduler pass).
                 stream = self._stream
                 if type(stream) is trio.SocketStream:
-                    await stream.aclose()
+                    stream.socket.close()
+                    if checkpoint:
+                        await trio.lowlevel.checkpoint()
                 else:
                     with trio.move_on_after(self._close_timeout):
                         await stream.aclose()
@@ -767,6 +784,8 @@ class Engine:
         The tasks end when the connection closes; errors they meet end the
         connection and reach the application through its next call.
         """
+        self._background = True
+        self._last_recv = self._fg_read_at = trio.current_time()
         nursery.start_soon(self._background_reader)
         if self._settings.ping_interval is not None:
             nursery.start_soon(self._keepalive)
