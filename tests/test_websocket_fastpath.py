@@ -297,8 +297,11 @@ async def test_cancelled_receive_in_a_long_frame_loses_nothing() -> None:
 async def test_fragmented_and_compressed_sends_go_through_wsproto(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    def refuse(opcode: int, payload: bytes) -> bytes:
-        raise AssertionError("the fast path was used")
+    def refuse(opcode: int, payload: bytes) -> bytes | bytearray:
+        # Close frames of extension-free connections are built here too.
+        if opcode != 8:
+            raise AssertionError("the fast path was used")
+        return _frames.build_frame(opcode, payload)
 
     monkeypatch.setattr("trio_upgrade._websocket._connection.build_frame", refuse)
     async with open_upgrade_server([WebSocketServerProtocol()]) as server:
@@ -313,3 +316,47 @@ async def test_fragmented_and_compressed_sends_go_through_wsproto(
         async with trio_upgrade.open_upgrade(url, [fragmenting]) as ws:
             await ws.send(b"y" * 1000)
             assert await ws.receive() == b"y" * 1000
+
+
+@pytest.mark.parametrize(
+    ("code", "reason"),
+    [(1000, ""), (1001, "bye"), (1011, "é" * 61), (4999, "x" * 123)],
+)
+def test_close_frames_are_wsprotos(
+    code: int, reason: str, masker: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from wsproto.connection import ConnectionState
+    from wsproto.events import CloseConnection
+
+    from trio_upgrade._websocket._connection import _send_close
+
+    key = bytes([0x11, 0x22, code % 256, 0x44])
+    monkeypatch.setattr(_frames, "_urandom", lambda n: key)
+    ours_ws = Connection(ConnectionType.CLIENT)
+    ours = _send_close(ours_ws, True, code, reason)
+    theirs_ws = Connection(ConnectionType.CLIENT)
+    original = os.urandom
+    os.urandom = lambda n: key
+    try:
+        theirs = theirs_ws.send(CloseConnection(code, reason))
+    finally:
+        os.urandom = original
+    assert ours == bytes(theirs)
+    assert ours_ws.state is theirs_ws.state is ConnectionState.LOCAL_CLOSING
+    # Both then take the server's answer the same way.
+    answer = b"\x88\x02" + code.to_bytes(2, "big")
+    for ws in (ours_ws, theirs_ws):
+        ws.receive_data(answer)
+        [event] = list(ws.events())
+        assert isinstance(event, CloseConnection) and event.code == code
+        assert ws.state is ConnectionState.CLOSED
+
+
+def test_close_frame_with_extensions_goes_through_wsproto() -> None:
+    from wsproto.connection import ConnectionState
+
+    from trio_upgrade._websocket._connection import _send_close
+
+    ws = Connection(ConnectionType.CLIENT)
+    frame = _send_close(ws, False, 1000, "")
+    assert frame[:2] == b"\x88\x82" and ws.state is ConnectionState.LOCAL_CLOSING

@@ -22,7 +22,7 @@ import h11
 
 from ._errors import InvalidResponse, ProtocolNotOffered, ResponseTooLarge
 from ._limits import Limits
-from ._messages import Headers, Request, Response
+from ._messages import Headers, Request, Response, header_tokens
 from ._url import Target
 from ._version import __version__
 
@@ -103,6 +103,9 @@ class _HasToken(Protocol):
     def connection_options(self) -> Sequence[str]: ...
 
 
+# h11 events are frozen: one end-of-message serves every request.
+_END_OF_MESSAGE = h11.EndOfMessage()
+
 _FIELD_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _FIELD_VALUE_BAD = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 
@@ -170,8 +173,15 @@ def select_offer(response: Response, offers: Sequence[_HasToken]) -> int:
         ProtocolNotOffered: the response names no protocol (and the missing
             header cannot be excused), several, or one not offered.
     """
+    # One scan of the headers; the joined value and the offer list are only
+    # built for an error message.
+    upgrade = response.headers.get_all("upgrade")
+    tokens = list(dict.fromkeys(header_tokens(upgrade)))
+    if len(tokens) == 1:
+        for index, offer in enumerate(offers):
+            if offer.token.lower() == tokens[0]:
+                return index
     offered = ", ".join(o.token for o in offers)
-    tokens = list(dict.fromkeys(response.headers.tokens("upgrade")))
     if not tokens:
         if len(offers) == 1 and offers[0].accept_missing_upgrade_header:
             logger.warning(
@@ -186,7 +196,7 @@ def select_offer(response: Response, offers: Sequence[_HasToken]) -> int:
             expected=f"Upgrade: one of {offered}",
             received="no Upgrade header",
         )
-    received = response.headers.get("upgrade")
+    received = ", ".join(upgrade)
     if len(tokens) > 1:
         raise ProtocolNotOffered(
             "the 101 response names several protocols",
@@ -194,9 +204,6 @@ def select_offer(response: Response, offers: Sequence[_HasToken]) -> int:
             expected=f"exactly one of {offered}",
             received=f"Upgrade: {received}",
         )
-    for index, offer in enumerate(offers):
-        if offer.token.lower() == tokens[0]:
-            return index
     raise ProtocolNotOffered(
         "the server switched to a protocol that was not offered",
         response=response,
@@ -209,7 +216,7 @@ def _response(event: h11.Response | h11.InformationalResponse) -> Response:
     return Response(
         status_code=event.status_code,
         reason=event.reason.decode("latin-1"),
-        headers=Headers(event.headers.raw_items()),
+        headers=Headers._from_raw(event.headers.raw_items()),
         http_version=event.http_version.decode("ascii"),
     )
 
@@ -237,6 +244,9 @@ class Handshake:
         self._body = bytearray()
         self._truncated = False
         self._done = False
+        # Nothing received yet: h11 can only answer NEED_DATA, so
+        # next_event() says so without asking it (once per handshake).
+        self._fresh = True
 
     @property
     def received(self) -> int:
@@ -258,13 +268,14 @@ class Handshake:
             headers=request.headers.raw(),
         )
         data = self._conn.send(event) or b""
-        return data + (self._conn.send(h11.EndOfMessage()) or b"")
+        return data + (self._conn.send(_END_OF_MESSAGE) or b"")
 
     def receive_data(self, data: bytes | bytearray) -> None:
         """Feed bytes from the server; ``b""`` means it closed its side."""
         if len(self._start) < 9:
             self._start += data[: 9 - len(self._start)]
         self._received += len(data)
+        self._fresh = False
         self._eof = self._eof or not data
         self._conn.receive_data(bytes(data))
 
@@ -279,6 +290,8 @@ class Handshake:
         """
         if self._done:
             raise RuntimeError("the handshake already produced its outcome")
+        if self._fresh:
+            return NEED_DATA
         while True:
             try:
                 event = self._conn.next_event()

@@ -25,9 +25,45 @@ class Headers:
     __slots__ = ("_items",)
 
     def __init__(self, items: Iterable[tuple[str | bytes, str | bytes]] = ()) -> None:
+        # A list comprehension with an exact-type test before the general
+        # conversion: headers are built on every handshake, nearly always
+        # from str pairs.
         self._items: tuple[tuple[str, str], ...] = tuple(
-            (_text(name), _text(value)) for name, value in items
+            [
+                (
+                    name if type(name) is str else _text(name),
+                    value if type(value) is str else _text(value),
+                )
+                for name, value in items
+            ]
         )
+
+    @classmethod
+    def _from_raw(cls, items: Iterable[tuple[bytes, bytes]]) -> Headers:
+        """Headers from byte pairs as h11 hands them over (received fields).
+
+        The same result as ``Headers(items)``, without the per-item type
+        test: this runs once per response, on the handshake's hot path.
+        """
+        self = cls.__new__(cls)
+        self._items = tuple(
+            [(n.decode("latin-1"), v.decode("latin-1")) for n, v in items]
+        )
+        return self
+
+    def _select(self, names: Iterable[str]) -> dict[str, list[str]]:
+        """The values of each of ``names`` (lower-case), gathered in one pass.
+
+        For checks that read several fields of the same head: one scan
+        instead of one per field, and nothing kept on the object afterwards
+        (the 101's headers live as long as the connection).
+        """
+        found: dict[str, list[str]] = {name: [] for name in names}
+        for name, value in self._items:
+            values = found.get(name.lower())
+            if values is not None:
+                values.append(value)
+        return found
 
     def get(self, name: str, default: str | None = None) -> str | None:
         """All values of ``name`` joined with ``", "``, or ``default``.

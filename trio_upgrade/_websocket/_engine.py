@@ -106,6 +106,7 @@ def _wsproto_fits() -> bool:
         decoder = proto._frame_decoder
         return (
             proto._outbound_opcode is None
+            and ws._state is ConnectionState.OPEN
             and decoder.header is None
             and isinstance(decoder.buffer.buffer, bytearray)
             and proto._message_decoder.opcode is None

@@ -124,7 +124,7 @@ def _head(opcode: int, size: int) -> bytes:
 
 
 def build_frame(opcode: int, payload: bytes) -> bytes | bytearray:
-    """A masked client frame: FIN, ``opcode`` (1 or 2), ``payload``.
+    """A masked client frame: FIN, ``opcode`` (1, 2 or 8), ``payload``.
 
     The same bytes as wsproto's ``Connection.send`` for the same masking
     key; the key is fresh from :func:`os.urandom`.

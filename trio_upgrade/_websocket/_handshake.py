@@ -238,6 +238,16 @@ def parse_deflate_params(
     )
 
 
+# The fields check_switch() reads, gathered in one pass.
+_SWITCH_FIELDS = (
+    "upgrade",
+    "connection",
+    "sec-websocket-accept",
+    "sec-websocket-protocol",
+    "sec-websocket-extensions",
+)
+
+
 @dataclass(frozen=True)
 class Switch:
     """What a valid 101 agreed to.
@@ -283,8 +293,9 @@ def check_switch(
         InvalidUpgrade: a field is missing or does not match the offer; the
             error carries what was expected and what was received.
     """
-    headers = response.headers
-    upgrade = headers.get_all("upgrade")
+    # Every field below in one scan of the head, not one scan per field.
+    found = response.headers._select(_SWITCH_FIELDS)
+    upgrade = found["upgrade"]
     if header_tokens(upgrade) != ["websocket"]:
         raise _fail(
             response,
@@ -292,8 +303,9 @@ def check_switch(
             "Upgrade: websocket",
             f"Upgrade: {', '.join(upgrade) or '(none)'}",
         )
-    if "upgrade" not in headers.tokens("connection"):
-        received = headers.get("connection") or "(none)"
+    connection = found["connection"]
+    if "upgrade" not in header_tokens(connection):
+        received = ", ".join(connection) or "(none)"
         raise _fail(
             response,
             "the 101 lacks Connection: upgrade",
@@ -301,7 +313,7 @@ def check_switch(
             f"Connection: {received}",
         )
     expected_accept = accept_key(key)
-    accepts = [v.strip(_OWS) for v in headers.get_all("sec-websocket-accept")]
+    accepts = [v.strip(_OWS) for v in found["sec-websocket-accept"]]
     if accepts != [expected_accept]:
         raise _fail(
             response,
@@ -309,15 +321,16 @@ def check_switch(
             f"Sec-WebSocket-Accept: {expected_accept}",
             f"Sec-WebSocket-Accept: {', '.join(accepts) or '(none)'}",
         )
-    offered = ", ".join(subprotocols) or "(none)"
-    chosen = [v.strip(_OWS) for v in headers.get_all("sec-websocket-protocol")]
+    chosen = [v.strip(_OWS) for v in found["sec-websocket-protocol"]]
     subprotocol: str | None = None
     if chosen:
         if len(chosen) != 1 or chosen[0] not in subprotocols:
             raise _fail(
                 response,
                 "the server chose a subprotocol that was not offered",
-                f"one of {offered}" if subprotocols else "no Sec-WebSocket-Protocol",
+                f"one of {', '.join(subprotocols)}"
+                if subprotocols
+                else "no Sec-WebSocket-Protocol",
                 f"Sec-WebSocket-Protocol: {', '.join(chosen)}",
             )
         subprotocol = chosen[0]
@@ -325,10 +338,13 @@ def check_switch(
         raise _fail(
             response,
             "the server chose none of the subprotocols offered",
-            f"Sec-WebSocket-Protocol: one of {offered}",
+            f"Sec-WebSocket-Protocol: one of {', '.join(subprotocols)}",
             "no Sec-WebSocket-Protocol",
         )
-    fields = headers.get_all("sec-websocket-extensions")
+    fields = found["sec-websocket-extensions"]
+    if not fields:
+        # The usual answer: nothing to parse, nothing agreed.
+        return Switch(subprotocol, None, ())
     received_ext = ", ".join(fields)
     try:
         parsed = parse_extensions(fields)
@@ -339,14 +355,13 @@ def check_switch(
             "a valid extension list",
             received_ext,
         ) from None
-    offered_ext = deflate.header_value() if deflate is not None else "no extensions"
     agreed: DeflateParams | None = None
     for name, params in parsed:
         if name != "permessage-deflate" or deflate is None or agreed is not None:
             raise _fail(
                 response,
                 f"the server accepted extension {name!r}, which was not offered",
-                offered_ext,
+                deflate.header_value() if deflate is not None else "no extensions",
                 received_ext,
             )
         try:
@@ -355,7 +370,7 @@ def check_switch(
             raise _fail(
                 response,
                 f"unacceptable permessage-deflate parameters: {exc}",
-                offered_ext,
+                deflate.header_value(),
                 received_ext,
             ) from None
     elements = tuple(
