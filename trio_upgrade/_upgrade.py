@@ -12,7 +12,6 @@ from __future__ import annotations
 import functools
 import logging
 import ssl
-import sys
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any, Literal, TypeVar, overload
@@ -20,6 +19,7 @@ from typing import Any, Literal, TypeVar, overload
 import trio
 
 from ._errors import Attempt, InvalidResponse, UpgradeRefused
+from ._groups import lone_errors_unwrapped
 from ._handshake import (
     NEED_DATA,
     Handshake,
@@ -40,9 +40,6 @@ from ._timeout import UpgradeTimeout
 from ._transport import connect_transport, deadline_from
 from ._url import Target, parse_url
 from ._websocket import WebSocket, WebSocketConnection
-
-if sys.version_info < (3, 11):  # pragma: no cover
-    from exceptiongroup import BaseExceptionGroup
 
 __all__ = ["Strategy", "open_upgrade", "upgrade"]
 
@@ -361,15 +358,6 @@ async def upgrade(
     )
 
 
-def _unwrap_single(group: BaseExceptionGroup[BaseException]) -> BaseException | None:
-    exc: BaseException = group
-    while isinstance(exc, BaseExceptionGroup):
-        if len(exc.exceptions) != 1:
-            return None
-        exc = exc.exceptions[0]
-    return exc
-
-
 @overload
 def open_upgrade(  # type: ignore[overload-overlap]
     url: str,
@@ -472,7 +460,7 @@ async def _open_upgrade(
     protocols: ProtocolSpec | Sequence[ProtocolSpec],
     **options: Any,
 ) -> AsyncIterator[Any]:
-    try:
+    with lone_errors_unwrapped():
         async with trio.open_nursery() as nursery:
             connection = await upgrade(url, protocols, nursery=nursery, **options)
             try:
@@ -482,10 +470,3 @@ async def _open_upgrade(
                 # contract, closes forcefully if it is cancelled.
                 await connection.aclose()
                 nursery.cancel_scope.cancel()
-    except BaseExceptionGroup as group:
-        single = _unwrap_single(group)
-        if single is None:
-            raise
-        # Keep the error's own cause (a keepalive's UpgradeTimeout behind a
-        # ConnectionClosed); only the group around it goes.
-        raise single from single.__cause__

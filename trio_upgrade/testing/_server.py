@@ -11,7 +11,6 @@ stage the misbehaving servers a client must survive.
 
 from __future__ import annotations
 
-import sys
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from functools import partial
@@ -20,6 +19,7 @@ import h11
 import trio
 import trio.testing
 
+from .._groups import lone_errors_unwrapped
 from .._messages import Request
 from .._raw import RawStream
 from ._choose import ChooseArg, Reply, default_refusal, pick
@@ -35,9 +35,6 @@ from ._http import (
 from ._protocols import ServerProtocol
 from ._records import ConnectionRecord, Notifier, TrackedStream
 from ._script import Script, run_script
-
-if sys.version_info < (3, 11):  # pragma: no cover
-    from exceptiongroup import BaseExceptionGroup
 
 __all__ = ["UpgradeServer", "open_upgrade_server"]
 
@@ -419,15 +416,6 @@ class UpgradeServer:
             conn.start_next_cycle()
 
 
-def _unwrap_single(group: BaseExceptionGroup[BaseException]) -> BaseException | None:
-    exc: BaseException = group
-    while isinstance(exc, BaseExceptionGroup):
-        if len(exc.exceptions) != 1:
-            return None
-        exc = exc.exceptions[0]
-    return exc
-
-
 def open_upgrade_server(
     protocols: Sequence[ServerProtocol | str] = ("echo",),
     *,
@@ -482,7 +470,7 @@ def open_upgrade_server(
 async def _open(
     server: UpgradeServer, *, tcp: bool, host: str, port: int
 ) -> AsyncIterator[UpgradeServer]:
-    try:
+    with lone_errors_unwrapped():
         async with trio.open_nursery() as nursery:
             if tcp:
                 await nursery.start(partial(server.serve_tcp, host=host, port=port))
@@ -492,8 +480,3 @@ async def _open(
                 yield server
             finally:
                 nursery.cancel_scope.cancel()
-    except BaseExceptionGroup as group:
-        single = _unwrap_single(group)
-        if single is None:
-            raise
-        raise single from None
