@@ -28,18 +28,19 @@ How bytes move (the design in one place):
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Generator, Sequence
 from dataclasses import dataclass
 from typing import cast
 
 import trio
 from wsproto.connection import Connection, ConnectionState, ConnectionType
 from wsproto.events import CloseConnection, Message, Ping, Pong
+from wsproto.frame_protocol import LOCAL_ONLY_CLOSE_REASONS, CloseReason, Frame
 
 from .._errors import ConnectionClosed, ProtocolError
 from .._messages import Request, Response
 from .._timeout import UpgradeTimeout
-from ._frames import MORE, plain_header
+from ._frames import MORE, build_frame, plain_header
 
 __all__ = [
     "HANDOVER_DELAY",
@@ -98,6 +99,67 @@ class _Closure:
         self.cause = cause
 
 
+def _no_frames() -> Generator[Frame | None, None, None]:
+    """What wsproto's frame parser is once it has parsed a close frame."""
+    yield from ()
+
+
+#: The close codes wsproto accepts from the peer below 3000, as the objects
+#: its CloseConnection event carries (RFC 6455 §7.4: not the local-only
+#: 1005, 1006, 1015; not a reserved code it does not know). Codes 3000-4999
+#: it accepts as plain ints; everything else fails the connection (1002).
+_REMOTE_CODES: dict[int, int] = {
+    int(code): code
+    for code in CloseReason
+    if code not in LOCAL_ONLY_CLOSE_REASONS and 1000 <= code <= 2999
+}
+
+
+def _wsproto_close_fits() -> bool:
+    """Whether wsproto takes a server's close frame as _take_close assumes.
+
+    Parsing a valid close frame moves OPEN to REMOTE_CLOSING and
+    LOCAL_CLOSING to CLOSED, yields one CloseConnection, leaves the frame
+    decoder idle with ``payload_required`` and ``payload_consumed`` set to
+    the payload length, and ends the parser generator (``_parse_more``).
+    """
+    for state, after in (
+        (ConnectionState.OPEN, ConnectionState.REMOTE_CLOSING),
+        (ConnectionState.LOCAL_CLOSING, ConnectionState.CLOSED),
+    ):
+        ws = Connection(ConnectionType.CLIENT)
+        ws._state = state
+        ws.receive_data(b"\x88\x04\x0f\xa0ok" + b"\x81\x01x")
+        events = list(ws.events())
+        proto = ws._proto
+        decoder = proto._frame_decoder
+        if not (
+            len(events) == 1
+            and isinstance(events[0], CloseConnection)
+            and type(events[0].code) is int
+            and events[0].code == 4000
+            and events[0].reason == "ok"
+            and ws._state is after
+            and decoder.header is None
+            and decoder.effective_opcode is None
+            and decoder.masker is None
+            and decoder.payload_required == 4
+            and decoder.payload_consumed == 4
+            and next(proto._parse_more, None) is None
+            and not ws._events
+        ):
+            return False
+    ws = Connection(ConnectionType.CLIENT)
+    ws.receive_data(b"\x88\x00")
+    events = list(ws.events())
+    return (
+        len(events) == 1
+        and isinstance(events[0], CloseConnection)
+        and events[0].code is CloseReason.NO_STATUS_RCVD
+        and events[0].reason == ""
+    )
+
+
 def _wsproto_fits() -> bool:
     """Whether wsproto has the internals the fast paths look at (1.2-1.3)."""
     try:
@@ -111,6 +173,10 @@ def _wsproto_fits() -> bool:
             and isinstance(decoder.buffer.buffer, bytearray)
             and proto._message_decoder.opcode is None
             and not ws._events
+            and decoder.payload_required == 0
+            and decoder.payload_consumed == 0
+            and hasattr(proto, "_parse_more")
+            and _wsproto_close_fits()
         )
     except Exception:  # pragma: no cover - another wsproto
         return False
@@ -431,7 +497,11 @@ class Engine:
                 if opcode == MORE:
                     self._long = _LongFrame(0, bytes(data[pos:]), b"", 0)
                     return
-                if not opcode or (max_size is not None and size > max_size):
+                if not opcode:
+                    if data[pos] == 0x88 and self._take_close(data, pos):
+                        return
+                    break
+                if max_size is not None and size > max_size:
                     break
                 start = pos + head
                 stop = start + size
@@ -459,6 +529,53 @@ class Engine:
                 self._hold(data[pos:])
             else:
                 self._feed(data[pos:] if pos else data)
+
+    def _take_close(self, data: bytes | bytearray, pos: int) -> bool:
+        """Take the server's close frame at ``pos`` as wsproto would.
+
+        Only a whole, valid close frame (FIN, no RSV bits, unmasked, payload
+        of at most 125 bytes) that ends the read, while wsproto is idle and
+        OPEN or LOCAL_CLOSING; ``False`` leaves the bytes to wsproto (which
+        also fails the connection for an invalid one). wsproto's state is
+        then what its own parsing leaves (see ``_wsproto_close_fits``).
+        """
+        size = len(data) - pos - 2
+        if size < 0 or data[pos + 1] != size or size > 125 or size == 1:
+            return False  # unmasked length byte must match the rest exactly
+        ws = self._ws
+        state = ws._state
+        if state is ConnectionState.OPEN:
+            after = ConnectionState.REMOTE_CLOSING
+        elif state is ConnectionState.LOCAL_CLOSING:
+            after = ConnectionState.CLOSED
+        else:
+            return False
+        payload = bytes(data[pos + 2 :])
+        code: int
+        if not size:
+            code = CloseReason.NO_STATUS_RCVD
+            reason = ""
+        else:
+            number = (payload[0] << 8) | payload[1]
+            known = _REMOTE_CODES.get(number)
+            if known is not None:
+                code = known
+            elif 3000 <= number <= 4999:
+                code = number
+            else:
+                return False  # wsproto: 1002
+            try:
+                reason = payload[2:].decode("utf-8")
+            except UnicodeDecodeError:
+                return False  # wsproto: 1007
+        proto = ws._proto
+        decoder = proto._frame_decoder
+        decoder.payload_required = size
+        decoder.payload_consumed = size
+        proto._parse_more = _no_frames()
+        ws._state = after
+        self._got_close(CloseConnection(code=code, reason=reason), payload)
+        return True
 
     def _hold(self, data: bytes | bytearray) -> None:
         """Keep unparsed bytes (wsproto is idle) until the queue has room."""
@@ -520,13 +637,21 @@ class Engine:
             if key == payload:
                 break
 
-    def _got_close(self, event: CloseConnection) -> None:
+    def _got_close(self, event: CloseConnection, payload: bytes | None = None) -> None:
+        """Act on the server's close frame (``payload``: from _take_close)."""
         state = self._ws.state
         if state is ConnectionState.REMOTE_CLOSING:
             # The server closes: answer with the same code (RFC 6455 §5.5.1),
             # then close the transport.
             self._set_closure(event.code, event.reason or "")
-            self._outbox += self._ws.send(event.response())
+            if payload is not None:
+                # wsproto's answer echoes the code and the (valid, at most
+                # 123 bytes) reason: the payload as received, or none for
+                # 1005. Its send moves REMOTE_CLOSING to CLOSED.
+                self._outbox += build_frame(8, payload)
+                self._ws._state = ConnectionState.CLOSED
+            else:
+                self._outbox += self._ws.send(event.response())
             self._must_close = True
         elif state is ConnectionState.CLOSED:
             # The answer to our close frame; the transport closes at EOF.
