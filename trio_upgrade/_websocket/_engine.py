@@ -24,23 +24,30 @@ How bytes move (the design in one place):
 * **Ending.** Whatever ends the connection (a close frame, a protocol error,
   end of stream, a keepalive timeout, ``aclose()``) is recorded once; every
   later call raises from that record, and the transport is closed.
+
+This module holds the reader role, the writer turns, waking and the
+background tasks, and the state they share (``Engine.__slots__``). Two
+mixins of ``Engine`` hold the rest, each with its own concern: the receive
+fast paths beside wsproto (``_fastpath``) and how the connection ends
+(``_closing``). ``NORMAL_CODES`` and the wsproto checks are re-exported here.
 """
 
 from __future__ import annotations
 
-from collections.abc import Generator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import cast
 
 import trio
-from wsproto.connection import Connection, ConnectionState, ConnectionType
+from wsproto.connection import Connection, ConnectionState
 from wsproto.events import CloseConnection, Message, Ping, Pong
-from wsproto.frame_protocol import LOCAL_ONLY_CLOSE_REASONS, CloseReason, Frame
 
-from .._errors import ConnectionClosed, ProtocolError
 from .._messages import Request, Response
 from .._timeout import UpgradeTimeout
-from ._frames import MORE, build_frame, plain_header
+from ._closing import NORMAL_CODES, Closing, _Closure
+from ._fastpath import _WSPROTO_FITS, FastPath, _LongFrame
+from ._fastpath import _wsproto_close_fits as _wsproto_close_fits
+from ._fastpath import _wsproto_fits as _wsproto_fits
 
 __all__ = [
     "HANDOVER_DELAY",
@@ -64,11 +71,6 @@ BIG_RECEIVE_SIZE = 2**20
 #: are answered well within any keepalive timeout in use (seconds).
 HANDOVER_DELAY = 0.1
 
-#: Close codes that end a connection normally (RFC 6455 §7.4.1): normal,
-#: going away, and a close frame without a code (1005), which ``websockets``
-#: also counts as orderly.
-NORMAL_CODES = frozenset({1000, 1001, 1005})
-
 _TRANSPORT_ERRORS = (trio.BrokenResourceError, trio.ClosedResourceError, OSError)
 _FG = 1  # an application task holds the reader role
 _BG = 2  # the background reader holds it
@@ -83,124 +85,6 @@ class ConnectionSettings:
     max_fragment_size: int | None
     ping_interval: float | None
     ping_timeout: float | None
-
-
-class _Closure:
-    """How the connection ended (the first cause wins)."""
-
-    __slots__ = ("cause", "code", "error", "reason")
-
-    def __init__(
-        self, code: int, reason: str, error: bool, cause: BaseException | None
-    ) -> None:
-        self.code = code
-        self.reason = reason
-        self.error = error  # the peer broke the protocol: ProtocolError
-        self.cause = cause
-
-
-def _no_frames() -> Generator[Frame | None, None, None]:
-    """What wsproto's frame parser is once it has parsed a close frame."""
-    yield from ()
-
-
-#: The close codes wsproto accepts from the peer below 3000, as the objects
-#: its CloseConnection event carries (RFC 6455 §7.4: not the local-only
-#: 1005, 1006, 1015; not a reserved code it does not know). Codes 3000-4999
-#: it accepts as plain ints; everything else fails the connection (1002).
-_REMOTE_CODES: dict[int, int] = {
-    int(code): code
-    for code in CloseReason
-    if code not in LOCAL_ONLY_CLOSE_REASONS and 1000 <= code <= 2999
-}
-
-
-def _wsproto_close_fits() -> bool:
-    """Whether wsproto takes a server's close frame as _take_close assumes.
-
-    Parsing a valid close frame moves OPEN to REMOTE_CLOSING and
-    LOCAL_CLOSING to CLOSED, yields one CloseConnection, leaves the frame
-    decoder idle with ``payload_required`` and ``payload_consumed`` set to
-    the payload length, and ends the parser generator (``_parse_more``).
-    """
-    for state, after in (
-        (ConnectionState.OPEN, ConnectionState.REMOTE_CLOSING),
-        (ConnectionState.LOCAL_CLOSING, ConnectionState.CLOSED),
-    ):
-        ws = Connection(ConnectionType.CLIENT)
-        ws._state = state
-        ws.receive_data(b"\x88\x04\x0f\xa0ok" + b"\x81\x01x")
-        events = list(ws.events())
-        proto = ws._proto
-        decoder = proto._frame_decoder
-        if not (
-            len(events) == 1
-            and isinstance(events[0], CloseConnection)
-            and type(events[0].code) is int
-            and events[0].code == 4000
-            and events[0].reason == "ok"
-            and ws._state is after
-            and decoder.header is None
-            and decoder.effective_opcode is None
-            and decoder.masker is None
-            and decoder.payload_required == 4
-            and decoder.payload_consumed == 4
-            and next(proto._parse_more, None) is None
-            and not ws._events
-        ):
-            return False
-    ws = Connection(ConnectionType.CLIENT)
-    ws.receive_data(b"\x88\x00")
-    events = list(ws.events())
-    return (
-        len(events) == 1
-        and isinstance(events[0], CloseConnection)
-        and events[0].code is CloseReason.NO_STATUS_RCVD
-        and events[0].reason == ""
-    )
-
-
-def _wsproto_fits() -> bool:
-    """Whether wsproto has the internals the fast paths look at (1.2-1.3)."""
-    try:
-        ws = Connection(ConnectionType.CLIENT)
-        proto = ws._proto
-        decoder = proto._frame_decoder
-        return (
-            proto._outbound_opcode is None
-            and ws._state is ConnectionState.OPEN
-            and decoder.header is None
-            and isinstance(decoder.buffer.buffer, bytearray)
-            and proto._message_decoder.opcode is None
-            and not ws._events
-            and decoder.payload_required == 0
-            and decoder.payload_consumed == 0
-            and hasattr(proto, "_parse_more")
-            and _wsproto_close_fits()
-        )
-    except Exception:  # pragma: no cover - another wsproto
-        return False
-
-
-_WSPROTO_FITS = _wsproto_fits()
-
-
-class _LongFrame:
-    """A plain frame (see ``_frames``) that is still arriving.
-
-    Its bytes were read but not given to wsproto, which is idle meanwhile.
-    With ``opcode`` 0, ``head`` holds bytes not parsed yet: the start of a
-    header (the next read continues it), or, with ``Engine._backlog`` set,
-    what came after a message that filled the queue.
-    """
-
-    __slots__ = ("head", "need", "opcode", "parts")
-
-    def __init__(self, opcode: int, head: bytes, first: bytes, need: int) -> None:
-        self.opcode = opcode
-        self.head = head  # the header, for wsproto should it get the frame
-        self.parts: list[bytes | bytearray] = [first]
-        self.need = need  # payload bytes still to come
 
 
 class PingWaiter:
@@ -221,7 +105,7 @@ def _join(parts: list[str | bytes]) -> str | bytes:
     return b"".join(parts)  # type: ignore[arg-type]
 
 
-class Engine:
+class Engine(FastPath, Closing):
     """The moving parts of a WebSocket connection; see the module docstring.
 
     :class:`~trio_upgrade.WebSocketConnection` adds the public methods.
@@ -463,167 +347,6 @@ class Engine:
                 self._got_close(event)
                 return
 
-    def _idle(self) -> bool:
-        """Whether wsproto holds no partial frame, message or event."""
-        ws = self._ws
-        proto = ws._proto
-        decoder = proto._frame_decoder
-        return (
-            self._parts is None
-            and decoder.header is None
-            and not decoder.buffer.buffer
-            and proto._message_decoder.opcode is None
-            and not ws._events
-        )
-
-    def _take(self, data: bytes | bytearray) -> None:
-        """Process a read: plain frames here, the rest through wsproto.
-
-        While wsproto is idle, a complete plain frame is exactly one message
-        for it, after which it is idle again; so such frames are taken here
-        (the fast path), and from the first other frame on the bytes go to
-        wsproto. A plain frame cut short by the end of the read becomes the
-        :class:`_LongFrame` that the next reads complete.
-        """
-        pos = 0
-        end = len(data)
-        full = False
-        if self._idle():
-            queue = self._queue
-            limit = self._settings.max_queue
-            max_size = self._settings.max_size
-            while pos < end:
-                opcode, head, size = plain_header(data, pos)
-                if opcode == MORE:
-                    self._long = _LongFrame(0, bytes(data[pos:]), b"", 0)
-                    return
-                if not opcode:
-                    if data[pos] == 0x88 and self._take_close(data, pos):
-                        return
-                    break
-                if max_size is not None and size > max_size:
-                    break
-                start = pos + head
-                stop = start + size
-                if stop > end:
-                    self._long = _LongFrame(
-                        opcode, bytes(data[pos:start]), bytes(data[start:]), stop - end
-                    )
-                    return
-                payload = bytes(data[start:stop])
-                message: str | bytes = payload
-                if opcode == 1:
-                    try:
-                        message = payload.decode("utf-8")
-                    except UnicodeDecodeError:
-                        break  # wsproto fails the connection (1007)
-                pos = stop
-                if self._local_close:
-                    continue  # after aclose() messages are dropped
-                queue.append(message)
-                if limit is not None and len(queue) - self._head >= limit:
-                    full = True
-                    break
-        if pos < end:
-            if full:
-                self._hold(data[pos:])
-            else:
-                self._feed(data[pos:] if pos else data)
-
-    def _take_close(self, data: bytes | bytearray, pos: int) -> bool:
-        """Take the server's close frame at ``pos`` as wsproto would.
-
-        Only a whole, valid close frame (FIN, no RSV bits, unmasked, payload
-        of at most 125 bytes) that ends the read, while wsproto is idle and
-        OPEN or LOCAL_CLOSING; ``False`` leaves the bytes to wsproto (which
-        also fails the connection for an invalid one). wsproto's state is
-        then what its own parsing leaves (see ``_wsproto_close_fits``).
-        """
-        size = len(data) - pos - 2
-        if size < 0 or data[pos + 1] != size or size > 125 or size == 1:
-            return False  # unmasked length byte must match the rest exactly
-        ws = self._ws
-        state = ws._state
-        if state is ConnectionState.OPEN:
-            after = ConnectionState.REMOTE_CLOSING
-        elif state is ConnectionState.LOCAL_CLOSING:
-            after = ConnectionState.CLOSED
-        else:
-            return False
-        payload = bytes(data[pos + 2 :])
-        code: int
-        if not size:
-            code = CloseReason.NO_STATUS_RCVD
-            reason = ""
-        else:
-            number = (payload[0] << 8) | payload[1]
-            known = _REMOTE_CODES.get(number)
-            if known is not None:
-                code = known
-            elif 3000 <= number <= 4999:
-                code = number
-            else:
-                return False  # wsproto: 1002
-            try:
-                reason = payload[2:].decode("utf-8")
-            except UnicodeDecodeError:
-                return False  # wsproto: 1007
-        proto = ws._proto
-        decoder = proto._frame_decoder
-        decoder.payload_required = size
-        decoder.payload_consumed = size
-        proto._parse_more = _no_frames()
-        ws._state = after
-        self._got_close(CloseConnection(code=code, reason=reason), payload)
-        return True
-
-    def _hold(self, data: bytes | bytearray) -> None:
-        """Keep unparsed bytes (wsproto is idle) until the queue has room."""
-        self._long = _LongFrame(0, bytes(data), b"", 0)
-        self._backlog = True
-
-    def _feed(self, data: bytes | bytearray) -> None:
-        """Give ``data`` to wsproto and parse it."""
-        # wsproto takes bytearray too (TLS reads give one).
-        self._ws.receive_data(cast(bytes, data))
-        self._pump()
-
-    def _take_long(self, long: _LongFrame, data: bytes | bytearray) -> None:
-        """Continue the frame that the last read cut short."""
-        if not long.opcode:  # only the start of its header came
-            self._long = None
-            self._take(long.head + data)
-            return
-        need = long.need
-        if len(data) < need:
-            long.parts.append(data)
-            long.need = need - len(data)
-            return
-        self._long = None
-        rest = data[need:] if len(data) > need else b""
-        long.parts.append(data[:need] if rest else data)
-        payload = b"".join(long.parts)
-        message: str | bytes = payload
-        if long.opcode == 1:
-            try:
-                message = payload.decode("utf-8")
-            except UnicodeDecodeError:
-                # wsproto gets the whole frame and fails the connection.
-                self._feed(long.head + payload + rest)
-                return
-        if self._local_close:
-            pass  # after aclose() messages are dropped
-        else:
-            queue = self._queue
-            queue.append(message)
-            limit = self._settings.max_queue
-            if limit is not None and len(queue) - self._head >= limit:
-                if rest:
-                    self._hold(rest)
-                return
-        if rest:
-            self._take(rest)
-
     def _got_pong(self, payload: bytes) -> None:
         pings = self._pings
         if not pings or payload not in pings:
@@ -636,59 +359,6 @@ class Engine:
             waiter.latency = now - waiter.sent_at
             if key == payload:
                 break
-
-    def _got_close(self, event: CloseConnection, payload: bytes | None = None) -> None:
-        """Act on the server's close frame (``payload``: from _take_close)."""
-        state = self._ws.state
-        if state is ConnectionState.REMOTE_CLOSING:
-            # The server closes: answer with the same code (RFC 6455 §5.5.1),
-            # then close the transport.
-            self._set_closure(event.code, event.reason or "")
-            if payload is not None:
-                # wsproto's answer echoes the code and the (valid, at most
-                # 123 bytes) reason: the payload as received, or none for
-                # 1005. Its send moves REMOTE_CLOSING to CLOSED.
-                self._outbox += build_frame(8, payload)
-                self._ws._state = ConnectionState.CLOSED
-            else:
-                self._outbox += self._ws.send(event.response())
-            self._must_close = True
-        elif state is ConnectionState.CLOSED:
-            # The answer to our close frame; the transport closes at EOF.
-            self._set_closure(event.code, event.reason or "")
-            if not self._local_close:
-                self._must_close = True
-        else:
-            # wsproto reports a frame it could not parse as a close event
-            # without changing state: fail the connection (RFC 6455 §7.1.7).
-            code = int(event.code)
-            reason = event.reason or ""
-            if code == 1009:
-                reason = (
-                    f"message larger than max_size ({self._settings.max_size} bytes)"
-                )
-            elif code == 1007:
-                reason = f"invalid data: {reason}"
-            self._fail(code, reason)
-
-    def _fail(self, code: int, reason: str) -> None:
-        """Fail the connection because of the peer: send ``code``, then close."""
-        self._set_closure(code, reason, error=True)
-        self._parts = None
-        if self._ws.state is ConnectionState.OPEN:
-            short = {
-                1002: "protocol error",
-                1007: "invalid data",
-                1009: "message too big",
-            }
-            self._outbox += self._ws.send(CloseConnection(code, short.get(code, "")))
-        self._must_close = True
-
-    def _lost(self, cause: BaseException | None) -> None:
-        """The transport ended (EOF or error): no more reading."""
-        self._eof = True
-        self._set_closure(1006, "", cause=cause)
-        self._must_close = True
 
     # -- sending -------------------------------------------------------
 
@@ -761,61 +431,8 @@ class Engine:
         finally:
             self._release_send()
 
-    # -- closing -------------------------------------------------------
-
-    async def _settle(self) -> None:
-        """After a read: send the replies it produced, close if it ended.
-
-        Every caller has just passed a checkpoint (the read), so closing the
-        transport needs none of its own.
-        """
-        if self._outbox:
-            await self._flush_control()
-        if self._must_close and not self._transport_closed:
-            await self._close_transport(drain=True, checkpoint=False)
-
-    async def _close_transport(self, *, drain: bool, checkpoint: bool = True) -> None:
-        if self._transport_closed:
-            return
-        try:
-            closure = self._closure
-            if drain and (
-                self._outbox
-                or self._sending
-                or (closure is not None and closure.error and not self._reader)
-            ):
-                with trio.move_on_after(self._close_timeout):
-                    if self._outbox or self._sending:
-                        # Our last frames (a close answer) go first.
-                        await self._drain()
-                    closure = self._closure
-                    if closure is not None and closure.error and not self._reader:
-                        await self._linger()
-        finally:
-            if not self._transport_closed:
-                self._transport_closed = True
-                self._eof = True
-                self._set_closure(1006, "")
-                # Wake everything that waits, background tasks included,
-                # so that they see the end and return.
-                self._notify()
-                self._wake_bg()
-                for event in (self._ka_event, self._traffic):
-                    if event is not None:
-                        event.set()
-                # aclose() of a Trio stream closes even when cancelled; the
-                # timeout bounds a TLS close_notify to a silent peer. A
-                # socket closes at once: no cancel scope needed for it, and
-                # SocketStream.aclose() is close() plus a checkpoint, which
-                # a caller that just passed one can skip (a scheduler pass).
-                stream = self._stream
-                if type(stream) is trio.SocketStream:
-                    stream.socket.close()
-                    if checkpoint:
-                        await trio.lowlevel.checkpoint()
-                else:
-                    with trio.move_on_after(self._close_timeout):
-                        await stream.aclose()
+    # -- reading at the end (for Closing._close_transport) -----------------
+    # Here, not in _closing: it holds the reader role like _read.
 
     async def _linger(self) -> None:
         """After failing the connection, let the server read our close frame.
@@ -839,38 +456,6 @@ class Engine:
         finally:
             self._reader = 0
             self._eof = True
-
-    def _set_closure(
-        self,
-        code: int,
-        reason: str,
-        *,
-        error: bool = False,
-        cause: BaseException | None = None,
-    ) -> None:
-        if self._closure is None:
-            self._closure = _Closure(code, reason, error, cause)
-
-    def _closed_error(self) -> Exception:
-        if self._local_close:
-            return trio.ClosedResourceError(
-                "the WebSocket connection was closed (aclose)"
-            )
-        closure = self._closure
-        assert closure is not None
-        exc: Exception
-        if closure.error:
-            exc = ProtocolError(
-                f"the server broke the WebSocket protocol: {closure.reason} "
-                f"(closed with code {closure.code})",
-                code=closure.code,
-            )
-        else:
-            exc = ConnectionClosed(
-                closure.code, closure.reason, normal=closure.code in NORMAL_CODES
-            )
-        exc.__cause__ = closure.cause
-        return exc
 
     # -- waking --------------------------------------------------------
 
