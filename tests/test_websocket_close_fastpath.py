@@ -15,14 +15,13 @@ from typing import Any
 import pytest
 import trio
 import trio.testing
-from ws_support import frame
+from ws_support import bare_connection, frame
 from wsproto.connection import Connection, ConnectionType
 
 from trio_upgrade import ConnectionClosed, ProtocolError
-from trio_upgrade._messages import Request, Response
 from trio_upgrade._websocket import _engine, _frames
 from trio_upgrade._websocket._connection import WebSocketConnection
-from trio_upgrade._websocket._engine import ConnectionSettings, Engine
+from trio_upgrade._websocket._engine import Engine
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -57,27 +56,6 @@ for _code in EDGE_CODES:
     _valid = _code in (1000, 1012) or 3000 <= _code <= 4999
     CASES[f"code-{_code}"] = (frame(_close(_code), 0x8), _valid)
     CASES[f"code-{_code}-reason"] = (frame(_close(_code, "né".encode()), 0x8), _valid)
-
-
-def _connection(stream: trio.abc.Stream, *, plain: bool) -> WebSocketConnection:
-    settings = ConnectionSettings(
-        max_size=2**20,
-        max_queue=None,
-        max_fragment_size=None,
-        ping_interval=None,
-        ping_timeout=None,
-    )
-    conn = WebSocketConnection(
-        stream,
-        Connection(ConnectionType.CLIENT),
-        settings,
-        close_timeout=5,
-        request=Request("GET", "/"),
-        response=Response(101),
-    )
-    assert conn._plain
-    conn._plain = plain
-    return conn
 
 
 def _wsproto_state(conn: WebSocketConnection) -> dict[str, Any]:
@@ -119,7 +97,7 @@ async def _read_all(stream: trio.abc.Stream) -> bytes:
 
 async def _server_closes_first(data: bytes, plain: bool) -> Any:
     client, server = trio.testing.memory_stream_pair()
-    conn = _connection(client, plain=plain)
+    conn = bare_connection(client, plain=plain)
     got: list[Any] = []
     await server.send_all(data)
     while True:
@@ -135,7 +113,7 @@ async def _server_closes_first(data: bytes, plain: bool) -> Any:
 
 async def _we_close_first(data: bytes, plain: bool) -> Any:
     client, server = trio.testing.memory_stream_pair()
-    conn = _connection(client, plain=plain)
+    conn = bare_connection(client, plain=plain)
     got: list[Any] = []
     sent = b""
 

@@ -15,16 +15,13 @@ from typing import Any
 import pytest
 import trio
 import trio.testing
-from ws_support import frame
+from ws_support import bare_connection, frame
 from wsproto.connection import Connection, ConnectionType
 from wsproto.events import BytesMessage, TextMessage
 
 import trio_upgrade
 from trio_upgrade import ConnectionClosed, ProtocolError
-from trio_upgrade._messages import Request, Response
 from trio_upgrade._websocket import _frames
-from trio_upgrade._websocket._connection import WebSocketConnection
-from trio_upgrade._websocket._engine import ConnectionSettings
 from trio_upgrade.testing import open_upgrade_server
 from trio_upgrade.testing._websocket import WebSocketServerProtocol
 
@@ -169,29 +166,6 @@ def test_plain_header_waits_for_a_whole_header(cut: int) -> None:
 # -- incoming: the same messages through either path -------------------------
 
 
-def _connection(
-    stream: trio.abc.Stream, *, plain: bool, max_queue: int | None
-) -> WebSocketConnection:
-    settings = ConnectionSettings(
-        max_size=2**21,
-        max_queue=max_queue,
-        max_fragment_size=None,
-        ping_interval=None,
-        ping_timeout=None,
-    )
-    conn = WebSocketConnection(
-        stream,
-        Connection(ConnectionType.CLIENT),
-        settings,
-        close_timeout=5,
-        request=Request("GET", "/"),
-        response=Response(101),
-    )
-    assert conn._plain
-    conn._plain = plain
-    return conn
-
-
 def _server_frames(rng: random.Random, ending: str) -> bytes:
     out = []
     for _ in range(rng.randrange(1, 25)):
@@ -226,7 +200,7 @@ async def _run(
     data: bytes, cuts: list[int], *, plain: bool, max_queue: int | None
 ) -> list[Any]:
     client, server = trio.testing.memory_stream_pair()
-    conn = _connection(client, plain=plain, max_queue=max_queue)
+    conn = bare_connection(client, plain=plain, max_size=2**21, max_queue=max_queue)
     got: list[Any] = []
 
     async def receiver() -> None:
@@ -272,7 +246,7 @@ async def test_same_messages_with_and_without_the_fast_path(
 
 async def test_cancelled_receive_in_a_long_frame_loses_nothing() -> None:
     client, server = trio.testing.memory_stream_pair()
-    conn = _connection(client, plain=True, max_queue=None)
+    conn = bare_connection(client, plain=True, max_size=2**21)
     payload = os.urandom(200_000)
     data = frame(payload) + frame(b"next")
     with trio.move_on_after(1) as scope:

@@ -7,8 +7,11 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import h11
+import trio
+from wsproto import Connection, ConnectionType
 
-from trio_upgrade import RawStream
+from trio_upgrade import RawStream, Request, Response, WebSocketConnection
+from trio_upgrade._websocket._engine import ConnectionSettings
 from trio_upgrade._websocket._handshake import accept_key
 from trio_upgrade.testing import (
     Handle,
@@ -19,7 +22,7 @@ from trio_upgrade.testing import (
 )
 from trio_upgrade.testing._websocket import WebSocketServerProtocol
 
-__all__ = ["frame", "serve_ws", "ws_script"]
+__all__ = ["bare_connection", "frame", "serve_ws", "ws_script"]
 
 
 def frame(
@@ -88,3 +91,35 @@ def ws_script(
                 pass
 
     return Script([Handle(handler)], read_request=False)
+
+
+def bare_connection(
+    stream: trio.abc.Stream,
+    *,
+    plain: bool,
+    max_size: int = 2**20,
+    max_queue: int | None = None,
+) -> WebSocketConnection:
+    """A client connection on ``stream`` with no handshake and no keepalive.
+
+    ``plain=False`` turns the fast paths beside wsproto off, so a test can
+    run the same bytes both ways and compare.
+    """
+    settings = ConnectionSettings(
+        max_size=max_size,
+        max_queue=max_queue,
+        max_fragment_size=None,
+        ping_interval=None,
+        ping_timeout=None,
+    )
+    conn = WebSocketConnection(
+        stream,
+        Connection(ConnectionType.CLIENT),
+        settings,
+        close_timeout=5,
+        request=Request("GET", "/"),
+        response=Response(101),
+    )
+    assert conn._plain
+    conn._plain = plain
+    return conn
