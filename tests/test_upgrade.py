@@ -437,12 +437,28 @@ class _SlowConnect:
         self.closed = True
 
 
-async def test_handshake_deadline_starts_after_connect(
-    monkeypatch: pytest.MonkeyPatch, autojump_clock: trio.testing.MockClock
+@pytest.mark.parametrize(
+    ("connect_takes", "phase", "limit", "elapsed"),
+    [
+        # connect and handshake share one cancel scope whose deadline moves:
+        # the handshake still gets its whole handshake_timeout after
+        # connecting.
+        (3, "handshake", 4, 3 + 4),
+        # The connection completed, but after connect_timeout: the scope is
+        # cancelled for good, so the attempt ends as a connect timeout and
+        # the stream is closed, without waiting for the handshake deadline.
+        (6, "connect", 5, 6),
+    ],
+)
+async def test_connect_and_handshake_deadlines(
+    monkeypatch: pytest.MonkeyPatch,
+    autojump_clock: trio.testing.MockClock,
+    connect_takes: float,
+    phase: str,
+    limit: float,
+    elapsed: float,
 ) -> None:
-    # connect and handshake share one cancel scope whose deadline moves:
-    # the handshake still gets its whole handshake_timeout after connecting.
-    fake = _SlowConnect(3)
+    fake = _SlowConnect(connect_takes)
     monkeypatch.setattr("trio_upgrade._upgrade.connect_transport", fake)
     start = trio.current_time()
     with pytest.raises(UpgradeTimeout) as info:
@@ -451,29 +467,10 @@ async def test_handshake_deadline_starts_after_connect(
             "echo",
             limits=Limits(connect_timeout=5, handshake_timeout=4),
         )
-    assert info.value.phase == "handshake"
-    assert trio.current_time() - start == pytest.approx(3 + 4)
+    assert info.value.phase == phase
+    assert info.value.timeout == limit
+    assert trio.current_time() - start == pytest.approx(elapsed)
     assert fake.closed
-
-
-async def test_connect_finishing_past_its_deadline_is_a_connect_timeout(
-    monkeypatch: pytest.MonkeyPatch, autojump_clock: trio.testing.MockClock
-) -> None:
-    # The connection completed, but after connect_timeout: the scope is
-    # cancelled for good, so the attempt ends as a connect timeout and the
-    # stream is closed, without waiting for the handshake deadline.
-    fake = _SlowConnect(6)
-    monkeypatch.setattr("trio_upgrade._upgrade.connect_transport", fake)
-    start = trio.current_time()
-    with pytest.raises(UpgradeTimeout) as info:
-        await trio_upgrade.upgrade(
-            "ws://127.0.0.1:1/",
-            "echo",
-            limits=Limits(connect_timeout=5, handshake_timeout=4),
-        )
-    assert info.value.phase == "connect"
-    assert info.value.timeout == 5
-    assert trio.current_time() - start == pytest.approx(6)
     assert fake.closed
 
 
