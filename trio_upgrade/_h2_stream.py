@@ -224,6 +224,7 @@ class HTTP2Stream(trio.abc.HalfCloseableStream):
             raise trio.ClosedResourceError("the stream was closed")
 
     async def send_all(self, data: bytes | bytearray | memoryview) -> None:
+        """Send ``data`` in DATA frames, as flow control allows."""
         with _Guard(self, "_sending", "sending on this stream"):
             self._check_open()
             if not data:
@@ -233,12 +234,14 @@ class HTTP2Stream(trio.abc.HalfCloseableStream):
                 await self._core.send_data(self._state, data, end=False)
 
     async def wait_send_all_might_not_block(self) -> None:
+        """Wait until flow control lets :meth:`send_all` send."""
         with _Guard(self, "_sending", "sending on this stream"):
             self._check_open()
             with _as_stream_errors(self.stream_id):
                 await self._core.wait_writable(self._state)
 
     async def send_eof(self) -> None:
+        """End the request body (``END_STREAM``); again, it does nothing."""
         with _Guard(self, "_sending", "sending on this stream"):
             self._check_open()
             if self._state.local_ended:
@@ -248,6 +251,7 @@ class HTTP2Stream(trio.abc.HalfCloseableStream):
                 await self._core.send_data(self._state, b"", end=True)
 
     async def receive_some(self, max_bytes: int | None = None) -> bytes:
+        """The next piece of the server's DATA, or ``b""`` once it ended."""
         if max_bytes is not None:
             if not isinstance(max_bytes, int) or isinstance(max_bytes, bool):
                 raise TypeError("max_bytes must be an int or None")

@@ -63,12 +63,14 @@ class RawStream(trio.abc.HalfCloseableStream):
         return self._transport, data
 
     async def send_all(self, data: bytes | bytearray | memoryview) -> None:
+        """Send ``data`` on the transport."""
         if self._closed:
             await trio.lowlevel.checkpoint()
             raise trio.ClosedResourceError("the stream was closed")
         await self._transport.send_all(data)
 
     async def wait_send_all_might_not_block(self) -> None:
+        """Wait until the transport might accept more data at once."""
         if self._closed:
             await trio.lowlevel.checkpoint()
             raise trio.ClosedResourceError("the stream was closed")
@@ -93,6 +95,8 @@ class RawStream(trio.abc.HalfCloseableStream):
         await self._transport.send_eof()
 
     async def receive_some(self, max_bytes: int | None = None) -> bytes | bytearray:
+        """The bytes that came with the 101 first, then the transport's;
+        ``b""`` at end of stream."""
         if max_bytes is not None:
             if not isinstance(max_bytes, int) or isinstance(max_bytes, bool):
                 raise TypeError("max_bytes must be an int or None")
@@ -121,6 +125,7 @@ class RawStream(trio.abc.HalfCloseableStream):
             self._receiving = False
 
     async def aclose(self) -> None:
+        """Close the transport; bytes not received yet are dropped."""
         self._closed = True
         self._buffer.clear()
         await self._transport.aclose()

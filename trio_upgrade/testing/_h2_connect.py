@@ -85,6 +85,7 @@ class H2ServerStream(trio.abc.HalfCloseableStream):
         await self._connection.flush()
 
     async def receive_some(self, max_bytes: int | None = None) -> bytes:
+        """The next piece of the client's DATA, or ``b""`` once it ended."""
         if max_bytes is not None:
             if not isinstance(max_bytes, int) or isinstance(max_bytes, bool):
                 raise TypeError("max_bytes must be an int or None")
@@ -111,6 +112,7 @@ class H2ServerStream(trio.abc.HalfCloseableStream):
             self._receiving = False
 
     async def send_all(self, data: bytes | bytearray | memoryview) -> None:
+        """Send ``data`` in DATA frames, as flow control allows."""
         self._check("_sending", "sending")
         self._sending = True
         try:
