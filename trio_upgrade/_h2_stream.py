@@ -109,7 +109,7 @@ class HTTP2Response:
         """The next piece of the body, or ``b""`` at its end.
 
         Raises:
-            StreamReset, ConnectionClosed, ProtocolError,
+            StreamReset, ConnectionClosed, ProtocolError: as :meth:`read`.
             trio.ClosedResourceError, trio.BusyResourceError: as :meth:`read`.
         """
         with self._reading():
