@@ -195,6 +195,128 @@ def test_oversized_head_is_bounded() -> None:
     assert "1024" in str(info.value)
 
 
+# -- the 101 is checked like the rest of HTTP ---------------------------------
+
+
+@pytest.mark.parametrize("version", [b"HTTP/1.0", b"HTTP/2.0", b"HTTP/0.9"])
+def test_101_must_be_http_1_1(version: bytes) -> None:
+    # RFC 9110 §15.2.2: 101 exists only in HTTP/1.1; an HTTP/1.0 server
+    # cannot switch, and HTTP/2 has no Upgrade at all.
+    data = SWITCH.replace(b"HTTP/1.1", version, 1) + b"payload"
+    for chunks in _three_ways(data):
+        with pytest.raises(InvalidResponse) as info:
+            _run(chunks)
+        assert f"expected HTTP/1.1, got {version.decode()}" in str(info.value)
+
+
+def test_101_with_a_higher_http_1_minor_version_is_a_switch() -> None:
+    # RFC 9110 §2.5: a higher minor version is processed as the highest
+    # one implemented, here 1.1.
+    (event,) = _run([SWITCH.replace(b"HTTP/1.1", b"HTTP/1.2", 1)])
+    assert isinstance(event, Switched)
+
+
+@pytest.mark.parametrize(
+    "status_line", [b"HTTP/2 101 Switching Protocols", b"HTTP/2.0 200 OK"]
+)
+def test_a_status_line_of_another_major_version_is_named(status_line: bytes) -> None:
+    # h11 rejects "HTTP/2" (no minor version) and accepts "HTTP/2.0": both
+    # must come out as the same clear error, whatever the status.
+    data = status_line + b"\r\nContent-Length: 0\r\n\r\n"
+    for chunks in _three_ways(data):
+        with pytest.raises(InvalidResponse, match=r"expected HTTP/1\.1, got HTTP/2"):
+            _run(chunks)
+
+
+@pytest.mark.parametrize(
+    ("data", "body"),
+    [
+        (b"HTTP/1.0 404 Not Found\r\nContent-Length: 3\r\n\r\nno!", b"no!"),
+        (b"HTTP/1.0 200 OK\r\n\r\nuntil the close", b"until the close"),
+    ],
+)
+def test_an_http_1_0_refusal_stays_a_refusal(data: bytes, body: bytes) -> None:
+    for chunks in _three_ways(data):
+        (event,) = _run([*chunks, b""])
+        assert isinstance(event, Refused)
+        assert event.response.http_version == "1.0"
+        assert event.body == body and not event.truncated
+        assert not event.reusable  # HTTP/1.0 without keep-alive
+
+
+HEAD_LIMIT = 1024
+
+
+def _head(status: bytes, size: int) -> bytes:
+    """A response head of exactly ``size`` bytes with that status."""
+    start = b"HTTP/1.1 " + status + b"\r\nX-Pad: "
+    end = b"\r\n\r\n" if status.startswith(b"1") else b"\r\nContent-Length: 0\r\n\r\n"
+    head = start + b"a" * (size - len(start) - len(end)) + end
+    assert len(head) == size
+    return head
+
+
+def _segmentations(data: bytes) -> list[list[bytes]]:
+    """Whole, byte by byte, and split so that the head completes in the read
+    that crosses the limit (h11's own bound sees incomplete heads only)."""
+    return [
+        [data],
+        [data[i : i + 1] for i in range(len(data))],
+        [data[: HEAD_LIMIT - 8], data[HEAD_LIMIT - 8 :]],
+        [data[:HEAD_LIMIT], data[HEAD_LIMIT:]],
+    ]
+
+
+@pytest.mark.parametrize(
+    "status", [b"101 Switching Protocols", b"404 Not Found", b"103 Early Hints"]
+)
+def test_head_size_limit_holds_whatever_the_segmentation(status: bytes) -> None:
+    limits = Limits(max_head_size=HEAD_LIMIT)
+    after = SWITCH if status.startswith(b"103") else b""
+    for chunks in _segmentations(_head(status, HEAD_LIMIT) + after):
+        events = _run(chunks, limits)
+        assert isinstance(events[0], (Informational, Switched, Refused))
+        assert events[0].response.status_code == int(status[:3])
+    for chunks in _segmentations(_head(status, HEAD_LIMIT + 1) + after):
+        with pytest.raises(ResponseTooLarge) as info:
+            _run(chunks, limits)
+        assert info.value.limit == HEAD_LIMIT
+        message = str(info.value)
+        assert f"at most {HEAD_LIMIT} bytes" in message
+        assert "Limits.max_head_size" in message
+
+
+def test_each_head_is_measured_on_its_own() -> None:
+    # Together the heads are three times the limit; each one fits.
+    data = _head(b"100 Continue", HEAD_LIMIT) * 2 + _head(
+        b"101 Switching Protocols", HEAD_LIMIT
+    )
+    for chunks in _segmentations(data):
+        events = _run(chunks, Limits(max_head_size=HEAD_LIMIT))
+        assert [type(e) for e in events] == [Informational, Informational, Switched]
+
+
+@pytest.mark.parametrize(
+    ("size", "fits"), [(HEAD_LIMIT, True), (HEAD_LIMIT + 1, False)]
+)
+def test_head_after_a_reusable_refusal_is_measured_alone(size: int, fits: bool) -> None:
+    hs = Handshake(Limits(max_head_size=HEAD_LIMIT))
+    hs.send_request(build_request(TARGET, [Raw("a").offer(TARGET)], []))
+    hs.receive_data(_head(b"404 Not Found", HEAD_LIMIT))
+    first = hs.next_event()
+    assert isinstance(first, Refused) and first.reusable
+    hs.send_request(build_request(TARGET, [Raw("b").offer(TARGET)], []))
+    head = _head(b"101 Switching Protocols", size)
+    hs.receive_data(head[:100])
+    assert hs.next_event() is NEED_DATA
+    hs.receive_data(head[100:])
+    if fits:
+        assert isinstance(hs.next_event(), Switched)
+    else:
+        with pytest.raises(ResponseTooLarge):
+            hs.next_event()
+
+
 def test_garbage_is_an_invalid_response() -> None:
     with pytest.raises(InvalidResponse, match=r"expected an HTTP/1\.1 response"):
         _run([b"SSH-2.0-OpenSSH_9.2\r\n\r\n"])

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import itertools
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from trio_upgrade import InvalidResponse, Limits, Raw
+from trio_upgrade import InvalidResponse, Limits, Raw, ResponseTooLarge
 from trio_upgrade._handshake import (
     NEED_DATA,
     Event,
@@ -131,3 +132,26 @@ def test_refusal_fed_whole_is_complete_up_to_the_bound(body: bytes) -> None:
     assert isinstance(refused, Refused)
     assert refused.truncated == (len(body) > 100)
     assert refused.reusable == (len(body) <= 100)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    size=st.integers(min_value=200, max_value=300),
+    informational=st.booleans(),
+    cuts=st.lists(st.integers(min_value=0), max_size=8),
+)
+def test_head_size_limit_does_not_depend_on_the_chunking(
+    size: int, informational: bool, cuts: list[int]
+) -> None:
+    limit = 250
+    status = b"103 Early Hints" if informational else b"101 Switching Protocols"
+    start = b"HTTP/1.1 " + status + b"\r\nX-Pad: "
+    head = start + b"a" * (size - len(start) - 4) + b"\r\n\r\n"
+    data = head + (SWITCH if informational else b"") + b"payload"
+    hs = new_handshake(Limits(max_head_size=limit))
+    if size > limit:
+        with pytest.raises(ResponseTooLarge):
+            feed(hs, split(data, cuts))
+    else:
+        events, _ = feed(hs, split(data, cuts))
+        assert isinstance(events[-1], Switched)

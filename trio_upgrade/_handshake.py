@@ -4,7 +4,10 @@ h11 frames the request and parses the responses. This module adds what h11
 leaves to its user: skipping (and counting) 1xx responses, turning a final
 non-101 response into a refusal with a bounded body, checking that a 101
 names exactly one of the offered protocols, and handing over the bytes that
-followed the 101 head.
+followed the 101 head. It also holds every response to what h11 lets
+through: a version of HTTP/1 (and HTTP/1.1 for a 101), and a head no larger
+than ``max_head_size`` however the bytes were split (h11 bounds only a head
+that is still incomplete).
 
 It does not import trio (a test checks): the trio code that moves the bytes
 lives in ``_upgrade``.
@@ -105,6 +108,9 @@ class _HasToken(Protocol):
 
 # h11 events are frozen: one end-of-message serves every request.
 _END_OF_MESSAGE = h11.EndOfMessage()
+
+# A status line h11 refuses for want of a minor version ("HTTP/2 200").
+_OTHER_VERSION = re.compile(rb"HTTP/([0-9](?:\.[0-9])?) ")
 
 _FIELD_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _FIELD_VALUE_BAD = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
@@ -237,6 +243,10 @@ class Handshake:
             h11.CLIENT, max_incomplete_event_size=limits.max_head_size
         )
         self._received = 0
+        # Where the response head being parsed starts in the byte stream:
+        # h11 reports events, not their sizes, so each head is measured as
+        # the bytes h11 consumed since the previous head or message end.
+        self._head_start = 0
         self._start = b""  # the first bytes received, to recognise HTTP/2
         self._eof = False
         self._informational = 0
@@ -310,11 +320,13 @@ class Handshake:
                     return self._refused(truncated=True)
                 return NEED_DATA
             if isinstance(event, h11.InformationalResponse):
-                response = _response(event)
                 if event.status_code == 101:
                     self._done = True
                     leftover, _closed = self._conn.trailing_data
-                    return Switched(response, bytes(leftover))
+                    self._check_head(event, len(leftover))
+                    return Switched(_response(event), bytes(leftover))
+                self._check_head(event, len(self._conn.trailing_data[0]))
+                response = _response(event)
                 self._informational += 1
                 if self._informational > self._limits.max_informational:
                     raise ResponseTooLarge(
@@ -325,6 +337,7 @@ class Handshake:
                     )
                 return Informational(response)
             if isinstance(event, h11.Response):
+                self._check_head(event, len(self._conn.trailing_data[0]))
                 self._final = _response(event)
                 continue
             if isinstance(event, h11.Data):
@@ -344,6 +357,10 @@ class Handshake:
                     and self._conn.our_state is h11.DONE
                     and self._conn.their_state is h11.DONE
                 )
+                if reusable:
+                    # The next response's head starts after this message.
+                    unparsed = len(self._conn.trailing_data[0])
+                    self._head_start = self._received - unparsed
                 return self._refused(truncated=False, reusable=reusable)
             if isinstance(event, h11.ConnectionClosed):
                 if self._final is not None:
@@ -359,6 +376,40 @@ class Handshake:
                 f"unexpected HTTP event {event!r}", received=self._received
             )
 
+    def _check_head(
+        self, event: h11.InformationalResponse | h11.Response, unparsed: int
+    ) -> None:
+        """Hold the head just parsed to the size limit and to HTTP/1.
+
+        ``unparsed`` is how many received bytes h11 has not consumed yet.
+        """
+        end = self._received - unparsed
+        size, self._head_start = end - self._head_start, end
+        status = event.status_code
+        limit = self._limits.max_head_size
+        if size > limit:
+            raise ResponseTooLarge(
+                f"expected a response head of at most {limit} bytes, got a "
+                f"{status} response head of {size} bytes; raise "
+                "Limits.max_head_size to accept it",
+                limit=limit,
+                received=self._received,
+            )
+        version = event.http_version.decode("ascii")
+        if not version.startswith("1."):
+            raise InvalidResponse(
+                f"expected HTTP/1.1, got HTTP/{version} {status}: the server "
+                "does not speak HTTP/1 on this connection",
+                received=self._received,
+            )
+        if status == 101 and version == "1.0":
+            # RFC 9110 §15.2.2: switching protocols is HTTP/1.1 only.
+            raise InvalidResponse(
+                "expected HTTP/1.1, got HTTP/1.0 101: an HTTP/1.0 response "
+                "cannot switch protocols (RFC 9110 §15.2.2)",
+                received=self._received,
+            )
+
     def _refused(self, *, truncated: bool, reusable: bool = False) -> Refused:
         assert self._final is not None
         self._done = True
@@ -366,10 +417,20 @@ class Handshake:
 
     def _translate(self, exc: h11.RemoteProtocolError) -> InvalidResponse:
         if exc.error_status_hint == 431:
+            limit = self._limits.max_head_size
             return ResponseTooLarge(
-                f"the response head is larger than {self._limits.max_head_size} "
-                f"bytes (max_head_size)",
-                limit=self._limits.max_head_size,
+                f"expected a response head of at most {limit} bytes, got more "
+                "than that without its end; raise Limits.max_head_size to "
+                "accept larger heads",
+                limit=limit,
+                received=self._received,
+            )
+        other = _OTHER_VERSION.match(self._start) if not self._head_start else None
+        if other is not None and not other.group(1).startswith(b"1"):
+            version = other.group(1).decode("ascii")
+            return InvalidResponse(
+                f"expected HTTP/1.1, got HTTP/{version}: the server does not "
+                "speak HTTP/1 on this connection",
                 received=self._received,
             )
         if _looks_like_http2_settings(self._start):
