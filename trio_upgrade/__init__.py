@@ -10,6 +10,7 @@ from ._errors import Attempt as Attempt
 from ._errors import BodyTooLarge as BodyTooLarge
 from ._errors import ConnectError as ConnectError
 from ._errors import ConnectionClosed as ConnectionClosed
+from ._errors import ContentLengthError as ContentLengthError
 from ._errors import HandshakeError as HandshakeError
 from ._errors import InvalidResponse as InvalidResponse
 from ._errors import InvalidUpgrade as InvalidUpgrade
@@ -61,6 +62,7 @@ __all__ = [
     "BuildContext",
     "ConnectError",
     "ConnectionClosed",
+    "ContentLengthError",
     "Deflate",
     "HTTP2Connection",
     "HandshakeError",

@@ -15,6 +15,7 @@ trio_upgrade.UpgradeError`` catches everything the library means to raise::
     │   └── InvalidUpgrade                       a 101 that breaks the contract
     │       └── ProtocolNotOffered               names no/several/unoffered tokens
     ├── ProtocolError                            the peer broke the new protocol
+    │   └── ContentLengthError                   an HTTP/2 body of the wrong length
     ├── StreamReset                              one HTTP/2 stream ended in error
     │   └── StreamRefused                        not processed by the server: retry
     ├── BodyTooLarge                             a body over its size limit
@@ -40,6 +41,7 @@ __all__ = [
     "BodyTooLarge",
     "ConnectError",
     "ConnectionClosed",
+    "ContentLengthError",
     "HandshakeError",
     "InvalidResponse",
     "InvalidURL",
@@ -55,7 +57,17 @@ __all__ = [
 
 
 class UpgradeError(Exception):
-    """Base class of every error trio_upgrade raises on purpose."""
+    """Base class of every error trio_upgrade raises on purpose.
+
+    Attributes:
+        attempts: when the error ended an ``upgrade()`` or ``open_upgrade()``
+            call, every upgrade request that call made, in order; the last
+            one is the attempt that failed, with this error as its ``error``
+            (for :class:`UpgradeRefused`, the one that was declined). Empty
+            for an error raised before any request, or elsewhere.
+    """
+
+    attempts: tuple[Attempt, ...] = ()
 
 
 class InvalidURL(UpgradeError, ValueError):
@@ -129,11 +141,17 @@ class Attempt:
 class UpgradeRefused(HandshakeError):
     """The server answered with a final status other than 101.
 
+    Raised with the status and headers as soon as they are whole, even when
+    the body then ends badly: it is kept as far as it arrived, and
+    ``body_truncated`` says so.
+
     Attributes:
         response: the final response (status, reason, headers).
         body: up to ``Limits.max_refusal_body`` bytes of its body.
-        body_truncated: ``True`` when more body was sent (or would have been)
-            than was kept.
+        body_truncated: ``True`` when ``body`` is not the whole body: it was
+            longer than ``Limits.max_refusal_body`` (the rest was not read),
+            the server closed or reset the connection before its end, or
+            ``Limits.handshake_timeout`` passed while it was being read.
         attempts: every request made before giving up, in order; the last one
             is the one that produced ``response``.
     """
@@ -205,6 +223,27 @@ class ProtocolError(UpgradeError):
     def __init__(self, message: str, *, code: int | None = None) -> None:
         super().__init__(message)
         self.code = code
+
+
+class ContentLengthError(ProtocolError):
+    """An HTTP/2 body's length is not what its ``content-length`` said.
+
+    RFC 9113 §8.1.1 makes such a response malformed: the body is never
+    returned as if it were whole, shorter or longer.
+
+    Attributes:
+        expected: the ``content-length`` value.
+        received: how many body bytes arrived (or were delivered).
+        stream_id: the stream, when it is known.
+    """
+
+    def __init__(
+        self, message: str, *, expected: int, received: int, stream_id: int | None
+    ) -> None:
+        super().__init__(message, code=0x1)  # PROTOCOL_ERROR
+        self.expected = expected
+        self.received = received
+        self.stream_id = stream_id
 
 
 class ConnectionClosed(UpgradeError):

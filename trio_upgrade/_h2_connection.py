@@ -278,7 +278,9 @@ class HTTP2Connection:
         else:
             empty = False
         fields = self._head(method, target, headers, content_length=length)
-        state = await self._core.open_stream(fields, end_stream=empty)
+        state = await self._core.open_stream(
+            fields, end_stream=empty, head_request=method == "HEAD"
+        )
         if not empty:
             try:
                 await self._send_body(state, body)

@@ -36,9 +36,11 @@ class Core(Engine):
     # -- opening and closing --------------------------------------------------
 
     async def open_stream(
-        self, headers: list[Header], *, end_stream: bool
+        self, headers: list[Header], *, end_stream: bool, head_request: bool = False
     ) -> StreamState:
         """Wait for a free stream, send the request head; a checkpoint.
+
+        ``head_request``: the request is a HEAD, so its response has no body.
 
         Raises:
             StreamRefused: the server sent GOAWAY (before or while waiting).
@@ -82,7 +84,9 @@ class Core(Engine):
         except BaseException:
             self._release()
             raise
-        state = StreamState(stream_id, local_ended=end_stream)
+        state = StreamState(
+            stream_id, local_ended=end_stream, head_request=head_request
+        )
         self.streams[stream_id] = state
         try:
             await self.flush(wait=False)
@@ -165,9 +169,11 @@ class Core(Engine):
                 state.chunks.appendleft(chunk[max_bytes:])
                 chunk = chunk[:max_bytes]
             state.buffered -= len(chunk)
+            state.delivered += len(chunk)
             await self._consumed(state, len(chunk))
             return chunk
         if state.remote_ended:
+            state.check_length()
             return b""
         error = state.error or self.error
         assert error is not None
@@ -195,9 +201,16 @@ class Core(Engine):
             while chunks:
                 body += chunks.popleft()
             state.buffered = 0
+            state.delivered += size
             if size:
                 await self._consumed(state, size)
+                # While the window update was written, another task may have
+                # read more of this stream, its end included: take that too
+                # before looking at the end (DESIGN principle 9).
+                if state.chunks:
+                    continue
             if state.remote_ended:
+                state.check_length()
                 return bytes(body)
             if state.error is not None:
                 raise state.error()

@@ -34,7 +34,12 @@ import trio
 from h2.errors import ErrorCodes
 from h2.settings import SettingCodes
 
-from ._errors import ConnectionClosed, ProtocolError, StreamRefused
+from ._errors import (
+    ConnectionClosed,
+    ContentLengthError,
+    ProtocolError,
+    StreamRefused,
+)
 from ._errors import StreamReset as StreamResetError
 from ._h2_frames import FrameScanner, PrefaceError
 from ._h2_options import HTTP2Options
@@ -267,6 +272,21 @@ class Engine:
     def _feed(self, data: bytes | bytearray) -> bool:
         try:
             events = self.h2.receive_data(data)
+        except h2.exceptions.InvalidBodyLengthError as exc:
+            # h2 counts DATA against content-length and ends the connection
+            # on a mismatch (RFC 9113 §8.1.1 allows a stream error; h2 has
+            # already sent GOAWAY by now).
+            expected, received = exc.expected_length, exc.actual_length
+            message = (
+                f"the server broke HTTP/2: a body of {received} bytes where "
+                f"content-length said {expected}"
+            )
+            self.fail(
+                lambda: ContentLengthError(
+                    message, expected=expected, received=received, stream_id=None
+                )
+            )
+            return False
         except h2.exceptions.ProtocolError as exc:
             code = int(exc.error_code)
             message = f"the server broke HTTP/2: {exc}"
@@ -290,7 +310,10 @@ class Engine:
     def _on_response(self, event: h2.events.ResponseReceived) -> None:
         state = self.streams.get(event.stream_id)
         if state is not None:
-            state.status, state.headers = split_head(event.headers)
+            state.status, state.headers, length = split_head(event.headers)
+            if state.expected_length is None and state.status not in (204, 304):
+                # RFC 9110 §8.6: 204 and 304 have no body whatever it says.
+                state.expected_length = length
             self.wake(state.recv_waiter)
 
     def _on_informational(self, event: h2.events.InformationalResponseReceived) -> None:

@@ -11,7 +11,7 @@ from collections.abc import Callable
 import trio
 from h2.errors import ErrorCodes
 
-from ._errors import StreamRefused
+from ._errors import ContentLengthError, StreamRefused
 
 __all__ = [
     "CLEANUP_GRACE",
@@ -80,14 +80,19 @@ class StreamState:
 
     ``chunks`` holds received DATA the application has not consumed (at most
     the stream's receive window); ``error`` makes reads (once ``chunks`` is
-    empty and the stream has not ended) and writes raise.
+    empty and the stream has not ended) and writes raise. ``delivered``
+    counts the body bytes handed to the application, checked at the end of
+    the body against ``expected_length`` (the response's ``content-length``;
+    0 for a HEAD request), so that no body is ever returned short.
     """
 
     __slots__ = (
         "buffered",
         "chunks",
         "closed",
+        "delivered",
         "error",
+        "expected_length",
         "headers",
         "informational",
         "local_ended",
@@ -102,7 +107,9 @@ class StreamState:
         "unacked",
     )
 
-    def __init__(self, stream_id: int, *, local_ended: bool) -> None:
+    def __init__(
+        self, stream_id: int, *, local_ended: bool, head_request: bool = False
+    ) -> None:
         self.stream_id = stream_id
         self.recv_waiter = Waiter()
         self.send_waiter = Waiter()
@@ -112,6 +119,10 @@ class StreamState:
         self.informational = 0
         self.chunks: deque[bytes] = deque()
         self.buffered = 0
+        self.delivered = 0
+        # RFC 9110 §9.3.2: a response to HEAD has no body, whatever its
+        # content-length says.
+        self.expected_length: int | None = 0 if head_request else None
         self.unacked = 0  # consumed bytes not yet given back to the window
         self.local_ended = local_ended
         self.remote_ended = False
@@ -126,17 +137,34 @@ class StreamState:
     def readable(self) -> bool:
         return bool(self.chunks) or self.remote_ended or self.error is not None
 
+    def check_length(self) -> None:
+        """At the end of the body: raise unless it had its declared length."""
+        expected = self.expected_length
+        if expected is not None and self.delivered != expected:
+            raise ContentLengthError(
+                f"stream {self.stream_id}: the body ended after {self.delivered} "
+                f"bytes but content-length said {expected}",
+                expected=expected,
+                received=self.delivered,
+                stream_id=self.stream_id,
+            )
 
-def split_head(headers: list[Header]) -> tuple[int, list[Header]]:
-    """The ``:status`` (h2 has checked it is there) and the regular fields."""
+
+def split_head(headers: list[Header]) -> tuple[int, list[Header], int | None]:
+    """The ``:status`` (h2 has checked it is there), the regular fields and
+    the ``content-length`` (h2 has checked that it is digits, and the same
+    in every field line) or ``None``."""
     status = 0
+    length: int | None = None
     rest: list[Header] = []
     for name, value in headers:
         if name == b":status":
             status = int(value)
         elif not name.startswith(b":"):
+            if name == b"content-length":
+                length = int(value)
             rest.append((name, value))
-    return status, rest
+    return status, rest, length
 
 
 def closed_error() -> Exception:
