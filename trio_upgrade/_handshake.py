@@ -83,7 +83,9 @@ class Refused:
     Attributes:
         response: its head.
         body: at most ``max_refusal_body`` bytes of its body.
-        truncated: more body existed than was kept (or it was cut short).
+        truncated: the body is not whole: more existed than was kept, or it
+            was cut short (the server closed or reset the connection, or the
+            caller stopped reading, see :meth:`Handshake.cut_short`).
         reusable: the exchange ended cleanly and the server keeps the
             connection open, so another request can be sent on it.
     """
@@ -375,6 +377,19 @@ class Handshake:
             raise InvalidResponse(  # pragma: no cover - defensive
                 f"unexpected HTTP event {event!r}", received=self._received
             )
+
+    def cut_short(self) -> Refused | None:
+        """The refusal as far as it arrived, when its body will not be read on.
+
+        For a caller that stops reading (its deadline passed, the connection
+        broke) while a refusal's body is arriving: the status and headers
+        are whole, so the answer stands, ``truncated``, with the body
+        received so far. ``None`` when no final response head has arrived,
+        or :meth:`next_event` already gave the outcome.
+        """
+        if self._done or self._final is None:
+            return None
+        return self._refused(truncated=True)
 
     def _check_head(
         self, event: h11.InformationalResponse | h11.Response, unparsed: int

@@ -25,14 +25,19 @@ class Limits:
             per-attempt connect) and 30 s; long enough for a slow loopback
             under load, short enough that a black-holed address fails while a
             person is still waiting.
-        handshake_timeout: seconds from the first request byte sent until the
-            101 head has been parsed, across every attempt of a negotiation.
+        handshake_timeout: seconds one attempt may take, from sending its
+            request until the upgraded connection is built (each attempt of a
+            negotiation gets its own). When it passes before a final status
+            arrived, :class:`~trio_upgrade.UpgradeTimeout`; when it passes
+            while a refusal's body is being read, the refusal stands (its
+            ``body_truncated`` set) and the next offer, if any, is tried.
             10 s matches the ``websockets`` library's ``open_timeout``.
         close_timeout: seconds a clean close may take before the transport is
             dropped (used by protocols that have a closing handshake).
             10 s matches ``websockets``' ``close_timeout``.
         max_head_size: bytes allowed in one response head (status line plus
-            header fields). 64 KiB: h11 defaults to 16 KiB, nginx to 8-32 KiB
+            header fields; each 1xx head counts on its own), however its
+            bytes are split across reads. 64 KiB: h11 defaults to 16 KiB, nginx to 8-32 KiB
             for request heads, Node's ``--max-http-header-size`` is 16 KiB;
             a 101 with long ``Set-Cookie`` lines still fits with room to
             spare, and the buffer stays small.

@@ -18,7 +18,7 @@ from typing import Any, Literal, TypeVar, overload
 
 import trio
 
-from ._errors import Attempt, InvalidResponse, UpgradeRefused
+from ._errors import Attempt, InvalidResponse, UpgradeError, UpgradeRefused
 from ._groups import lone_errors_unwrapped
 from ._handshake import (
     NEED_DATA,
@@ -109,6 +109,9 @@ async def _exchange(
     except trio.BrokenResourceError as exc:
         # A reset (or a write to a closed peer) mid-handshake: the reply is
         # as cut short as if the server had closed cleanly.
+        refused = handshake.cut_short()
+        if refused is not None:
+            return refused  # a refusal, whatever became of its body
         cause = exc.__cause__ or exc
         raise InvalidResponse(
             f"the connection broke after {handshake.received} bytes of the "
@@ -142,6 +145,8 @@ async def _negotiate(
     last: Refused | None = None
     stream: trio.abc.Stream | None = transport
     handshake = Handshake(limits) if transport is not None else None
+    # The attempt under way, for the error that may end it.
+    failing: Attempt | None = None
     try:
         for group in plan:
             connect = stream is None or handshake is None
@@ -151,6 +156,7 @@ async def _negotiate(
             phase, timeout = "handshake", limits.handshake_timeout
             if connect:
                 phase, timeout = "connect", limits.connect_timeout
+            failing = Attempt([p.token for p in group], None, None)
             # One cancel scope for connect and handshake, its deadline moved
             # from one limit to the other: a scope costs about as much as a
             # scheduler pass.
@@ -179,6 +185,7 @@ async def _negotiate(
                 )
                 request_bytes = handshake.send_request(request)
                 outcome = await _exchange(stream, handshake, request_bytes)
+                failing.status_code = outcome.response.status_code
                 if isinstance(outcome, Switched):
                     offer = offers[select_offer(outcome.response, offers)]
                     offer.validate(outcome.response)
@@ -188,12 +195,15 @@ async def _negotiate(
                     connection = await offer.build(stream, outcome.leftover, context)
                     stream = None  # the connection owns it now
                     return connection
-            if scope.cancelled_caught or not isinstance(outcome, Refused):
+            if scope.cancelled_caught and outcome is None and handshake is not None:
+                # The deadline passed while a refusal's body was being read:
+                # the status and headers came, so the server did answer.
+                outcome = handshake.cut_short()
+            if not isinstance(outcome, Refused):
                 raise UpgradeTimeout(phase, timeout)
-            last = outcome
-            attempts.append(
-                Attempt([o.token for o in offers], outcome.response.status_code, None)
-            )
+            failing.status_code = outcome.response.status_code
+            attempts.append(failing)
+            last, failing = outcome, None
             logger.debug(
                 "offer of %s declined with %s",
                 ", ".join(o.token for o in offers),
@@ -210,6 +220,14 @@ async def _negotiate(
             body_truncated=last.truncated,
             attempts=attempts,
         )
+    except UpgradeError as exc:
+        # An attempt failed otherwise than by a refusal: the error still
+        # says what the earlier attempts got, and what this one got.
+        if failing is not None:
+            attempts.append(failing)
+            failing.error = exc
+            exc.attempts = tuple(attempts)
+        raise
     finally:
         if stream is not None:
             await trio.aclose_forcefully(stream)
@@ -333,14 +351,19 @@ async def upgrade(
         ConnectError: the connection could not be opened
             (:class:`ProxyError` when the proxy refused the tunnel).
         UpgradeTimeout: ``limits.connect_timeout`` or
-            ``limits.handshake_timeout`` passed.
+            ``limits.handshake_timeout`` passed before a final status came.
         UpgradeRefused: the server answered every offer with a final status
             other than 101; carries the last response, its bounded body and
-            every attempt.
+            every attempt. A refusal whose body was cut short (by
+            ``limits.handshake_timeout``, a close or a reset) is still one,
+            with ``body_truncated`` set.
         InvalidResponse: the server's reply is not valid HTTP/1.1, too large,
             or cut short.
         InvalidUpgrade: the 101 breaks the contract (names a protocol that
             was not offered, several, a bad ``Sec-WebSocket-Accept``...).
+
+        Every :class:`UpgradeError` raised here lists the requests made, in
+        ``attempts``.
     """
     target = _parse_url_cached(url) if type(url) is str else parse_url(url)
     resolved = resolve_protocols(protocols)
