@@ -41,6 +41,7 @@ from ._errors import (
     StreamRefused,
 )
 from ._errors import StreamReset as StreamResetError
+from ._h2_compat import reopen_after_goaway
 from ._h2_frames import FrameScanner, PrefaceError
 from ._h2_options import HTTP2Options
 from ._h2_state import (
@@ -263,8 +264,7 @@ class Engine:
             # After a GOAWAY h2 refuses every frame, but the server may still
             # finish the streams it kept (RFC 9113 §6.8): reopen h2.
             if not self.closed_locally:
-                machine = self.h2.state_machine
-                machine.state = h2.connection.ConnectionState.CLIENT_OPEN
+                reopen_after_goaway(self.h2)
             start = cut
         if start < len(data):
             self._feed(data[start:])
