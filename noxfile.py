@@ -18,6 +18,19 @@ def tests(session: nox.Session) -> None:
 
 
 @nox.session
+def autobahn(session: nox.Session) -> None:
+    """Autobahn Testsuite (fuzzingserver) against the WebSocket client.
+
+    Every case, compression included (about 20 minutes on 2 cores); installs
+    wstest into .venv-autobahn (Python 2.7) first. Arguments go to
+    tests/autobahn/run.py: ``nox -s autobahn -- --cases '9.*'``.
+    """
+    session.install("-e", ".")
+    session.run("bash", ".ci/install-autobahn.sh", external=True)
+    session.run("python", "tests/autobahn/run.py", *session.posargs)
+
+
+@nox.session
 def lint(session: nox.Session) -> None:
     """ruff check and ruff format --check over the whole tree."""
     session.install("ruff>=0.6")
