@@ -21,13 +21,12 @@ trio_upgrade.UpgradeError`` catches everything the library means to raise::
     ├── BodyTooLarge                             a body over its size limit
     └── ConnectionClosed                         the upgraded connection closed
 
-``UpgradeTimeout`` lives in ``_timeout`` because it derives from
-``trio.TooSlowError`` and this module, like the rest of the handshake core,
-does not import trio.
-
 Errors carry data, not only a message: the response that was received, what
 was expected, the attempts that were made.
 """
+
+# UpgradeTimeout lives in _timeout because it derives from trio.TooSlowError,
+# and this module, like the rest of the handshake core, does not import trio.
 
 from __future__ import annotations
 
