@@ -37,10 +37,11 @@ class Limits:
             10 s matches ``websockets``' ``close_timeout``.
         max_head_size: bytes allowed in one response head (status line plus
             header fields; each 1xx head counts on its own), however its
-            bytes are split across reads. 64 KiB: h11 defaults to 16 KiB, nginx to 8-32 KiB
-            for request heads, Node's ``--max-http-header-size`` is 16 KiB;
-            a 101 with long ``Set-Cookie`` lines still fits with room to
-            spare, and the buffer stays small.
+            bytes are split across reads. 64 KiB: h11 defaults to 16 KiB,
+            nginx to 8-32 KiB for request heads, Node's
+            ``--max-http-header-size`` is 16 KiB; a 101 with long
+            ``Set-Cookie`` lines still fits with room to spare, and the
+            buffer stays small.
         max_informational: how many 1xx responses (other than 101) may come
             before the final response. 16: a legitimate server sends at most
             a ``100 Continue`` and a few ``103 Early Hints``; anything more is
