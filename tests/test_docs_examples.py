@@ -32,6 +32,20 @@ async def test_custom_protocol(capsys: pytest.CaptureFixture[str]) -> None:
     assert capsys.readouterr().out == "HELLO 64\n"
 
 
+async def test_handling_errors(capsys: pytest.CaptureFixture[str]) -> None:
+    with trio.fail_after(10):
+        results = await load("handling_errors").main()
+    assert results[0] == "server said 403 b'no WebSocket here'"
+    assert results[1] == "too slow"
+    assert results[2].startswith("could not upgrade: unsupported URL scheme 'ftp'")
+    printed = capsys.readouterr().out
+    assert printed == "".join(f"{line}\n" for line in results)
+    # The tutorial shows the output as it is.
+    tutorial = (EXAMPLES.parent / "tutorial.rst").read_text()
+    for line in results:
+        assert f"    {line}\n" in tutorial
+
+
 async def test_quickstart(capsys: pytest.CaptureFixture[str]) -> None:
     with trio.fail_after(10):
         result = await load("quickstart").main()

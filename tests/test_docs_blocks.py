@@ -1,0 +1,425 @@
+"""Every code block of the docs runs: docs/**/*.rst and README.md.
+
+Blocks are found by reading the sources, as Sphinx and Markdown see them:
+
+* ``.. code-block::`` (or ``code``, ``sourcecode``) and ``::`` literal
+  blocks; without a language they are shown as Python, so they are Python;
+* ``.. literalinclude::`` of a file in docs/examples: the whole file runs
+  as a script (tests/test_docs_examples.py also checks what it returns);
+* fenced blocks of README.md.
+
+A block in another language says so (``.. code-block:: console``, ``text``,
+a ``sh`` fence) and is not run. A block without a language in Markdown, in a
+language not listed below, or that this module does not know how to run,
+fails: nothing is skipped silently.
+
+How a Python block runs is decided from its own code:
+
+* it defines ``test_*`` functions: it is a test module, run by pytest in a
+  subprocess as the testing how-to sets it up (``trio_mode = true``, the
+  ``trio_upgrade.testing.pytest_plugin`` fixtures enabled); all must pass;
+* it calls ``trio.run``: it is a script, run as ``__main__``;
+* it defines ``async def main()``: it is run with ``trio.run(main)``;
+* otherwise it may only bind names (a ``conftest.py``'s ``pytest_plugins``,
+  objects to look at): it is executed, and the plugins it names imported.
+  A function or class that nothing would run fails.
+
+A block that talks to a server of the reader's own names it by a URL in
+``SERVER_URLS`` (the README's first example uses ``http://127.0.0.1:8000/``).
+It runs against trio_upgrade.testing's embedded server instead, the URL
+substituted, once per server listed for it.
+"""
+
+from __future__ import annotations
+
+import ast
+import contextlib
+import dataclasses
+import importlib
+import pathlib
+import queue
+import re
+import runpy
+import subprocess
+import sys
+import textwrap
+import threading
+from collections.abc import Callable, Iterator, Sequence
+
+import pytest
+import trio
+
+from trio_upgrade.testing import (
+    H2CServerProtocol,
+    ServerProtocol,
+    WebSocketServerProtocol,
+    open_upgrade_server,
+)
+
+ROOT = pathlib.Path(__file__).parent.parent
+DOCS = ROOT / "docs"
+EXAMPLES = DOCS / "examples"
+
+PYTHON = {"python", "python3", "py", ""}
+NOT_RUN = {"console", "shell", "sh", "bash", "text", "none", "http"}
+
+ServerFactory = Callable[[], Sequence[ServerProtocol | str]]
+
+#: URLs that stand for the reader's own server, and the embedded servers a
+#: block naming one runs against, in turn. The README's first example offers
+#: websocket, h2c and my-proto: against these three servers each case of its
+#: ``match`` runs.
+SERVER_URLS: dict[str, list[ServerFactory]] = {
+    "http://127.0.0.1:8000/": [
+        lambda: [WebSocketServerProtocol(), H2CServerProtocol(), "my-proto"],
+        lambda: [H2CServerProtocol(), "my-proto"],
+        lambda: ["my-proto"],
+    ],
+}
+
+pytestmark = pytest.mark.timeout(60)
+
+
+@dataclasses.dataclass(frozen=True)
+class Block:
+    where: str  # "docs/tutorial.rst:45"
+    language: str
+    source: str = ""
+    include: pathlib.Path | None = None  # a literalinclude's file
+    options: tuple[tuple[str, str], ...] = ()
+
+
+# -- finding blocks ----------------------------------------------------------
+
+DIRECTIVE = re.compile(r"^(\s*)\.\.\s+([\w-]+)::\s*(.*)$")
+CODE_DIRECTIVES = {"code-block", "code", "sourcecode"}
+
+
+def _indent(line: str) -> int:
+    return len(line) - len(line.lstrip())
+
+
+def _directive(
+    lines: list[str], start: int, indent: int
+) -> tuple[dict[str, str], str, int]:
+    """A directive's options and content, and the index of the next line."""
+    options: dict[str, str] = {}
+    i = start
+    while i < len(lines) and lines[i].strip().startswith(":"):
+        if _indent(lines[i]) <= indent:
+            break
+        name, _, value = lines[i].strip()[1:].partition(":")
+        options[name] = value.strip()
+        i += 1
+    content = []
+    while i < len(lines) and (not lines[i].strip() or _indent(lines[i]) > indent):
+        content.append(lines[i])
+        i += 1
+    return options, textwrap.dedent("\n".join(content)).strip("\n"), i
+
+
+def _literal(lines: list[str], start: int, indent: int) -> tuple[str, int]:
+    """The literal block after a ``::`` line indented ``indent``."""
+    i = start
+    while i < len(lines) and not lines[i].strip():
+        i += 1
+    if i == len(lines) or _indent(lines[i]) <= indent:
+        return "", start  # no block follows
+    body_indent = _indent(lines[i])
+    content = []
+    while i < len(lines) and (not lines[i].strip() or _indent(lines[i]) >= body_indent):
+        content.append(lines[i])
+        i += 1
+    return textwrap.dedent("\n".join(content)).strip("\n"), i
+
+
+def rst_blocks(path: pathlib.Path, text: str) -> list[Block]:
+    name = path.relative_to(ROOT).as_posix() if path.is_absolute() else str(path)
+    lines = text.splitlines()
+    blocks = []
+    i = 0
+    while i < len(lines):
+        line = lines[i]
+        where = f"{name}:{i + 1}"
+        match = DIRECTIVE.match(line)
+        if match:
+            indent, directive, argument = len(match[1]), match[2], match[3].strip()
+            if directive in CODE_DIRECTIVES:
+                options, content, i = _directive(lines, i + 1, indent)
+                blocks.append(Block(where, argument.lower(), content))
+                continue
+            if directive == "literalinclude":
+                options, _, i = _directive(lines, i + 1, indent)
+                language = options.get("language", "python").lower()
+                included = (path.parent / argument).resolve()
+                blocks.append(
+                    Block(
+                        where,
+                        language,
+                        include=included,
+                        options=tuple(sorted(options.items())),
+                    )
+                )
+                continue
+            # Other directives: their content may hold literal blocks.
+            i += 1
+            continue
+        if line.rstrip().endswith("::") and not line.rstrip().endswith("\\::"):
+            content, end = _literal(lines, i + 1, _indent(line))
+            if content:
+                blocks.append(Block(where, "", content))
+                i = end
+                continue
+        i += 1
+    return blocks
+
+
+FENCE = re.compile(r"^```([^\n`]*)\n(.*?)^```\s*$", re.MULTILINE | re.DOTALL)
+
+
+def markdown_blocks(path: pathlib.Path, text: str) -> list[Block]:
+    name = path.relative_to(ROOT).as_posix()
+    blocks = []
+    for match in FENCE.finditer(text):
+        line = text.count("\n", 0, match.start()) + 1
+        language = match[1].strip().lower()
+        # A fence says its language; an untagged one is an error below.
+        blocks.append(Block(f"{name}:{line}", language or "?", match[2]))
+    return blocks
+
+
+def all_blocks() -> list[Block]:
+    blocks = []
+    for path in sorted(DOCS.rglob("*.rst")):
+        if "_build" not in path.parts:
+            blocks += rst_blocks(path, path.read_text())
+    readme = ROOT / "README.md"
+    blocks += markdown_blocks(readme, readme.read_text())
+    return blocks
+
+
+BLOCKS = all_blocks()
+RUN = [b for b in BLOCKS if b.language not in NOT_RUN]
+
+
+# -- running them ------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def server_in_thread(factory: ServerFactory) -> Iterator[str]:
+    """An embedded upgrade server on loopback, in a Trio run of its own.
+
+    Blocks that call ``trio.run`` themselves cannot share a Trio run with a
+    server, so it runs in a thread; the URL is ready when this yields.
+    """
+    started: queue.Queue[tuple[str, trio.lowlevel.TrioToken, trio.CancelScope]] = (
+        queue.Queue()
+    )
+    errors: list[BaseException] = []
+
+    async def serve() -> None:
+        with trio.CancelScope() as scope:
+            async with open_upgrade_server(factory()) as server:
+                token = trio.lowlevel.current_trio_token()
+                started.put((server.url(), token, scope))
+                await trio.sleep_forever()
+
+    def run() -> None:
+        try:
+            trio.run(serve)
+        except BaseException as exc:  # reported by the test below
+            errors.append(exc)
+
+    thread = threading.Thread(target=run, name="docs-server", daemon=True)
+    thread.start()
+    try:
+        url, token, scope = started.get(timeout=10)
+    except queue.Empty:
+        thread.join(1)
+        raise RuntimeError(f"the embedded server did not start: {errors}") from None
+    try:
+        yield url
+    finally:
+        trio.from_thread.run_sync(scope.cancel, trio_token=token)
+        thread.join(10)
+        assert not thread.is_alive(), "the embedded server did not stop"
+        assert not errors, errors
+
+
+def _calls_trio_run(tree: ast.Module) -> bool:
+    return any(
+        isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Attribute)
+        and node.func.attr == "run"
+        and isinstance(node.func.value, ast.Name)
+        and node.func.value.id == "trio"
+        for node in ast.walk(tree)
+    )
+
+
+def _test_functions(tree: ast.Module) -> list[str]:
+    return [
+        node.name
+        for node in tree.body
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
+        and node.name.startswith("test")
+    ]
+
+
+def run_as_tests(source: str, tests: list[str], where: str, tmp: pathlib.Path) -> None:
+    (tmp / "test_block.py").write_text(source)
+    (tmp / "conftest.py").write_text(
+        'pytest_plugins = ["trio_upgrade.testing.pytest_plugin"]\n'
+    )
+    (tmp / "pytest.ini").write_text("[pytest]\ntrio_mode = true\n")
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-W", "error"],
+        cwd=tmp,
+        capture_output=True,
+        text=True,
+        timeout=50,
+        check=False,
+    )
+    report = f"{where}\n{result.stdout}\n{result.stderr}"
+    assert result.returncode == 0, report
+    assert f"{len(tests)} passed" in result.stdout, report
+
+
+def run_python(source: str, where: str, tmp: pathlib.Path) -> None:
+    tree = ast.parse(source, where)
+    tests = _test_functions(tree)
+    if tests:
+        run_as_tests(source, tests, where, tmp)
+        return
+    script = tmp / "block.py"
+    script.write_text(source)
+    if _calls_trio_run(tree):
+        runpy.run_path(str(script), run_name="__main__")
+        return
+    namespace = runpy.run_path(str(script), run_name="docs_block")
+    main = namespace.get("main")
+    if main is not None:
+        trio.run(main)
+        return
+    definitions = [
+        node.name
+        for node in tree.body
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef)
+    ]
+    assert not definitions, (
+        f"{where} defines {definitions} but nothing runs them: call trio.run, "
+        "define async def main(), or write test_* functions"
+    )
+    for plugin in namespace.get("pytest_plugins", []):
+        importlib.import_module(plugin)
+
+
+def run_block(block: Block, tmp: pathlib.Path) -> None:
+    assert block.language in PYTHON, (
+        f"{block.where}: a {block.language!r} block; name its language "
+        f"(Python, or one of {sorted(NOT_RUN)} which are not run)"
+    )
+    if block.include is not None:
+        assert block.include.parent == EXAMPLES, (
+            f"{block.where}: include examples from docs/examples, where they "
+            "are run and type-checked"
+        )
+        options = dict(block.options)
+        if "pyobject" in options:
+            tree = ast.parse(block.include.read_text())
+            names = {getattr(node, "name", None) for node in tree.body}
+            assert options["pyobject"] in names, block.where
+        runpy.run_path(str(block.include), run_name="__main__")
+        return
+    servers = [
+        (url, factories)
+        for url, factories in SERVER_URLS.items()
+        if url in block.source
+    ]
+    if not servers:
+        run_python(block.source, block.where, tmp)
+        return
+    for url, factories in servers:
+        for index, factory in enumerate(factories):
+            with server_in_thread(factory) as server_url:
+                source = block.source.replace(url, server_url)
+                run_python(source, f"{block.where} (server {index})", tmp)
+
+
+@pytest.mark.parametrize("block", RUN, ids=[b.where for b in RUN])
+def test_block_runs(block: Block, tmp_path: pathlib.Path) -> None:
+    run_block(block, tmp_path)
+
+
+# -- the finder itself ---------------------------------------------------------
+
+
+SAMPLE = """\
+Title
+=====
+
+A paragraph::
+
+    print("literal")
+
+.. code-block:: python
+   :caption: a caption
+
+   print("code-block")
+
+.. code-block:: console
+
+   $ pip install .
+
+.. note::
+
+   Nested, in a directive::
+
+       print("nested")
+
+.. literalinclude:: examples/quickstart.py
+   :language: python
+   :pyobject: talk
+
+Expanded form: ::
+
+    print("expanded")
+
+.. toctree::
+   :maxdepth: 2
+
+   tutorial
+
+Not a block\\::
+"""
+
+
+def test_finder_sees_every_form() -> None:
+    blocks = rst_blocks(DOCS / "sample.rst", SAMPLE)
+    found = [(b.language, b.source or b.include) for b in blocks]
+    assert found == [
+        ("", 'print("literal")'),
+        ("python", 'print("code-block")'),
+        ("console", "$ pip install ."),
+        ("", 'print("nested")'),
+        ("python", EXAMPLES / "quickstart.py"),
+        ("", 'print("expanded")'),
+    ]
+    assert dict(blocks[4].options) == {"language": "python", "pyobject": "talk"}
+
+
+def test_finder_reads_markdown_fences() -> None:
+    text = "x\n\n```python\nprint(1)\n```\n\n```\nuntagged\n```\n"
+    blocks = markdown_blocks(ROOT / "README.md", text)
+    assert [(b.language, b.source) for b in blocks] == [
+        ("python", "print(1)\n"),
+        ("?", "untagged\n"),
+    ]
+
+
+def test_docs_have_blocks_to_run() -> None:
+    # Guards the finder against finding nothing: the tutorial alone has three
+    # included examples, and the README one Python block.
+    where = {b.where.split(":")[0] for b in RUN}
+    assert {"docs/tutorial.rst", "README.md"} <= where
+    assert len(RUN) >= 8
