@@ -233,6 +233,13 @@ async def _negotiate(
             await trio.aclose_forcefully(stream)
 
 
+# The return type follows the offer. The built-in kinds get one overload
+# each and one per pair because mypy types a list display by joining its
+# elements: in the generic overload, [WebSocket(), H2C()] would be
+# list[UpgradeProtocol[object]] and the result ``object``, where a concrete
+# union as the expected type keeps each element's own type (and reads
+# "websocket" and "h2c" as their Literal types). Lists of several custom
+# protocols still join (pyright, which solves to a union, does better).
 @overload
 async def upgrade(  # type: ignore[overload-overlap]
     url: str,
@@ -247,7 +254,7 @@ async def upgrade(  # type: ignore[overload-overlap]
     proxy: str | None = None,
 ) -> WebSocketConnection: ...
 @overload
-async def upgrade(
+async def upgrade(  # type: ignore[overload-overlap]
     url: str,
     protocols: H2CSpec | Sequence[H2CSpec],
     *,
@@ -260,9 +267,9 @@ async def upgrade(
     proxy: str | None = None,
 ) -> HTTP2Connection: ...
 @overload
-async def upgrade(  # type: ignore[overload-overlap]
+async def upgrade(
     url: str,
-    protocols: UpgradeProtocol[T] | Sequence[UpgradeProtocol[T]],
+    protocols: Raw | Sequence[Raw],
     *,
     headers: HeadersArg | None = None,
     strategy: Strategy = "sequential",
@@ -271,7 +278,46 @@ async def upgrade(  # type: ignore[overload-overlap]
     nursery: trio.Nursery | None = None,
     transport: trio.abc.Stream | None = None,
     proxy: str | None = None,
-) -> T: ...
+) -> RawStream: ...
+@overload
+async def upgrade(  # type: ignore[overload-overlap]
+    url: str,
+    protocols: Sequence[WebSocketSpec | H2CSpec],
+    *,
+    headers: HeadersArg | None = None,
+    strategy: Strategy = "sequential",
+    limits: Limits | None = None,
+    ssl_context: ssl.SSLContext | None = None,
+    nursery: trio.Nursery | None = None,
+    transport: trio.abc.Stream | None = None,
+    proxy: str | None = None,
+) -> WebSocketConnection | HTTP2Connection: ...
+@overload
+async def upgrade(  # type: ignore[overload-overlap]
+    url: str,
+    protocols: Sequence[WebSocketSpec | Raw],
+    *,
+    headers: HeadersArg | None = None,
+    strategy: Strategy = "sequential",
+    limits: Limits | None = None,
+    ssl_context: ssl.SSLContext | None = None,
+    nursery: trio.Nursery | None = None,
+    transport: trio.abc.Stream | None = None,
+    proxy: str | None = None,
+) -> WebSocketConnection | RawStream: ...
+@overload
+async def upgrade(
+    url: str,
+    protocols: Sequence[H2CSpec | Raw],
+    *,
+    headers: HeadersArg | None = None,
+    strategy: Strategy = "sequential",
+    limits: Limits | None = None,
+    ssl_context: ssl.SSLContext | None = None,
+    nursery: trio.Nursery | None = None,
+    transport: trio.abc.Stream | None = None,
+    proxy: str | None = None,
+) -> HTTP2Connection | RawStream: ...
 @overload
 async def upgrade(
     url: str,
@@ -285,6 +331,19 @@ async def upgrade(
     transport: trio.abc.Stream | None = None,
     proxy: str | None = None,
 ) -> WebSocketConnection | HTTP2Connection | RawStream: ...
+@overload
+async def upgrade(
+    url: str,
+    protocols: UpgradeProtocol[T] | Sequence[UpgradeProtocol[T]],
+    *,
+    headers: HeadersArg | None = None,
+    strategy: Strategy = "sequential",
+    limits: Limits | None = None,
+    ssl_context: ssl.SSLContext | None = None,
+    nursery: trio.Nursery | None = None,
+    transport: trio.abc.Stream | None = None,
+    proxy: str | None = None,
+) -> T: ...
 @overload
 async def upgrade(
     url: str,
@@ -381,6 +440,7 @@ async def upgrade(
     )
 
 
+# The same overloads as upgrade()'s, for the same reason.
 @overload
 def open_upgrade(  # type: ignore[overload-overlap]
     url: str,
@@ -394,7 +454,7 @@ def open_upgrade(  # type: ignore[overload-overlap]
     proxy: str | None = None,
 ) -> AbstractAsyncContextManager[WebSocketConnection]: ...
 @overload
-def open_upgrade(
+def open_upgrade(  # type: ignore[overload-overlap]
     url: str,
     protocols: H2CSpec | Sequence[H2CSpec],
     *,
@@ -406,9 +466,9 @@ def open_upgrade(
     proxy: str | None = None,
 ) -> AbstractAsyncContextManager[HTTP2Connection]: ...
 @overload
-def open_upgrade(  # type: ignore[overload-overlap]
+def open_upgrade(
     url: str,
-    protocols: UpgradeProtocol[T] | Sequence[UpgradeProtocol[T]],
+    protocols: Raw | Sequence[Raw],
     *,
     headers: HeadersArg | None = None,
     strategy: Strategy = "sequential",
@@ -416,7 +476,43 @@ def open_upgrade(  # type: ignore[overload-overlap]
     ssl_context: ssl.SSLContext | None = None,
     transport: trio.abc.Stream | None = None,
     proxy: str | None = None,
-) -> AbstractAsyncContextManager[T]: ...
+) -> AbstractAsyncContextManager[RawStream]: ...
+@overload
+def open_upgrade(  # type: ignore[overload-overlap]
+    url: str,
+    protocols: Sequence[WebSocketSpec | H2CSpec],
+    *,
+    headers: HeadersArg | None = None,
+    strategy: Strategy = "sequential",
+    limits: Limits | None = None,
+    ssl_context: ssl.SSLContext | None = None,
+    transport: trio.abc.Stream | None = None,
+    proxy: str | None = None,
+) -> AbstractAsyncContextManager[WebSocketConnection | HTTP2Connection]: ...
+@overload
+def open_upgrade(  # type: ignore[overload-overlap]
+    url: str,
+    protocols: Sequence[WebSocketSpec | Raw],
+    *,
+    headers: HeadersArg | None = None,
+    strategy: Strategy = "sequential",
+    limits: Limits | None = None,
+    ssl_context: ssl.SSLContext | None = None,
+    transport: trio.abc.Stream | None = None,
+    proxy: str | None = None,
+) -> AbstractAsyncContextManager[WebSocketConnection | RawStream]: ...
+@overload
+def open_upgrade(
+    url: str,
+    protocols: Sequence[H2CSpec | Raw],
+    *,
+    headers: HeadersArg | None = None,
+    strategy: Strategy = "sequential",
+    limits: Limits | None = None,
+    ssl_context: ssl.SSLContext | None = None,
+    transport: trio.abc.Stream | None = None,
+    proxy: str | None = None,
+) -> AbstractAsyncContextManager[HTTP2Connection | RawStream]: ...
 @overload
 def open_upgrade(
     url: str,
@@ -429,6 +525,18 @@ def open_upgrade(
     transport: trio.abc.Stream | None = None,
     proxy: str | None = None,
 ) -> AbstractAsyncContextManager[WebSocketConnection | HTTP2Connection | RawStream]: ...
+@overload
+def open_upgrade(
+    url: str,
+    protocols: UpgradeProtocol[T] | Sequence[UpgradeProtocol[T]],
+    *,
+    headers: HeadersArg | None = None,
+    strategy: Strategy = "sequential",
+    limits: Limits | None = None,
+    ssl_context: ssl.SSLContext | None = None,
+    transport: trio.abc.Stream | None = None,
+    proxy: str | None = None,
+) -> AbstractAsyncContextManager[T]: ...
 @overload
 def open_upgrade(
     url: str,
