@@ -421,8 +421,8 @@ async def upgrade(
         InvalidUpgrade: the 101 breaks the contract (names a protocol that
             was not offered, several, a bad ``Sec-WebSocket-Accept``...).
 
-        Every :class:`UpgradeError` raised here lists the requests made, in
-        ``attempts``.
+    Every :class:`UpgradeError` raised here lists the requests made, in
+    ``attempts``.
     """
     target = _parse_url_cached(url) if type(url) is str else parse_url(url)
     resolved = resolve_protocols(protocols)
