@@ -181,6 +181,9 @@ def test_subprotocol_rules() -> None:
         "PerMessage-Deflate; Server_Max_Window_Bits=9; client_no_context_takeover",
         "permessage-deflate; server_max_window_bits=8; client_max_window_bits=9",
         "permessage-deflate; server_max_window_bits=12; server_no_context_takeover",
+        # RFC 7692 §7.1.2.2: offered without a value, the server picks it.
+        "permessage-deflate; server_max_window_bits=12; client_max_window_bits=15",
+        "permessage-deflate; client_max_window_bits=8; server_max_window_bits=12",
     ],
 )
 def test_acceptable_deflate_answers(value: str) -> None:
@@ -201,8 +204,21 @@ def test_acceptable_deflate_answers(value: str) -> None:
         ("permessage-deflate", "server_max_window_bits was requested"),
         ("permessage-deflate; server_max_window_bits=13", "exceeds"),
         (
-            "permessage-deflate; server_max_window_bits=12; client_max_window_bits=13",
-            "exceeds",
+            "permessage-deflate; server_max_window_bits=12; client_max_window_bits",
+            "from 8 to 15",
+        ),
+        (
+            "permessage-deflate; server_max_window_bits=12; client_max_window_bits=16",
+            "from 8 to 15",
+        ),
+        (
+            "permessage-deflate; server_max_window_bits=12; client_max_window_bits=7",
+            "from 8 to 15",
+        ),
+        (
+            "permessage-deflate; client_max_window_bits=9; server_max_window_bits=12; "
+            "client_max_window_bits=9",
+            "twice",
         ),
         ("permessage-deflate; server_max_window_bits=7", "from 8 to 15"),
         ("permessage-deflate; server_max_window_bits=012", "from 8 to 15"),
@@ -318,7 +334,7 @@ async def test_offer_headers() -> None:
     assert first.get("origin") == "https://app.example"
     assert first.get("sec-websocket-protocol") == "chat, v2.chat"
     assert first.get("sec-websocket-extensions") == (
-        "permessage-deflate; client_max_window_bits=12; server_max_window_bits=12"
+        "permessage-deflate; client_max_window_bits; server_max_window_bits=12"
     )
     keys = [h.get("sec-websocket-key") for h in (first, second, plain)]
     assert all(k is not None and len(base64.b64decode(k)) == 16 for k in keys)
@@ -338,7 +354,11 @@ async def test_subprotocol_and_extensions_negotiated() -> None:
             async with ws:
                 assert ws.subprotocol == "v2.chat"
                 assert ws.protocol == "websocket"
-                assert ws.extensions == (OFFER.header_value(),)
+                # wsproto's server names the client window it allows.
+                assert ws.extensions == (
+                    "permessage-deflate; client_max_window_bits=15; "
+                    "server_max_window_bits=12",
+                )
                 assert ws.handshake_response.status_code == 101
                 assert ws.handshake_request.headers.get("upgrade") == "websocket"
 
@@ -420,7 +440,7 @@ async def test_bad_101_fails_and_closes(
             ],
             "exceeds",
         ),
-        (WebSocket(["chat"]), [], "chose none"),
+        (WebSocket(["chat"], require_subprotocol=True), [], "chose none"),
     ],
 )
 async def test_unoffered_choices_fail_and_close(
@@ -446,3 +466,205 @@ async def test_server_declines_bad_key() -> None:
     old = [("Sec-WebSocket-Key", KEY), ("Sec-WebSocket-Version", "8")]
     assert protocol.accept(trio_upgrade.Request("GET", "/", Headers(old))) is None
     await trio.lowlevel.checkpoint()
+
+
+# -- leniency where the RFCs allow it ----------------------------------------
+
+
+def test_no_subprotocol_is_accepted_by_default() -> None:
+    # RFC 6455 §4.1: a server may choose none of the subprotocols offered.
+    assert WebSocket(["chat"]).require_subprotocol is False
+    assert WebSocket(["chat"], require_subprotocol=True).require_subprotocol
+
+
+async def test_server_choosing_no_subprotocol_over_loopback() -> None:
+    async with open_upgrade_server([WebSocketServerProtocol()]) as server:
+        with trio.fail_after(5):
+            async with await trio_upgrade.upgrade(
+                server.url(), WebSocket(["chat", "v2.chat"])
+            ) as ws:
+                assert ws.subprotocol is None
+                await ws.send("hi")
+                assert await ws.receive() == "hi"
+            with pytest.raises(InvalidUpgrade, match="chose none"):
+                await trio_upgrade.upgrade(
+                    server.url(), WebSocket(["chat"], require_subprotocol=True)
+                )
+
+
+async def test_server_choosing_no_subprotocol_over_http2() -> None:
+    from h2_helpers import h2c_server
+
+    from trio_upgrade.testing._http2 import H2CServerProtocol, websocket_over_h2
+
+    protocol = H2CServerProtocol(
+        connect={
+            "websocket": websocket_over_h2(
+                WebSocketServerProtocol(subprotocols=["other"], compression=False)
+            )
+        }
+    )
+    async with h2c_server(protocol) as (server, _):
+        with trio.fail_after(10):
+            async with await trio_upgrade.upgrade(server.url(), "h2c") as conn:
+                ws = await conn.websocket("/", protocol=WebSocket(["chat"]))
+                async with ws:
+                    assert ws.subprotocol is None
+                    await ws.send("hi")
+                    assert await ws.receive() == "hi"
+                with pytest.raises(InvalidUpgrade, match="chose none"):
+                    await conn.websocket(
+                        "/", protocol=WebSocket(["chat"], require_subprotocol=True)
+                    )
+
+
+def test_client_window_is_offered_without_a_value() -> None:
+    # RFC 7692 §7.1.2.2, as browsers and websockets offer it: the server may
+    # then name any window from 8 to 15 for us, or none (meaning 15).
+    expected = "permessage-deflate; client_max_window_bits; server_max_window_bits=12"
+    assert Deflate().offer().header_value() == expected
+    assert Deflate(client_max_window_bits=15).offer().header_value() == expected
+    nct = Deflate(client_max_window_bits=9, client_no_context_takeover=True)
+    assert nct.offer().header_value() == (
+        "permessage-deflate; client_no_context_takeover; client_max_window_bits; "
+        "server_max_window_bits=12"
+    )
+
+
+_WINDOW_VALUES = [None, "7", "8", "12", "13", "15", "16", "012", '"9"']
+_FLAG_VALUES = [None, "1"]
+_ABSENT = object()
+
+
+def _acceptable(params: dict[str, object]) -> bool:
+    """RFC 7692 §7.1, for our default offer (``client_max_window_bits``
+    without a value, ``server_max_window_bits=12``)."""
+
+    def bits(value: object) -> int | None:
+        if not isinstance(value, str):
+            return None
+        value = value.strip('"')
+        if not value.isdigit() or value.startswith("0") or not 8 <= int(value) <= 15:
+            return None
+        return int(value)
+
+    for flag in ("client_no_context_takeover", "server_no_context_takeover"):
+        if params[flag] not in (_ABSENT, None):
+            return False
+    server = params["server_max_window_bits"]
+    server_bits = bits(server)
+    if server_bits is None or server_bits > 12:
+        return False  # requested: must be echoed, no larger
+    client = params["client_max_window_bits"]
+    return client is _ABSENT or bits(client) is not None
+
+
+def _element(params: dict[str, object], order: list[str]) -> str:
+    parts = ["permessage-deflate"]
+    for name in order:
+        value = params[name]
+        if value is not _ABSENT:
+            parts.append(name if value is None else f"{name}={value}")
+    return "; ".join(parts)
+
+
+def test_every_parameter_combination_is_checked() -> None:
+    import itertools
+    import random
+
+    from trio_upgrade._websocket._deflate import BoundedDeflate
+
+    names = [
+        "client_no_context_takeover",
+        "server_no_context_takeover",
+        "client_max_window_bits",
+        "server_max_window_bits",
+    ]
+    rng = random.Random(7692)
+    flags = [_ABSENT, *_FLAG_VALUES]
+    windows = [_ABSENT, *_WINDOW_VALUES]
+    accepted = 0
+    for values in itertools.product(flags, flags, windows, windows):
+        params = dict(zip(names, values, strict=True))
+        order = rng.sample(names, len(names))
+        element = _element(params, order)
+        ok = _acceptable(params)
+        extras = [
+            ("", ok),
+            ("; mystery", False),  # unknown parameter
+            (", permessage-deflate", False),  # accepted twice
+        ]
+        present = [name for name in order if params[name] is not _ABSENT]
+        if present:  # a parameter given twice
+            extras.append((f"; {_element(params, present[:1])[20:]}", False))
+        for extra, still_ok in extras:
+            value = element + extra
+            if still_ok:
+                result = check(switch(("Sec-WebSocket-Extensions", value)))
+                assert result.deflate is not None, value
+                deflate = BoundedDeflate(Deflate(), 2**20)
+                deflate.finalize(value)  # the build step agrees
+                accepted += 1
+            else:
+                with pytest.raises(InvalidUpgrade):
+                    check(switch(("Sec-WebSocket-Extensions", value)))
+    assert accepted > 50  # the model is not refusing everything
+
+
+def _deflated(message: bytes, bits: int) -> bytes:
+    """``message`` as ``Deflate()`` settings compress it with ``bits``."""
+    import zlib
+
+    deflater = zlib.compressobj(6, zlib.DEFLATED, -bits, 5)
+    return (deflater.compress(message) + deflater.flush(zlib.Z_SYNC_FLUSH))[:-4]
+
+
+@pytest.mark.parametrize(
+    ("ours", "answer", "used"),
+    [
+        (12, "", 12),  # no answer: up to 15 allowed, we use our 12
+        (12, "; client_max_window_bits=15", 12),
+        (15, "; client_max_window_bits=15", 15),
+        (12, "; client_max_window_bits=10", 10),
+        (9, "; client_max_window_bits=13", 9),
+        (12, "; client_max_window_bits=8", None),  # zlib cannot: uncompressed
+    ],
+)
+async def test_client_compresses_with_the_smaller_window(
+    ours: int, answer: str, used: int | None
+) -> None:
+    import random
+
+    from ws_support import read_client_frame, ws_script
+
+    # Repeats at distances that only windows of 15, 12, 10 and 9 bits reach.
+    rng = random.Random(ours)
+    message = b"".join(rng.randbytes(n) * 2 for n in (16384, 3000, 800, 400))
+    outputs = {bits: _deflated(message, bits) for bits in range(9, 16)}
+    assert len(set(outputs.values())) >= 4  # the window shows in the bytes
+    seen: list[tuple[bool, bytes]] = []
+
+    async def server(stream: trio_upgrade.RawStream) -> None:
+        buffer = bytearray()
+        opcode, fin, rsv1, payload = await read_client_frame(stream, buffer)
+        assert (opcode, fin) == (2, True)
+        seen.append((rsv1, payload))
+        opcode, *_ = await read_client_frame(stream, buffer)
+        assert opcode == 8  # the client's close: the script then closes
+
+    extension = f"permessage-deflate; server_max_window_bits=12{answer}"
+    script = ws_script(server, headers=[("Sec-WebSocket-Extensions", extension)])
+    async with open_upgrade_server(script=script) as server_:
+        with trio.fail_after(10):
+            offer = WebSocket(compression=Deflate(client_max_window_bits=ours))
+            async with await trio_upgrade.upgrade(server_.url(), offer) as ws:
+                assert ws.extensions == (extension,)
+                await ws.send(message)
+            await server_.wait_closed(1)
+    [(rsv1, payload)] = seen
+    if used is None:
+        assert (rsv1, payload) == (False, message)
+    else:
+        # Byte for byte what zlib makes with that window (and no larger).
+        assert rsv1
+        assert payload == outputs[used]

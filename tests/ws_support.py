@@ -22,7 +22,7 @@ from trio_upgrade.testing import (
 )
 from trio_upgrade.testing._websocket import WebSocketServerProtocol
 
-__all__ = ["bare_connection", "frame", "serve_ws", "ws_script"]
+__all__ = ["bare_connection", "frame", "read_client_frame", "serve_ws", "ws_script"]
 
 
 def frame(
@@ -123,3 +123,34 @@ def bare_connection(
     assert conn._plain
     conn._plain = plain
     return conn
+
+
+async def read_client_frame(
+    stream: trio.abc.ReceiveStream, buffer: bytearray
+) -> tuple[int, bool, bool, bytes]:
+    """The next masked client frame from ``stream``: ``(opcode, fin, rsv1,
+    unmasked payload)``; ``buffer`` keeps what a read brought beyond it."""
+
+    async def need(size: int) -> None:
+        while len(buffer) < size:
+            data = await stream.receive_some(65536)
+            if not data:
+                raise EOFError("the client closed mid-frame")
+            buffer.extend(data)
+
+    await need(2)
+    first, second = buffer[0], buffer[1]
+    assert second & 0x80, "client frames are masked"
+    size, pos = second & 0x7F, 2
+    if size == 126:
+        await need(4)
+        size, pos = int.from_bytes(buffer[2:4], "big"), 4
+    elif size == 127:
+        await need(10)
+        size, pos = int.from_bytes(buffer[2:10], "big"), 10
+    await need(pos + 4 + size)
+    key = buffer[pos : pos + 4]
+    masked = buffer[pos + 4 : pos + 4 + size]
+    payload = bytes(b ^ key[i % 4] for i, b in enumerate(masked))
+    del buffer[: pos + 4 + size]
+    return first & 0x0F, bool(first & 0x80), bool(first & 0x40), payload

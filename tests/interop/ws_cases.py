@@ -9,7 +9,7 @@ asserted by the tests:
   123-byte reason) in its answer, sends the code and reason of ``/close``,
   and answers pings with the same payload.
 * All accept our default permessage-deflate offer
-  (``client_max_window_bits=12; server_max_window_bits=12``) as is, except
+  (``client_max_window_bits; server_max_window_bits=12``), except
   Node ``ws`` with compression off, which answers without
   ``Sec-WebSocket-Extensions``. The proxies pass the offer and the answer
   through untouched (their backend is Node ws with deflate on).

@@ -51,9 +51,15 @@ class Deflate:
     after every message.
 
     Attributes:
-        client_max_window_bits: the LZ77 window (base-2 log, 9 to 15) this
-            client compresses with, offered as ``client_max_window_bits=N``
-            (the server may lower it). 12 (4 KiB): the ``websockets`` server's
+        client_max_window_bits: the largest LZ77 window (base-2 log, 9 to
+            15) this client compresses with. The offer carries
+            ``client_max_window_bits`` without a value, as browsers and
+            ``websockets`` send it (RFC 7692 §7.1.2.2): the server may answer
+            with any window from 8 to 15, and the client compresses with the
+            smaller of that and this one (a sender may always use a smaller
+            window than allowed), so the memory stays what this setting
+            says. An answer of 8, which zlib cannot produce, means messages
+            go out uncompressed. 12 (4 KiB): the ``websockets`` server's
             default for its own side; compression of typical JSON messages
             barely improves past it.
         server_max_window_bits: the window (8 to 15) the server must not
@@ -97,9 +103,16 @@ class Deflate:
             raise ValueError("mem_level must be from 1 to 9")
 
     def offer(self) -> DeflateParams:
-        """The parameters this client offers."""
+        """The parameters this client offers.
+
+        ``client_max_window_bits`` goes without a value ("name my window"):
+        offering ours as a value would make a server that answers with a
+        larger one (legal for the server, which must not exceed it, yet seen
+        in the wild) fail the handshake, while the window we use is ours to
+        choose below whatever the server allows.
+        """
         return DeflateParams(
-            client_max_window_bits=self.client_max_window_bits,
+            client_max_window_bits=0,
             server_max_window_bits=self.server_max_window_bits,
             client_no_context_takeover=self.client_no_context_takeover,
             server_no_context_takeover=self.server_no_context_takeover,
@@ -144,7 +157,10 @@ class BoundedDeflate(PerMessageDeflate):
         super().finalize(self.name)  # marks the extension enabled
         self.client_no_context_takeover = agreed.client_no_context_takeover
         self.server_no_context_takeover = agreed.server_no_context_takeover
-        client_bits = agreed.client_max_window_bits or 15
+        # RFC 7692 §7.1.2.2: the server's value bounds our window, 15 when
+        # it names none; within that bound we use our own setting.
+        allowed = agreed.client_max_window_bits or 15
+        client_bits = min(allowed, self._settings.client_max_window_bits)
         # A server may hold us to 8 bits, which zlib cannot produce; sending
         # uncompressed messages is always allowed (RFC 7692 §6), so do that.
         self._deflate_bits = None if client_bits < 9 else client_bits

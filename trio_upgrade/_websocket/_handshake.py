@@ -1,9 +1,10 @@
 """The WebSocket opening handshake, sans-I/O: offer headers and 101 checks.
 
 RFC 6455 §4.1 (client requirements) and RFC 7692 §7.1 (permessage-deflate
-parameters), applied as strictly as browsers apply them: every field the
-server sends back must match what was offered. Nothing here imports trio;
-the server side of :mod:`trio_upgrade.testing` uses the same helpers.
+parameters): every field the server sends back must match what was offered,
+and what the RFCs leave to the server (choosing no subprotocol, naming our
+compression window) is accepted. Nothing here imports trio; the server side
+of :mod:`trio_upgrade.testing` uses the same helpers.
 """
 
 from __future__ import annotations
@@ -279,7 +280,7 @@ def check_switch(
     *,
     require_subprotocol: bool,
 ) -> Switch:
-    """Validate the 101 that chose WebSocket, like a strict browser.
+    """Validate the 101 that chose WebSocket (RFC 6455 §4.1, RFC 7692 §7.1).
 
     Args:
         response: the 101.
@@ -287,7 +288,7 @@ def check_switch(
         subprotocols: the subprotocols offered, in order.
         deflate: the permessage-deflate offer, or ``None`` if none was made.
         require_subprotocol: fail when subprotocols were offered and the
-            server chose none (what browsers do).
+            server chose none (RFC 6455 allows a server to choose none).
 
     Raises:
         InvalidUpgrade: a field is missing or does not match the offer; the

@@ -138,10 +138,10 @@ class WebSocket(UpgradeProtocol[WebSocketConnection]):
     The offer sends a fresh ``Sec-WebSocket-Key``, ``Sec-WebSocket-Version:
     13``, and the optional ``Origin``, ``Sec-WebSocket-Protocol`` and
     ``Sec-WebSocket-Extensions`` (permessage-deflate). The 101 is checked as
-    strictly as browsers do: ``Upgrade: websocket``, ``Connection: upgrade``,
-    the ``Sec-WebSocket-Accept`` of our key, a subprotocol among those
-    offered, extensions and parameters among those offered; otherwise
-    :class:`~trio_upgrade.InvalidUpgrade`.
+    RFC 6455 §4.1 and RFC 7692 §7.1 require: ``Upgrade: websocket``,
+    ``Connection: upgrade``, the ``Sec-WebSocket-Accept`` of our key, no
+    subprotocol or one among those offered, extensions and parameters among
+    those offered; otherwise :class:`~trio_upgrade.InvalidUpgrade`.
 
     Args:
         subprotocols: subprotocols to offer, in order of preference.
@@ -163,8 +163,10 @@ class WebSocket(UpgradeProtocol[WebSocketConnection]):
             comes within this many seconds of a keepalive ping (default 20);
             ``None`` to never fail.
         require_subprotocol: when ``subprotocols`` are offered, fail the
-            handshake if the server chose none (what browsers do). ``False``
-            accepts that, as RFC 6455 allows.
+            handshake if the server chose none. ``False`` (default) accepts
+            such a 101, as RFC 6455 §4.1 allows and the ``websockets``
+            client does: :attr:`~WebSocketConnection.subprotocol` is then
+            ``None``. A subprotocol that was not offered always fails.
 
     Raises:
         ValueError: an invalid subprotocol token, a repeated one, or a bound
@@ -183,7 +185,7 @@ class WebSocket(UpgradeProtocol[WebSocketConnection]):
         max_fragment_size: int | None = None,
         ping_interval: float | None = DEFAULT_PING_INTERVAL,
         ping_timeout: float | None = DEFAULT_PING_TIMEOUT,
-        require_subprotocol: bool = True,
+        require_subprotocol: bool = False,
     ) -> None:
         if isinstance(subprotocols, str):
             subprotocols = [subprotocols]
