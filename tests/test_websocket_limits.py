@@ -11,7 +11,8 @@ import zlib
 
 import pytest
 import trio
-from ws_support import frame, serve_ws, ws_script
+import trio.testing
+from ws_support import bare_connection, frame, read_client_frame, serve_ws, ws_script
 
 import trio_upgrade
 from trio_upgrade import ProtocolError, RawStream, WebSocket
@@ -263,3 +264,125 @@ async def test_memory_per_idle_connection(nursery: bool, budget: int) -> None:
         process.wait(10)
     print(f"{per_connection:.0f} bytes per idle connection (nursery={nursery})")
     assert per_connection < budget
+
+
+# -- a header that announces too much fails the connection at once ------------
+
+_HUGE = 2**62
+
+
+def _header(opcode: int, size: int, *, fin: bool = True, rsv1: bool = False) -> bytes:
+    """A server frame header announcing ``size`` bytes (none follow)."""
+    first = (0x80 if fin else 0) | (0x40 if rsv1 else 0) | opcode
+    if size < 65536:
+        return bytes([first, 126]) + size.to_bytes(2, "big")
+    return bytes([first, 127]) + size.to_bytes(8, "big")
+
+
+_DEFLATE_101 = [
+    ("Sec-WebSocket-Extensions", "permessage-deflate; server_max_window_bits=12")
+]
+
+_ANNOUNCED = {
+    "binary": (_header(0x2, _HUGE), False),
+    "text": (_header(0x1, _HUGE), False),
+    "just-over": (_header(0x2, 2**20 + 1), False),
+    # Fragments: each within max_size, their total not.
+    "fragments": (
+        frame(b"a" * 600_000, 0x1, fin=False) + _header(0x0, 600_000),
+        False,
+    ),
+    "fragments-around-a-ping": (
+        frame(b"a" * 600_000, 0x2, fin=False)
+        + frame(b"p", 0x9)
+        + _header(0x0, 600_000, fin=False),
+        False,
+    ),
+    "deflate-uncompressed": (_header(0x2, _HUGE), True),
+    "deflate-fragments": (
+        frame(b"a" * 600_000, 0x2, fin=False) + _header(0x0, 600_000),
+        True,
+    ),
+    "deflate-compressed": (_header(0x2, _HUGE, rsv1=True), True),
+}
+
+
+@pytest.mark.parametrize("case", list(_ANNOUNCED))
+async def test_announced_size_over_max_size_fails_at_once(case: str) -> None:
+    data, deflate = _ANNOUNCED[case]
+    closes: list[bytes] = []
+
+    async def announce_then_hang(stream: RawStream) -> None:
+        await stream.send_all(data)
+        # Hang: nothing more comes; read what the client sends until it goes.
+        buffer = bytearray()
+        while True:
+            try:
+                opcode, _, _, payload = await read_client_frame(stream, buffer)
+            except EOFError:
+                return
+            if opcode == 8:
+                closes.append(payload)
+
+    script = ws_script(announce_then_hang, headers=_DEFLATE_101 if deflate else [])
+    async with open_upgrade_server(script=script) as server:
+        offer = WebSocket(compression="deflate" if deflate else None)
+        with trio.fail_after(5):
+            async with await trio_upgrade.upgrade(server.url(), offer) as ws:
+                assert bool(ws.extensions) == deflate
+                start = trio.current_time()
+                with pytest.raises(ProtocolError, match="max_size") as info:
+                    await ws.receive()
+                # The header is enough: no wait for a payload that never comes.
+                assert trio.current_time() - start < 2
+                assert info.value.code == 1009
+                assert ws.close_code == 1009
+            [record] = await server.wait_closed(1)
+    assert record.client_closed
+    [close] = closes
+    assert int.from_bytes(close[:2], "big") == 1009
+
+
+@pytest.mark.parametrize("plain", [True, False])
+async def test_announced_size_checked_on_both_receive_paths(plain: bool) -> None:
+    # The same bytes through the fast path and through wsproto alone.
+    client, server = trio.testing.memory_stream_pair()
+    conn = bare_connection(client, plain=plain, max_size=1000)
+    written = bytearray()
+
+    async def server_side() -> None:
+        await server.send_all(frame(b"ok", 0x1) + _header(0x2, 1001))
+        while data := await server.receive_some():  # until the client's EOF
+            written.extend(data)
+        await server.aclose()
+
+    with trio.fail_after(5):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(server_side)
+            assert await conn.receive() == "ok"
+            with pytest.raises(ProtocolError) as info:
+                await conn.receive()
+            assert info.value.code == 1009
+    assert written[0] == 0x88  # the close frame, masked, with 1009
+    code = bytes(a ^ b for a, b in zip(written[6:8], written[2:4], strict=True))
+    assert int.from_bytes(code, "big") == 1009
+
+
+async def test_incompressible_message_at_max_size_passes_the_header_check() -> None:
+    # Stored blocks make the frame longer than the message: still accepted.
+    message = os.urandom(20_000)
+    deflater = zlib.compressobj(0, zlib.DEFLATED, -9, 1)
+    payload = deflater.compress(message) + deflater.flush(zlib.Z_SYNC_FLUSH)[:-4]
+    assert len(payload) > len(message)
+
+    async def send(stream: RawStream) -> None:
+        await stream.send_all(frame(payload, rsv1=True))
+        opcode, *_ = await read_client_frame(stream, bytearray())
+        assert opcode == 8  # the client's close: the script then closes
+
+    script = ws_script(send, headers=_DEFLATE_101)
+    async with open_upgrade_server(script=script) as server:
+        with trio.fail_after(5):
+            offer = WebSocket(max_size=len(message))
+            async with await trio_upgrade.upgrade(server.url(), offer) as ws:
+                assert await ws.receive() == message

@@ -37,6 +37,17 @@ _NO_RSV = RsvBits(False, False, False)
 _RSV1 = RsvBits(True, False, False)
 
 
+def _deflated_bound(size: int) -> int:
+    """The most bytes a frame of a compressed message within ``size`` needs.
+
+    zlib's worst case for any settings (``deflateBound``: stored blocks,
+    5 bytes each) plus room for a sync flush (RFC 7692 §7.2.1), which some
+    senders end every frame with. A longer frame cannot hold such a
+    message's data, and is refused from its header.
+    """
+    return size + ((size + 7) >> 3) + ((size + 63) >> 6) + 16
+
+
 @dataclass(frozen=True)
 class Deflate:
     """Settings of permessage-deflate for ``WebSocket(compression=...)``.
@@ -142,6 +153,8 @@ class BoundedDeflate(PerMessageDeflate):
         self._in_compressed = False
         self._in_control = False
         self._inflated = 0
+        self._announced = 0  # payload bytes of the message, by its headers
+        self._frame_limit = None if max_size is None else _deflated_bound(max_size)
 
     def finalize(self, offer: str) -> None:
         """Apply the server's accepted ``permessage-deflate; ...`` element.
@@ -187,9 +200,23 @@ class BoundedDeflate(PerMessageDeflate):
         if opcode is Opcode.CONTINUATION:
             if rsv.rsv1:
                 return CloseReason.PROTOCOL_ERROR
+            self._announced += payload_length
         else:
             self._in_compressed = rsv.rsv1
             self._inflated = 0
+            self._announced = payload_length
+        # A length over the bound fails the message from its header (1009),
+        # before any of its payload comes: uncompressed, the headers' total
+        # is the message's size; compressed, each frame has a bound of its
+        # own, and the inflated size is checked as it grows.
+        max_size = self._max_size
+        if max_size is not None:
+            if self._in_compressed:
+                assert self._frame_limit is not None
+                if payload_length > self._frame_limit:
+                    return CloseReason.MESSAGE_TOO_BIG
+            elif self._announced > max_size:
+                return CloseReason.MESSAGE_TOO_BIG
         return _RSV1
 
     def frame_inbound_payload_data(

@@ -346,6 +346,10 @@ class Engine(FastPath, Closing):
             elif isinstance(event, CloseConnection):
                 self._got_close(event)
                 return
+        # What wsproto holds now may be the header of a frame too big to wait
+        # for: fail at once (1009) rather than when the payload comes.
+        if max_size is not None and self._announced_past(max_size):
+            self._fail(1009, f"message larger than max_size ({max_size} bytes)")
 
     def _got_pong(self, payload: bytes) -> None:
         pings = self._pings

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, cast
 
 from wsproto.connection import Connection, ConnectionState, ConnectionType
 from wsproto.events import CloseConnection
-from wsproto.frame_protocol import LOCAL_ONLY_CLOSE_REASONS, CloseReason, Frame
+from wsproto.frame_protocol import LOCAL_ONLY_CLOSE_REASONS, CloseReason, Frame, Opcode
 
 from ._frames import MORE, plain_header
 
@@ -88,6 +88,27 @@ def _wsproto_close_fits() -> bool:
     )
 
 
+def _wsproto_header_fits() -> bool:
+    """Whether wsproto keeps a frame's header as _announced_past assumes.
+
+    Once a data frame's header is parsed, and while its payload arrives,
+    the frame decoder holds it (``header.payload_len``, ``header.opcode``)
+    and counts the payload bytes it has passed on (``payload_consumed``).
+    """
+    ws = Connection(ConnectionType.CLIENT)
+    ws.receive_data(b"\x02\x7e\x01\x00" + b"x" * 10)
+    events = list(ws.events())
+    decoder = ws._proto._frame_decoder
+    header = decoder.header
+    return (
+        len(events) == 1
+        and header is not None
+        and header.opcode is Opcode.BINARY
+        and header.payload_len == 256
+        and decoder.payload_consumed == 10
+    )
+
+
 def _wsproto_fits() -> bool:
     """Whether wsproto has the internals the fast paths look at (1.2-1.3)."""
     try:
@@ -105,6 +126,7 @@ def _wsproto_fits() -> bool:
             and decoder.payload_consumed == 0
             and hasattr(proto, "_parse_more")
             and _wsproto_close_fits()
+            and _wsproto_header_fits()
         )
     except Exception:  # pragma: no cover - another wsproto
         return False
@@ -143,6 +165,7 @@ class FastPath:
         _queue: list[str | bytes]
         _head: int
         _parts: list[str | bytes] | None
+        _size: int
         _backlog: bool
         _local_close: bool
         _long: _LongFrame | None
@@ -165,6 +188,26 @@ class FastPath:
             and proto._message_decoder.opcode is None
             and not ws._events
         )
+
+    def _announced_past(self, max_size: int) -> bool:
+        """Whether the data frame wsproto is reading takes its message past
+        ``max_size`` by the length its header announces.
+
+        RFC 6455 §5.2 puts the length first, so a message too big is known
+        before its payload comes (a header may announce 2**63 - 1 bytes and
+        nothing follow). Only without an extension: with permessage-deflate
+        the length is the compressed size, which ``BoundedDeflate`` checks
+        itself. With another wsproto, the size is checked as data arrives.
+        """
+        if not _WSPROTO_FITS:
+            return False
+        proto = self._ws._proto
+        decoder = proto._frame_decoder
+        header = decoder.header
+        if header is None or proto.extensions or header.opcode.iscontrol():
+            return False
+        # _size counts the message's bytes so far, this frame's included.
+        return self._size + header.payload_len - decoder.payload_consumed > max_size
 
     def _take(self, data: bytes | bytearray) -> None:
         """Process a read: plain frames here, the rest through wsproto.
@@ -192,7 +235,7 @@ class FastPath:
                         return
                     break
                 if max_size is not None and size > max_size:
-                    break
+                    break  # wsproto parses the header; _pump fails it (1009)
                 start = pos + head
                 stop = start + size
                 if stop > end:

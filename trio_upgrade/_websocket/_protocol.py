@@ -150,7 +150,11 @@ class WebSocket(UpgradeProtocol[WebSocketConnection]):
             ``"deflate"`` means ``Deflate()``, ``None`` offers no compression.
         max_size: largest incoming message in bytes, after decompression
             (default 1 MiB, as in ``websockets``); a larger one fails the
-            connection with close code 1009. ``None`` for no limit.
+            connection with close code 1009, as soon as a frame header
+            announces it (uncompressed), or as soon as it inflates past the
+            limit. A compressed frame longer than any compressed form of
+            ``max_size`` bytes can be is refused from its header too.
+            ``None`` for no limit.
         max_queue: complete messages held for ``receive()`` before reading
             pauses (default 16, as in ``websockets``); ``None`` for no
             limit.
