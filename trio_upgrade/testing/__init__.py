@@ -11,6 +11,7 @@ pytest, enable the fixtures with
 
 from ._choose import Chooser as Chooser
 from ._choose import Reply as Reply
+from ._handlers import HandlerTimeout as HandlerTimeout
 from ._http2 import ConnectHandler as ConnectHandler
 from ._http2 import H2CServerProtocol as H2CServerProtocol
 from ._http2 import H2Handler as H2Handler
@@ -69,6 +70,7 @@ __all__ = [
     "ConnectionRecord",
     "Echo",
     "Handle",
+    "HandlerTimeout",
     "Hang",
     "RawHandler",
     "RawServerProtocol",

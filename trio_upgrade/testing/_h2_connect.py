@@ -19,6 +19,7 @@ from h2.errors import ErrorCodes
 
 from .._messages import Headers, Request
 from .._raw import RawStream
+from ._handlers import own
 
 if TYPE_CHECKING:
     from ._http2 import H2Request, H2ServerConnection
@@ -37,6 +38,13 @@ class H2ServerStream(trio.abc.HalfCloseableStream):
     client sends is :meth:`receive_some`'s, and :meth:`send_all` sends DATA.
     Closing behaves like a socket's: END_STREAM, then RST_STREAM ``CANCEL``
     if the client had not ended its side.
+
+    The client's RST_STREAM (or the end of the connection) shows here as a
+    socket's reset would: :meth:`receive_some` returns what was buffered,
+    then ``b""`` if the client had ended its side, else raises
+    :class:`trio.BrokenResourceError`. A handler that reads the stream from
+    its own task is therefore left to finish; one that never does is
+    cancelled, since it would not notice.
     """
 
     def __init__(self, connection: H2ServerConnection, stream_id: int) -> None:
@@ -50,6 +58,11 @@ class H2ServerStream(trio.abc.HalfCloseableStream):
         self._sending = False
         self._receiving = False
         self._changed = trio.Event()
+        # The task running the stream's handler, and whether it has read:
+        # a handler that reads sees a reset on the stream and is not
+        # cancelled by it (see H2ServerConnection._stream_over).
+        self._handler_task: trio.lowlevel.Task | None = None
+        self._read_by_handler = False
 
     # Called by the connection's reader.
     def _feed(self, data: bytes) -> None:
@@ -93,6 +106,8 @@ class H2ServerStream(trio.abc.HalfCloseableStream):
                 raise ValueError("max_bytes must be >= 1")
         self._check("_receiving", "receiving")
         self._receiving = True
+        if trio.lowlevel.current_task() is self._handler_task:
+            self._read_by_handler = True
         try:
             while not (self._chunks or self._ended or self._reset or self._closed):
                 await self._changed.wait()
@@ -197,6 +212,7 @@ def websocket_over_h2(
         protocol = WebSocketServerProtocol(compression=False)
     ws = protocol
 
+    @own  # the WebSocket protocol runs the user's handler, if any
     async def handler(request: H2Request, stream: H2ServerStream) -> None:
         skip = {"sec-websocket-extensions", "sec-websocket-key"}
         fields = [(n, v) for n, v in request.headers if n.lower() not in skip]

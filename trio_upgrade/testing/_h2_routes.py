@@ -11,6 +11,7 @@ import trio
 from h2.errors import ErrorCodes
 
 from .._messages import Headers
+from ._handlers import own
 
 if TYPE_CHECKING:
     from ._http2 import H2ServerConnection
@@ -78,33 +79,40 @@ class H2Reply:
 H2Handler = Callable[[H2Request], Awaitable[H2Reply | None]]
 
 
+@own
 async def _root(request: H2Request) -> H2Reply:
     return H2Reply(200, b"ok", [("content-type", "text/plain")])
 
 
+@own
 async def bytes_route(request: H2Request) -> H2Reply:
     n = int(request.path[len("/bytes/") :])
     return H2Reply(200, pattern(n), [("content-type", "application/octet-stream")])
 
 
+@own
 async def _echo(request: H2Request) -> H2Reply:
     length = [("x-body-length", str(len(request.body)))]
     return H2Reply(200, request.body, length)
 
 
+@own
 async def _trailers(request: H2Request) -> H2Reply:
     return H2Reply(200, b"ok", trailers=[("x-trailer", "yes")])
 
 
+@own
 async def _reset(request: H2Request) -> None:
     code = int(request.query.get("code", [str(ErrorCodes.INTERNAL_ERROR)])[0])
     await request.connection.reset(request.stream_id, code)
 
 
+@own
 async def _hang(request: H2Request) -> None:
     await trio.sleep_forever()
 
 
+@own
 async def _goaway(request: H2Request) -> H2Reply:
     last = int(request.query.get("last", [str(request.stream_id)])[0])
     await request.connection.goaway(last_stream_id=last)

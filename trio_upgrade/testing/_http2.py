@@ -35,6 +35,7 @@ from ._h2_routes import (
     bytes_route,
     pattern,
 )
+from ._handlers import own, run_handler
 from ._protocols import ServerProtocol
 from ._records import Notifier
 from ._script import Handle, Script, Send
@@ -95,6 +96,8 @@ class H2ServerConnection:
         self._bodies: dict[int, bytearray] = {}
         self._scopes: dict[int, trio.CancelScope] = {}
         self._tunnels: dict[int, H2ServerStream] = {}
+        self._reset_by_client: set[int] = set()
+        self._gone = False  # the client closed or broke the connection
         self._goaway_last: int | None = None
         self._nursery: trio.Nursery | None = None
 
@@ -155,6 +158,9 @@ class H2ServerConnection:
         """Send DATA on ``sid`` as flow control allows (``end``: END_STREAM)."""
         view = memoryview(data)
         while view:
+            if self._gone:
+                await trio.lowlevel.checkpoint()
+                raise trio.BrokenResourceError("the client closed the connection")
             window = self.h2.local_flow_control_window(sid)
             if window <= 0:
                 await self._window.wait()
@@ -181,7 +187,11 @@ class H2ServerConnection:
                 # client that stops reading.
                 with trio.CancelScope(shield=True) as shield:
                     shield.deadline = trio.current_time() + WRITE_TIMEOUT
-                    await self._stream.send_all(data)
+                    try:
+                        await self._stream.send_all(data)
+                    except trio.BrokenResourceError:
+                        self._gone = True
+                        raise
 
     # -- serving -------------------------------------------------------------
 
@@ -225,7 +235,32 @@ class H2ServerConnection:
                 await self._read_loop(first, stream_one)
             except _GONE:
                 pass  # the client went away: nothing to serve any more
-            nursery.cancel_scope.cancel()
+            self._end()
+
+    def _end(self) -> None:
+        """The connection is over: its streams end as if the client reset them."""
+        self._gone = True
+        for sid in list(self._scopes):
+            self._stream_over(sid)
+        self._wake_senders()
+
+    def _stream_over(self, sid: int) -> None:
+        """The client reset ``sid``, or left: stop or tell its handler.
+
+        A request's handler is cancelled (its answer can no longer be
+        delivered), as is a tunnel's that never read its stream (it would
+        not notice). A tunnel's handler that reads its stream sees the
+        reset there, as a socket's reader would, and finishes on its own:
+        it may be one step from asserting on what it received.
+        """
+        tunnel = self._tunnels.get(sid)
+        if tunnel is not None:
+            tunnel._abort()
+            if tunnel._read_by_handler:
+                return
+        scope = self._scopes.get(sid)
+        if scope is not None:
+            scope.cancel()
 
     async def _read_loop(
         self,
@@ -266,18 +301,15 @@ class H2ServerConnection:
                     if tunnel is not None:
                         tunnel._end()
                 elif isinstance(event, h2.events.StreamReset):
-                    scope = self._scopes.get(event.stream_id)
-                    if scope is not None:
-                        scope.cancel()
-                    tunnel = self._tunnels.get(event.stream_id)
-                    if tunnel is not None:
-                        tunnel._abort()
+                    self._reset_by_client.add(event.stream_id)
+                    self._stream_over(event.stream_id)
                     self._wake_senders()
                 elif isinstance(event, (h2.events.WindowUpdated,)):
                     self._wake_senders()
                 elif isinstance(event, h2.events.ConnectionTerminated):
-                    for scope in self._scopes.values():
-                        scope.cancel()
+                    # The client's GOAWAY: it is leaving.
+                    for sid in list(self._scopes):
+                        self._stream_over(sid)
             self._notifier.notify()
             await self.flush()
 
@@ -305,7 +337,8 @@ class H2ServerConnection:
         self._tunnels[sid] = tunnel
 
         async def run(request: H2Request) -> None:
-            await handler(request, tunnel)
+            tunnel._handler_task = trio.lowlevel.current_task()
+            await run_handler(handler, request, tunnel)
             await tunnel.aclose()
 
         assert self._nursery is not None
@@ -349,7 +382,11 @@ class H2ServerConnection:
                 if reply is not None:
                     await self._respond(sid, reply)
             except (h2.exceptions.ProtocolError, *_GONE):
-                pass  # the client reset the stream, or the connection ended
+                # Sending on a stream the client reset, or on a connection
+                # it closed, fails; that is the client's doing. Anything else
+                # is a handler's mistake, and fails the test.
+                if not (self._gone or sid in self._reset_by_client):
+                    raise
             finally:
                 del self._scopes[sid]
         if sid == 1 and self._protocol.goaway_after_upgrade:
@@ -394,6 +431,11 @@ class H2CServerProtocol(ServerProtocol):
         connect: extended CONNECT (RFC 8441) handlers by ``:protocol``, e.g.
             ``{"websocket": websocket_over_h2()}``; the server then sends
             ``SETTINGS_ENABLE_CONNECT_PROTOCOL = 1``. Other protocols get 501.
+            What a connect handler raises fails the test. The client's
+            RST_STREAM, or the end of the connection, shows on its stream
+            as a reset (see :class:`H2ServerStream`): a handler that reads
+            its stream finishes on its own; one that never read it is
+            cancelled.
 
     Attributes:
         connections: one :class:`H2ServerConnection` per switched connection.
@@ -427,7 +469,13 @@ class H2CServerProtocol(ServerProtocol):
         self._notifier = Notifier()
 
     async def route(self, request: H2Request) -> H2Reply | None:
-        """The handler's reply for ``request`` (404 when none matches)."""
+        """The handler's reply for ``request`` (404 when none matches).
+
+        What a handler raises fails the test; a stopping server lets it
+        finish (see :meth:`UpgradeServer.stop`). A client's RST_STREAM for
+        its stream, or the end of the connection, cancels it, as a real
+        server would: the answer can no longer be delivered.
+        """
         handler = self.routes.get((request.method, request.path))
         if handler is None and request.method == "GET":
             tail = request.path.removeprefix("/bytes/")
@@ -435,7 +483,7 @@ class H2CServerProtocol(ServerProtocol):
                 handler = bytes_route
         if handler is None:
             return H2Reply(404, b"not found")
-        return await handler(request)
+        return await run_handler(handler, request)
 
     def accept(self, request: Request) -> list[tuple[str, str]] | None:
         if (
@@ -456,6 +504,7 @@ class H2CServerProtocol(ServerProtocol):
         await self._notifier.wait_until(lambda: len(self.connections) >= count)
         return list(self.connections)
 
+    @own  # routes and connect handlers are marked one by one
     async def serve(self, stream: RawStream, request: Request) -> None:
         await self._new_connection().serve(stream, request)
 
@@ -501,7 +550,7 @@ class H2CServerProtocol(ServerProtocol):
             return Script(
                 [
                     Send(switching_response("h2c", trailing=trailing)),
-                    Handle(partial(_serve_scripted, conn, answer, first_write)),
+                    Handle(own(partial(_serve_scripted, conn, answer, first_write))),
                 ]
             )
 

@@ -10,6 +10,7 @@ import trio
 
 from .._messages import Request
 from .._raw import RawStream
+from ._handlers import own, run_handler
 
 __all__ = ["RawHandler", "RawServerProtocol", "ServerProtocol", "echo"]
 
@@ -40,12 +41,18 @@ class ServerProtocol(abc.ABC):
 
         ``stream`` first yields the bytes the client sent right after the
         request head (already the new protocol).
+
+        The ``serve()`` of a protocol of your own is a handler: what it
+        raises fails the test, and a stopping server lets it finish (see
+        :meth:`UpgradeServer.stop`). End it when the client is done (at end
+        of stream, say), not by sleeping.
         """
 
 
 RawHandler = Callable[[RawStream, Request], Awaitable[None]]
 
 
+@own
 async def echo(stream: RawStream, request: Request) -> None:
     """Send back every byte received until the client half-closes."""
     async for data in stream:
@@ -55,7 +62,12 @@ async def echo(stream: RawStream, request: Request) -> None:
 
 
 class RawServerProtocol(ServerProtocol):
-    """Any token; the connection goes to ``handler`` as bytes (default: echo)."""
+    """Any token; the connection goes to ``handler`` as bytes (default: echo).
+
+    What ``handler`` raises fails the test; a stopping server lets it finish
+    (see :meth:`UpgradeServer.stop`). It typically reads until end of
+    stream, the client's close, then checks what it got.
+    """
 
     def __init__(
         self,
@@ -71,5 +83,6 @@ class RawServerProtocol(ServerProtocol):
     def accept(self, request: Request) -> list[tuple[str, str]] | None:
         return list(self._headers)
 
+    @own
     async def serve(self, stream: RawStream, request: Request) -> None:
-        await self._handler(stream, request)
+        await run_handler(self._handler, stream, request)

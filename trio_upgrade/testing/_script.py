@@ -22,6 +22,7 @@ import trio
 
 from .._messages import Request
 from .._raw import RawStream
+from ._handlers import run_handler
 from ._http import RECEIVE_SIZE, read_request
 from ._records import ConnectionRecord, TrackedStream
 
@@ -164,7 +165,9 @@ class Handle:
     """Hand the connection to ``handler`` as a :class:`~trio_upgrade.RawStream`.
 
     The stream yields the buffered bytes (after the last request read) first.
-    The escape hatch for anything the other steps cannot express.
+    The escape hatch for anything the other steps cannot express. What
+    ``handler`` raises fails the test, and a stopping server lets it finish
+    (see :meth:`UpgradeServer.stop`).
     """
 
     handler: ScriptHandler
@@ -316,7 +319,7 @@ async def _step(run: _Run, step: Step) -> bool:
         case Handle(handler):
             raw = RawStream(stream, bytes(run.buffer))
             run.buffer.clear()
-            await handler(raw)
+            await run_handler(handler, raw)
     return not stream.closed
 
 

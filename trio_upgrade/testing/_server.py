@@ -11,8 +11,8 @@ stage the misbehaving servers a client must survive.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Sequence
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager
 from functools import partial
 
 import h11
@@ -24,6 +24,7 @@ from .._messages import Request
 from .._raw import RawStream
 from ._choose import ChooseArg, Reply, default_refusal, pick
 from ._choose import resolve_server_protocols as _resolve
+from ._handlers import ConnectionHandlers, run_handler
 from ._http import (
     RECEIVE_SIZE,
     informational,
@@ -50,6 +51,17 @@ CONNECTION_TIMEOUT = 10.0
 #: Request head size limit. 64 KiB, the client's own response-head limit;
 #: h11's default is 16 KiB, nginx allows 8-32 KiB.
 MAX_HEAD_SIZE = 64 * 1024
+
+#: Seconds a stopping server gives running handlers to finish, from the end
+#: of ``open_upgrade_server``'s block (or :meth:`UpgradeServer.stop`). A
+#: handler whose client is gone finishes within milliseconds; 5 s leaves a
+#: loaded CI machine ample slack, is half of ``CONNECTION_TIMEOUT`` so that a
+#: stuck handler is reported as such (HandlerTimeout, naming it) rather than
+#: as a timed-out connection, and is far below the suite's 60 s
+#: pytest-timeout. Servers' own graceful-shutdown bounds are of this order
+#: (hypercorn's ``graceful_timeout`` is 3 s, gunicorn's 30 s); a test wants
+#: its failure soon.
+SHUTDOWN_TIMEOUT = 5.0
 
 #: Seconds a closing connection waits for the client's close after the
 #: server half-closed. 2 s is Apache's lingering-close maximum: closing with
@@ -104,6 +116,16 @@ class UpgradeServer:
             server closes it (its record's ``timed_out`` is then set);
             ``math.inf`` for none.
         max_head_size: bytes allowed in a request head; beyond, 431.
+        shutdown_timeout: seconds a stopping server lets running handlers
+            finish (see :meth:`stop`); ``math.inf`` waits for them however
+            long they take.
+
+    Handlers are your code: a protocol's ``handler``, a script's
+    :class:`Handle`, HTTP/2 routes and ``connect`` handlers, the
+    ``serve()`` of a :class:`ServerProtocol` of your own. Whatever one
+    raises fails the test, and stopping the server lets a running one
+    finish first. The server's own code (echo, scripted steps, the default
+    HTTP/2 routes, reading requests) is cancelled when it stops.
 
     Raises:
         ValueError: a malformed or repeated token, an unknown ``choose``, an
@@ -125,6 +147,7 @@ class UpgradeServer:
         script: ScriptArg = None,
         connection_timeout: float = CONNECTION_TIMEOUT,
         max_head_size: int = MAX_HEAD_SIZE,
+        shutdown_timeout: float = SHUTDOWN_TIMEOUT,
     ) -> None:
         if isinstance(protocols, (str, ServerProtocol)):
             protocols = [protocols]
@@ -142,17 +165,26 @@ class UpgradeServer:
         self._informational = [(s, list(h)) for s, h in informational]
         if not connection_timeout >= 0:
             raise ValueError("connection_timeout must be >= 0 (math.inf for none)")
+        if not shutdown_timeout >= 0:
+            raise ValueError("shutdown_timeout must be >= 0 (math.inf for none)")
         self._fallback = fallback
         self._ignore_upgrade = ignore_upgrade
         self._keep_alive = keep_alive
         self._script = script
         self._timeout = connection_timeout
         self._max_head_size = max_head_size
+        self._shutdown_timeout = shutdown_timeout
         self._notifier = Notifier()
         self._connections: list[ConnectionRecord] = []
         self._requests: list[Request] = []
         self._nursery: trio.Nursery | None = None
         self._address: tuple[str, int] | None = None
+        # Connections being served, and the scope of serve_tcp's listening
+        # or serve_in_memory's waiting, which stop() cancels.
+        self._live: set[ConnectionHandlers] = set()
+        self._listening: trio.CancelScope | None = None
+        self._stopping = False
+        self._deadline: float | None = None  # set once handlers are let finish
 
     # -- what it is and where it listens -----------------------------------
 
@@ -230,32 +262,51 @@ class UpgradeServer:
         :func:`trio.testing.memory_stream_pair`.
 
         Raises:
-            Exception: whatever a protocol handler or a script's
-                :class:`Handle` raised (never caught: a failing assertion in
-                a handler fails the test). A client that resets the
-                connection is recorded, not raised.
+            Exception: whatever a handler raised (never caught: a failing
+                assertion in a handler fails the test). A client that resets
+                the connection is recorded, not raised.
+            HandlerTimeout: the server was stopped and a handler did not
+                finish within ``shutdown_timeout``.
         """
         record = ConnectionRecord._create(len(self._connections), self._notifier)
         self._connections.append(record)
         self._notifier.notify()
         tracked = TrackedStream(stream, record)
         try:
-            with trio.move_on_after(self._timeout) as scope:
-                try:
-                    await self._handle(tracked, record)
-                except trio.BrokenResourceError:
-                    if not record.broken:
-                        raise
-            if scope.cancelled_caught:
-                record.timed_out = True
-            else:
-                await _close_politely(tracked, record)
+            with trio.CancelScope() as everything:
+                handlers = ConnectionHandlers(record, everything)
+                with self._tracking(handlers), handlers.serving():
+                    await self._serve_bounded(tracked, record)
         finally:
             try:
                 # Raises Cancelled again when the server is being cancelled.
                 await trio.aclose_forcefully(tracked)
             finally:
                 record._finish()
+
+    async def _serve_bounded(
+        self, stream: TrackedStream, record: ConnectionRecord
+    ) -> None:
+        with trio.move_on_after(self._timeout) as scope:
+            try:
+                await self._handle(stream, record)
+            except trio.BrokenResourceError:
+                if not record.broken:
+                    raise
+        if scope.cancelled_caught:
+            record.timed_out = True
+        else:
+            await _close_politely(stream, record)
+
+    @contextmanager
+    def _tracking(self, handlers: ConnectionHandlers) -> Iterator[None]:
+        self._live.add(handlers)
+        if self._deadline is not None:  # came in while stopping
+            handlers.stop(self._deadline, self._shutdown_timeout)
+        try:
+            yield
+        finally:
+            self._live.discard(handlers)
 
     async def serve_tcp(
         self,
@@ -268,12 +319,14 @@ class UpgradeServer:
 
         Port 0 picks a free port; read it from :attr:`port` once started.
         ``await nursery.start(server.serve_tcp)`` returns the server, ready.
-        Connections are served in a nursery of this call, so cancelling it
-        closes them all. :meth:`connect_in_memory` works meanwhile.
+        Connections are served in a nursery of this call: :meth:`stop` ends
+        it after letting running handlers finish; cancelling it instead
+        cancels them all. :meth:`connect_in_memory` works meanwhile.
 
         Raises:
             OSError: the address cannot be listened on.
             RuntimeError: the server is already running.
+            Exception: what a handler raised.
         """
         listeners = await trio.open_tcp_listeners(port, host=host)
         try:
@@ -281,12 +334,16 @@ class UpgradeServer:
                 name = listeners[0].socket.getsockname()
                 self._address = (host, int(name[1]))
                 try:
-                    task_status.started(self)
-                    await trio.serve_listeners(
-                        self.serve_stream, listeners, handler_nursery=nursery
-                    )
+                    with self._until_stopped():
+                        task_status.started(self)
+                        await trio.serve_listeners(
+                            self.serve_stream, listeners, handler_nursery=nursery
+                        )
                 finally:
+                    # Refuse new connections while the last ones finish.
                     self._address = None
+                    for listener in listeners:
+                        await trio.aclose_forcefully(listener)
         finally:
             for listener in listeners:
                 await trio.aclose_forcefully(listener)
@@ -296,12 +353,57 @@ class UpgradeServer:
     ) -> None:
         """Serve :meth:`connect_in_memory` connections only, until cancelled.
 
+        :meth:`stop` ends it after letting running handlers finish.
+
         Raises:
             RuntimeError: the server is already running.
+            Exception: what a handler raised.
         """
         async with self._running():
-            task_status.started(self)
-            await trio.sleep_forever()
+            with self._until_stopped():
+                task_status.started(self)
+                await trio.sleep_forever()
+
+    def stop(self) -> None:
+        """Stop serving, letting running handlers finish first.
+
+        The server stops listening (and refuses in-memory connections) at
+        once. It then lets everything under way run until every task waits
+        (:func:`trio.testing.wait_all_tasks_blocked`): a close the client
+        already sent is read, and handlers see it. Then the server's own
+        code is cancelled, and handlers still running get what remains of
+        ``shutdown_timeout`` to finish; one that does not is cancelled and
+        :class:`HandlerTimeout` is raised in its place.
+        :meth:`serve_tcp` or :meth:`serve_in_memory` returns (or raises what
+        a handler raised) once every connection is over. Leaving
+        :func:`open_upgrade_server`'s block calls this.
+
+        Raises:
+            RuntimeError: the server is not running.
+        """
+        if self._stopping:
+            return
+        if self._nursery is None:
+            raise RuntimeError("the server is not running")
+        self._stopping = True
+        if self._listening is not None:
+            self._listening.cancel()
+        self._nursery.start_soon(self._drain)
+
+    async def _drain(self) -> None:
+        deadline = trio.current_time() + self._shutdown_timeout
+        with trio.move_on_at(deadline):
+            await trio.testing.wait_all_tasks_blocked()
+        self._deadline = deadline
+        for handlers in list(self._live):
+            handlers.stop(deadline, self._shutdown_timeout)
+
+    @contextmanager
+    def _until_stopped(self) -> Iterator[None]:
+        with trio.CancelScope() as self._listening:
+            if self._stopping:
+                self._listening.cancel()
+            yield
 
     async def connect_in_memory(self) -> trio.abc.HalfCloseableStream:
         """A new connection to this running server, over memory streams.
@@ -311,10 +413,10 @@ class UpgradeServer:
             server serves the other end as it would a socket.
 
         Raises:
-            RuntimeError: the server is not running.
+            RuntimeError: the server is not running, or stopping.
         """
         await trio.lowlevel.checkpoint()
-        if self._nursery is None:
+        if self._nursery is None or self._stopping:
             raise RuntimeError(
                 "the server is not running: use open_upgrade_server(), "
                 "serve_tcp() or serve_in_memory()"
@@ -327,12 +429,17 @@ class UpgradeServer:
     async def _running(self) -> AsyncIterator[trio.Nursery]:
         if self._nursery is not None:
             raise RuntimeError("the server is already running")
-        async with trio.open_nursery() as nursery:
-            self._nursery = nursery
-            try:
-                yield nursery
-            finally:
-                self._nursery = None
+        try:
+            async with trio.open_nursery() as nursery:
+                self._nursery = nursery
+                try:
+                    yield nursery
+                finally:
+                    self._nursery = None
+        finally:
+            self._stopping = False
+            self._deadline = None
+            self._listening = None
 
     # -- one connection -----------------------------------------------------
 
@@ -394,7 +501,9 @@ class UpgradeServer:
                 raw = RawStream(
                     stream, bytes(leftover), protocol=token, response=to_response(event)
                 )
-                await protocol.serve(raw, request)
+                # A protocol of the user's own is the user's code; the
+                # library's protocols mark their handlers themselves.
+                await run_handler(protocol.serve, raw, request)
                 return
             reply = self._fallback or default_refusal(
                 self._protocols, ignore_upgrade=self._ignore_upgrade
@@ -430,6 +539,7 @@ def open_upgrade_server(
     script: ScriptArg = None,
     connection_timeout: float = CONNECTION_TIMEOUT,
     max_head_size: int = MAX_HEAD_SIZE,
+    shutdown_timeout: float = SHUTDOWN_TIMEOUT,
 ) -> AbstractAsyncContextManager[UpgradeServer]:
     """Run an :class:`UpgradeServer` for the duration of an ``async with``.
 
@@ -447,10 +557,19 @@ def open_upgrade_server(
         host: the address to listen on.
         port: the port to listen on.
 
-    Leaving the block stops the server: it stops listening and every
-    connection still open is cancelled and closed. An error of the server's
-    (a handler's failed assertion) or of the block comes out as itself, not
-    in an exception group, when it is the only one.
+    Leaving the block stops the server (:meth:`UpgradeServer.stop`): it
+    stops listening, lets what is under way settle (a close the client sent
+    is seen), then cancels its own work and waits, at most
+    ``shutdown_timeout`` seconds, for handlers still running: a handler that
+    collects messages until the client closes and then asserts gets to
+    assert. One that is still running then fails the block with
+    :class:`HandlerTimeout`. A block that is cancelled, or ends with an
+    error of its own, stops the server at once, handlers included: the test
+    has failed already.
+
+    An error of a handler (a failed assertion) or of the block comes out of
+    the block, as itself, not in an exception group, when it is the only
+    one.
     """
     server = UpgradeServer(
         protocols,
@@ -462,6 +581,7 @@ def open_upgrade_server(
         script=script,
         connection_timeout=connection_timeout,
         max_head_size=max_head_size,
+        shutdown_timeout=shutdown_timeout,
     )
     return _open(server, tcp=tcp, host=host, port=port)
 
@@ -479,4 +599,9 @@ async def _open(
             try:
                 yield server
             finally:
-                nursery.cancel_scope.cancel()
+                # No await here: the nursery waits while the server stops.
+                # A block that raised or was cancelled cancels the nursery,
+                # so the server stops at once. (It may have ended already: a
+                # handler's error ends it.)
+                if server._nursery is not None:
+                    server.stop()

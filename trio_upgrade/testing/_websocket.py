@@ -9,6 +9,14 @@ accepted permessage-deflate parameters); :meth:`serve` then runs a wsproto
 Knobs stage what clients must cope with: a first message right after the
 101, a close with a given code and reason, pings left unanswered, raw bytes
 (invalid frames, deflate bombs) through :meth:`ServerWebSocket.send_raw`.
+
+How the client's close reaches a handler (as in the library's own client,
+``websockets`` and ``trio-websocket``): ``async for`` ends when the client's
+close frame arrives, whatever its code; ``receive()`` then raises
+:class:`~trio_upgrade.ConnectionClosed`, which a handler may let escape. A
+connection lost without a close frame (code 1006) is abnormal: ``async
+for`` and ``receive()`` raise, and a handler that lets that escape fails the
+test.
 """
 
 from __future__ import annotations
@@ -32,12 +40,14 @@ from wsproto.extensions import Extension, PerMessageDeflate
 from .._errors import ConnectionClosed
 from .._messages import Request
 from .._raw import RawStream
+from .._websocket._closing import NORMAL_CODES
 from .._websocket._handshake import (
     ExtensionError,
     accept_key,
     parse_extensions,
     valid_key,
 )
+from ._handlers import own, run_handler
 from ._protocols import ServerProtocol
 
 __all__ = [
@@ -48,6 +58,10 @@ __all__ = [
 ]
 
 RECEIVE_SIZE = 65536
+
+#: The close code of a connection that ended without a close frame (RFC 6455
+#: §7.1.5); never sent on the wire.
+ABNORMAL_CLOSURE = 1006
 
 #: Seconds the server waits for the client's close frame after its own.
 #: 5 s: half the client's default ``close_timeout``, so a test of a client
@@ -64,9 +78,20 @@ class ServerWebSocket:
         extensions: the extension elements it accepted.
         pings: payloads of the pings received from the client, in order.
         pongs: payloads of the pongs received from the client, in order.
-        close_code: the client's close code once it closed (1006 if the
-            connection ended without a close frame), else ``None``.
+        close_code: the client's close code once it closed (1005 for a
+            close frame without a code, 1006 if the connection ended without
+            a close frame), else ``None``.
         close_reason: the reason that came with it.
+
+    The client's close frame, whatever its code, ends ``async for``;
+    :meth:`receive` (and :meth:`send`) then raise
+    :class:`~trio_upgrade.ConnectionClosed`, with ``normal`` true for
+    codes 1000, 1001 and 1005. A handler may let that exception escape: the
+    client ended the conversation, that is no failure (assert on
+    :attr:`close_code` if the code matters). A connection lost without a
+    close frame is abnormal: ``async for`` raises too, and the
+    ``ConnectionClosed`` (code 1006), if it escapes the handler, fails the
+    test. Catch it where the test makes the client vanish on purpose.
     """
 
     def __init__(
@@ -104,28 +129,64 @@ class ServerWebSocket:
         """The switched byte stream."""
         return self._stream
 
+    @property
+    def closed_cleanly(self) -> bool:
+        """Whether the client's close frame arrived (any code)."""
+        return self._closed is not None and self.close_code != ABNORMAL_CLOSURE
+
     async def send(self, message: str | bytes) -> None:
-        """Send a text (``str``) or binary message in one frame."""
+        """Send a text (``str``) or binary message in one frame.
+
+        Raises:
+            ConnectionClosed: the client closed, or the connection is lost.
+        """
+        if self._closed is not None:
+            await trio.lowlevel.checkpoint()
+            raise self._closed.with_traceback(None)
         if isinstance(message, str):
             await self.send_raw(self._conn.send(TextMessage(data=message)))
         else:
             await self.send_raw(self._conn.send(BytesMessage(data=bytes(message))))
 
     async def ping(self, payload: bytes = b"") -> None:
-        """Send a ping (its pong shows up in :attr:`pongs`)."""
+        """Send a ping (its pong shows up in :attr:`pongs`).
+
+        Raises:
+            ConnectionClosed: as for :meth:`send`.
+        """
+        if self._closed is not None:
+            await trio.lowlevel.checkpoint()
+            raise self._closed.with_traceback(None)
         await self.send_raw(self._conn.send(Ping(payload=payload)))
 
     async def send_raw(self, data: bytes) -> None:
-        """Write bytes as they are: hand-made frames, garbage, a bomb."""
+        """Write bytes as they are: hand-made frames, garbage, a bomb.
+
+        Raises:
+            ConnectionClosed: the connection is lost (code 1006).
+        """
         async with self._send_lock:
-            await self._stream.send_all(data)
+            try:
+                await self._stream.send_all(data)
+            except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
+                raise self._lost() from exc
+
+    def _lost(self) -> ConnectionClosed:
+        """The connection ended without (or before) the client's close frame."""
+        if self._closed is None:
+            self.close_code = ABNORMAL_CLOSURE
+            self._closed = ConnectionClosed(
+                ABNORMAL_CLOSURE, self.close_reason, normal=False
+            )
+        return self._closed
 
     async def receive(self) -> str | bytes:
         """The next message from the client; pings are answered meanwhile.
 
         Raises:
-            ConnectionClosed: the client closed (its close is answered) or
-                the connection ended.
+            ConnectionClosed: the client closed (its close is answered;
+                ``normal`` for codes 1000, 1001 and 1005), or the connection
+                ended without a close frame (code 1006, not ``normal``).
         """
         while not self._messages:
             await self._advance()
@@ -148,7 +209,7 @@ class ServerWebSocket:
         """
         if self._closed is not None:
             await trio.lowlevel.checkpoint()
-            raise self._closed
+            raise self._closed.with_traceback(None)
         progress = False
         for event in self._conn.events():
             progress = True
@@ -181,25 +242,22 @@ class ServerWebSocket:
         except (trio.BrokenResourceError, trio.ClosedResourceError):
             data = b""
         if not data:
-            self.close_code = self.close_code or 1006
-            self._closed = ConnectionClosed(
-                self.close_code, self.close_reason, normal=False
-            )
+            self._lost()
         elif self._conn.state is not ConnectionState.CLOSED:
             self._conn.receive_data(bytes(data))
 
     async def _got_close(self, event: CloseConnection) -> None:
         self.close_code = int(event.code)
         self.close_reason = event.reason or ""
-        normal = self.close_code in (1000, 1001)
+        normal = self.close_code in NORMAL_CODES
         self._closed = ConnectionClosed(
             self.close_code, self.close_reason, normal=normal
         )
         if self._conn.state is ConnectionState.REMOTE_CLOSING:
-            with contextlib.suppress(
-                trio.BrokenResourceError, trio.ClosedResourceError
-            ):
-                await self.send_raw(self._conn.send(event.response()))
+            data = self._conn.send(event.response())
+            # The close is the client's, even if its answer cannot go out.
+            with contextlib.suppress(ConnectionClosed):
+                await self.send_raw(data)
 
     async def close(self, code: int = 1000, reason: str = "") -> None:
         """Start the closing handshake; wait (bounded) for the client's answer.
@@ -209,33 +267,49 @@ class ServerWebSocket:
         if self._conn.state is not ConnectionState.OPEN:
             await trio.lowlevel.checkpoint()
             return
-        with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
+        with (
+            trio.move_on_after(CLOSE_TIMEOUT),
+            contextlib.suppress(ConnectionClosed),
+        ):
             await self.send_raw(
                 self._conn.send(CloseConnection(code=code, reason=reason))
             )
-        with trio.move_on_after(CLOSE_TIMEOUT), contextlib.suppress(ConnectionClosed):
             while True:
                 await self._advance()
 
     def __aiter__(self) -> AsyncIterator[str | bytes]:
+        """Messages until the client's close frame (any code).
+
+        Raises:
+            ConnectionClosed: the connection ended without a close frame
+                (code 1006).
+        """
         return self._iterate()
 
     async def _iterate(self) -> AsyncIterator[str | bytes]:
         while True:
             try:
-                yield await self.receive()
-            except ConnectionClosed:
-                return
+                message = await self.receive()
+            except ConnectionClosed as exc:
+                if exc is self._closed and self.closed_cleanly:
+                    return
+                raise
+            yield message
 
 
 #: A server handler: given the connection, talk until done.
 WebSocketHandler = Callable[[ServerWebSocket], Awaitable[None]]
 
 
+@own
 async def echo_messages(ws: ServerWebSocket) -> None:
-    """Send every message back with its own type until the client closes."""
-    async for message in ws:
-        await ws.send(message)
+    """Send every message back with its own type until the client closes.
+
+    A lost connection ends it too: echo has nothing to assert.
+    """
+    with contextlib.suppress(ConnectionClosed):
+        async for message in ws:
+            await ws.send(message)
 
 
 def _deflate_offer(request: Request) -> str | None:
@@ -257,7 +331,11 @@ class WebSocketServerProtocol(ServerProtocol):
     Args:
         handler: runs the connection (default :func:`echo_messages`);
             ``None`` runs nothing: the server sends ``first_message`` if
-            given, then closes with ``close_code``.
+            given, then closes with ``close_code``. What it raises fails
+            the test, except the :class:`~trio_upgrade.ConnectionClosed` of
+            the client's close frame (see :class:`ServerWebSocket`); a
+            stopping server lets it finish (see
+            :meth:`UpgradeServer.stop`).
         subprotocols: subprotocols it supports; it picks the first one the
             client offers (in the client's order).
         compression: accept permessage-deflate when offered (wsproto's
@@ -335,6 +413,7 @@ class WebSocketServerProtocol(ServerProtocol):
             fields.append(("Sec-WebSocket-Extensions", element))
         return fields + self._headers
 
+    @own  # the handler is marked on its own
     async def serve(self, stream: RawStream, request: Request) -> None:
         # Negotiation is a pure function of the request: computing it again
         # here gives the same answer accept() sent, without shared state.
@@ -350,11 +429,18 @@ class WebSocketServerProtocol(ServerProtocol):
             answer_pings=self._answer_pings,
         )
         self.connections.append(ws)
-        try:
-            if self._first_message is not None:
+        if self._first_message is not None:
+            try:
                 await ws.send(self._first_message)
-            if self._handler is not None:
-                await self._handler(ws)
-            await ws.close(self._close_code, self._close_reason)
-        except (trio.BrokenResourceError, trio.ClosedResourceError):
-            pass  # the client went away; the server closes its side
+            except ConnectionClosed:
+                return  # the client went away at once: nothing to serve
+        if self._handler is not None:
+            try:
+                await run_handler(self._handler, ws)
+            except ConnectionClosed as exc:
+                # The client's close frame ends the conversation: no failure.
+                # Anything else (a lost connection, a ConnectionClosed of
+                # the handler's own making) is the handler's error.
+                if exc is not ws._closed or not ws.closed_cleanly:
+                    raise
+        await ws.close(self._close_code, self._close_reason)
