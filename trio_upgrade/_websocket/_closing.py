@@ -132,14 +132,18 @@ class Closing:
         self._must_close = True
 
     async def _settle(self) -> None:
-        """After a read: send the replies it produced, close if it ended.
+        """After a read that ended the connection: send the close answer (or
+        our close), then close the transport.
 
-        Every caller has just passed a checkpoint (the read), so closing the
+        Other replies (pongs) are not awaited here: see ``_engine``. Every
+        caller has just passed a checkpoint (the read), so closing the
         transport needs none of its own.
         """
-        if self._outbox:
-            await self._flush_control()
         if self._must_close and not self._transport_closed:
+            if self._outbox:
+                # Cancelled here, the close answer stays for aclose(), and
+                # the transport stays open to send it.
+                await self._flush_control()
             await self._close_transport(drain=True, checkpoint=False)
 
     async def _close_transport(self, *, drain: bool, checkpoint: bool = True) -> None:

@@ -69,6 +69,11 @@ class WebSocketConnection(Engine, trio.abc.Channel[str | bytes]):
     application has not for 0.1 s, and keepalive pings run. Either way, at
     most ``max_queue`` messages wait for :meth:`receive`; then reading stops
     (backpressure) until the application catches up, and pings wait too.
+    Answering a ping never holds up reading: a pong the transport cannot
+    take at once is written when it can (by the next call that reads or
+    sends, or the background task), and while pongs cannot be written only
+    the latest ping is answered (RFC 6455 §5.5.3), so a server that sends
+    pings without reading costs a bounded 2 KiB.
 
     Cancellation: a cancelled ``receive()`` loses nothing. A ``send()``
     cancelled while its frames were being written may have sent part of a
@@ -223,8 +228,7 @@ class WebSocketConnection(Engine, trio.abc.Channel[str | bytes]):
             await trio.lowlevel.checkpoint_if_cancelled()
             data = self._encode(message)
             if self._outbox:  # control frames that were waiting for a turn
-                data = bytes(self._outbox) + data
-                self._outbox.clear()
+                data = self._take_outbox() + data
             if not await self._write(data) or (
                 # Control frames the reader queued while we wrote.
                 self._outbox and not await self._flush_outbox()

@@ -18,9 +18,16 @@ How bytes move (the design in one place):
   the socket and TCP flow control pushes back on the server.
 * **Writing.** Writers take turns (FIFO), so frames of concurrent messages
   never interleave. Control frames the reader must send (pongs, the close
-  answer) are appended to an outbox that the current writer flushes after its
-  own frames, or that the reader flushes itself when nobody is writing: one
-  ``send_all`` carries as many frames as are ready.
+  answer) are appended to an outbox that the next writer flushes with its
+  own frames: one ``send_all`` carries as many frames as are ready.
+* **Replies never hold up reading.** A server may send pings and not read
+  our pongs; a reader that waited to write them would stop reading, and the
+  server's data would never be delivered. So when nobody is writing, the
+  reader writes the outbox only as far as the transport takes it without
+  blocking (a task beside the read waits until it can), and pongs not yet
+  written are bounded: past :data:`PONG_BACKLOG` bytes only the latest ping
+  is answered (RFC 6455 §5.5.3). Only the close answer is awaited, within
+  ``close_timeout``.
 * **Ending.** Whatever ends the connection (a close frame, a protocol error,
   end of stream, a keepalive timeout, ``aclose()``) is recorded once; every
   later call raises from that record, and the transport is closed.
@@ -42,6 +49,7 @@ import trio
 from wsproto.connection import Connection, ConnectionState
 from wsproto.events import CloseConnection, Message, Ping, Pong
 
+from .._groups import lone_errors_unwrapped
 from .._messages import Request, Response
 from .._timeout import UpgradeTimeout
 from ._closing import NORMAL_CODES, Closing, _Closure
@@ -52,6 +60,7 @@ from ._fastpath import _wsproto_fits as _wsproto_fits
 __all__ = [
     "HANDOVER_DELAY",
     "NORMAL_CODES",
+    "PONG_BACKLOG",
     "RECEIVE_SIZE",
     "ConnectionSettings",
     "Engine",
@@ -70,6 +79,18 @@ BIG_RECEIVE_SIZE = 2**20
 #: pauses to send or compute) keeps reading inline, short enough that pings
 #: are answered well within any keepalive timeout in use (seconds).
 HANDOVER_DELAY = 0.1
+
+#: Bytes of pongs that may wait for the transport. A burst of pings that
+#: arrives in one read is answered ping for ping (what peers and test suites
+#: expect, 15 pongs of the largest size); past this the server is not
+#: reading its pongs, and only the one for the latest ping is kept, which
+#: RFC 6455 §5.5.3 allows. It bounds what a ping flood can make us hold.
+PONG_BACKLOG = 2048
+
+#: Seconds a reader gives the transport to take the replies (pongs) its read
+#: produced. A transport that can take them says so at the next I/O poll,
+#: far sooner; one that cannot costs a read this much delay, never more.
+REPLY_GRACE = 0.001
 
 _TRANSPORT_ERRORS = (trio.BrokenResourceError, trio.ClosedResourceError, OSError)
 _FG = 1  # an application task holds the reader role
@@ -131,6 +152,7 @@ class Engine(FastPath, Closing):
         "_parts",
         "_pings",
         "_plain",
+        "_pong_end",
         "_queue",
         "_reader",
         "_receiving",
@@ -191,6 +213,7 @@ class Engine(FastPath, Closing):
         self._last_recv = now
         self._traffic: trio.Event | None = None
         self._outbox = bytearray()
+        self._pong_end = 0  # the outbox starts with this many bytes of pongs
         self._sending = False
         self._send_lot: trio.lowlevel.ParkingLot | None = None
         self._pings: dict[bytes, PingWaiter] | None = None
@@ -241,18 +264,75 @@ class Engine(FastPath, Closing):
             else:
                 self._pump()
             self._notify()
-            await self._settle()
+            await self._after_parsing()
         elif self._reader or self._eof or self._must_close or self._queue_full():
             # Someone else reads, or nothing more will be read (the task that
             # ended the connection closes it and wakes us), or no room.
             await self._wait()
+        elif self._outbox and not self._sending:
+            await self._read_answering(role)
         else:
             await self._read(role)
 
-    async def _read(self, role: int) -> None:
+    async def _after_parsing(self) -> None:
+        """Close if what was parsed ended the connection; else send the
+        replies it produced if the transport takes them at once (else they
+        wait: the next read, or writer, sends them)."""
+        if self._must_close:
+            await self._settle()
+        elif self._outbox and not self._sending:
+            brief = trio.CancelScope(deadline=trio.current_time() + REPLY_GRACE)
+            await self._answer(brief)
+
+    async def _read_answering(self, role: int) -> None:
+        """:meth:`_read`, while the outbox goes out beside it.
+
+        Frames wait for a writer and nobody holds the turn: a task beside
+        the read writes them as soon as the transport may take them without
+        blocking (a server that does not read for a while, then waits for
+        its pong, gets it), and gives up when the read is done; the frames
+        then wait for the next read or writer.
+        """
+        self._reader = role  # taken before anything yields
+        waiting = trio.CancelScope()
+        with lone_errors_unwrapped():
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(self._answer, waiting)
+                await self._read(role, waiting)
+
+    async def _answer(self, waiting: trio.CancelScope) -> None:
+        """Write the outbox once the transport may take it without blocking.
+
+        Gives up, writing nothing, when ``waiting`` is cancelled (or its
+        deadline passes) first; once the transport is ready, the write is
+        not cancelled by it.
+        """
+        if self._sending or not self._outbox:
+            # A writer took the turn meanwhile, and the frames with it.
+            await trio.lowlevel.checkpoint()
+            return
+        # The turn covers the wait too: wait_send_all_might_not_block() and
+        # send_all() may not overlap on a Trio stream.
+        self._sending = True
+        ready = False
+        try:
+            with waiting:
+                await self._stream.wait_send_all_might_not_block()
+                ready = True
+            if ready:
+                await self._flush_outbox()
+        except _TRANSPORT_ERRORS as exc:
+            self._lost(exc)
+            await self._close_transport(drain=False)
+        finally:
+            self._release_send()
+
+    async def _read(self, role: int, answering: trio.CancelScope | None = None) -> None:
         """Read once from the transport and process what came.
 
         The caller checked that the reader role is free and there is room.
+        ``answering``: the scope of the task beside the read that writes the
+        outbox (:meth:`_read_answering`), cancelled once the read is done.
         """
         self._reader = role
         long = self._long
@@ -284,8 +364,10 @@ class Engine(FastPath, Closing):
                     self._ws.receive_data(cast(bytes, data))
                     self._pump()
         self._notify()
+        if answering is not None:
+            answering.cancel()
         if self._outbox or self._must_close:
-            await self._settle()
+            await self._after_parsing()
 
     def _release_reader(self, role: int) -> None:
         self._reader = 0
@@ -340,7 +422,7 @@ class Engine(FastPath, Closing):
                     return
             elif isinstance(event, Ping):
                 if ws.state is ConnectionState.OPEN:
-                    self._outbox += ws.send(event.response())
+                    self._queue_pong(ws.send(event.response()))
             elif isinstance(event, Pong):
                 self._got_pong(event.payload)
             elif isinstance(event, CloseConnection):
@@ -350,6 +432,28 @@ class Engine(FastPath, Closing):
         # for: fail at once (1009) rather than when the payload comes.
         if max_size is not None and self._announced_past(max_size):
             self._fail(1009, f"message larger than max_size ({max_size} bytes)")
+
+    def _queue_pong(self, pong: bytes) -> None:
+        """Put a pong frame in the outbox, after the pongs already there.
+
+        Pongs lead the outbox (a close frame, the last frame, can only be
+        queued once no more pings are answered). Past :data:`PONG_BACKLOG`
+        the waiting pongs are dropped for this one, the latest.
+        """
+        outbox = self._outbox
+        end = self._pong_end
+        if end + len(pong) > PONG_BACKLOG:
+            del outbox[:end]
+            end = 0
+        outbox[end:end] = pong
+        self._pong_end = end + len(pong)
+
+    def _take_outbox(self) -> bytes:
+        """Everything in the outbox, which is left empty."""
+        data = bytes(self._outbox)
+        self._outbox.clear()
+        self._pong_end = 0
+        return data
 
     def _got_pong(self, payload: bytes) -> None:
         pings = self._pings
@@ -411,8 +515,7 @@ class Engine(FastPath, Closing):
             # writer (or aclose()); once taken, they are written or the
             # connection is aborted.
             await trio.lowlevel.checkpoint_if_cancelled()
-            data = bytes(self._outbox)
-            self._outbox.clear()
+            data = self._take_outbox()
             if not await self._write(data):
                 return False
         return True
@@ -512,6 +615,16 @@ class Engine(FastPath, Closing):
     async def _background_reader(self) -> None:
         while not self._eof:
             if self._reader or self._queue_full() or self._local_close:
+                if (
+                    self._outbox
+                    and not self._sending
+                    and not self._reader
+                    and not self._local_close
+                ):
+                    # No room, so no read, but pongs wait: this task may
+                    # block on them, as nobody else would write them.
+                    await self._answer(trio.CancelScope())
+                    continue
                 await self._bg_wait()
                 continue
             resume = self._fg_read_at + HANDOVER_DELAY
