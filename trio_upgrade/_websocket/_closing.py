@@ -81,6 +81,17 @@ class Closing:
     def _got_close(self, event: CloseConnection, payload: bytes | None = None) -> None:
         """Act on the server's close frame (``payload``: from _take_close)."""
         state = self._ws.state
+        closure = self._closure
+        if (
+            closure is not None
+            and closure.code == 1006
+            and not closure.error
+            and state is not ConnectionState.OPEN
+        ):
+            # The transport ended (another task's send failed, say) after
+            # this frame had been read: the frame says how the connection
+            # ended, as it would had it been parsed first.
+            self._closure = None
         if state is ConnectionState.REMOTE_CLOSING:
             # The server closes: answer with the same code (RFC 6455 §5.5.1),
             # then close the transport.

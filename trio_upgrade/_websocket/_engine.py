@@ -255,6 +255,8 @@ class Engine(FastPath, Closing):
         """Move incoming data along once, or wait for the task that does."""
         if self._backlog and not self._queue_full():
             await trio.lowlevel.checkpoint()
+            if not self._backlog or self._queue_full():
+                return  # another task parsed meanwhile: the caller looks again
             long = self._long
             if long is not None and not long.opcode:
                 # Bytes that _take() held back while the queue was full.
@@ -351,10 +353,12 @@ class Engine(FastPath, Closing):
         else:
             self._release_reader(role)
             # No checkpoint from here to _pump(): bytes are parsed in the
-            # order they were read even if another task reads next.
+            # order they were read even if another task reads next. They are
+            # parsed even if another task ended the connection while they
+            # came (a send that failed, the keepalive): they arrived first.
             if not data:
                 self._lost(None)
-            elif not self._must_close and self._ws.state is not ConnectionState.CLOSED:
+            elif self._ws.state is not ConnectionState.CLOSED:
                 if long is not None:
                     self._take_long(long, data)
                 elif self._plain:
@@ -661,6 +665,8 @@ class Engine(FastPath, Closing):
                 return
 
     def _keepalive_failed(self, timeout: float) -> None:
+        if self._local_close:
+            return  # aclose() began meanwhile: how it ends is aclose()'s
         reason = "keepalive ping timeout"
         self._set_closure(1011, reason, cause=UpgradeTimeout("keepalive", timeout))
         if self._ws.state is ConnectionState.OPEN:
