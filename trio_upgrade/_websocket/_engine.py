@@ -301,6 +301,8 @@ class Engine(FastPath, Closing):
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(self._answer, waiting)
                 await self._read(role, waiting)
+        if self._outbox or self._must_close:
+            await self._after_parsing()
 
     async def _answer(self, waiting: trio.CancelScope) -> None:
         """Write the outbox once the transport may take it without blocking.
@@ -334,7 +336,8 @@ class Engine(FastPath, Closing):
 
         The caller checked that the reader role is free and there is room.
         ``answering``: the scope of the task beside the read that writes the
-        outbox (:meth:`_read_answering`), cancelled once the read is done.
+        outbox (:meth:`_read_answering`), cancelled once the read is done;
+        the caller then does what follows parsing.
         """
         self._reader = role
         long = self._long
@@ -369,8 +372,8 @@ class Engine(FastPath, Closing):
                     self._pump()
         self._notify()
         if answering is not None:
-            answering.cancel()
-        if self._outbox or self._must_close:
+            answering.cancel()  # _read_answering goes on once it is done
+        elif self._outbox or self._must_close:
             await self._after_parsing()
 
     def _release_reader(self, role: int) -> None:
