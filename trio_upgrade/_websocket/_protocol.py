@@ -169,7 +169,8 @@ class WebSocket(UpgradeProtocol[WebSocketConnection]):
         require_subprotocol: when ``subprotocols`` are offered, fail the
             handshake if the server chose none. ``False`` (default) accepts
             such a 101, as RFC 6455 §4.1 allows and the ``websockets``
-            client does: :attr:`~WebSocketConnection.subprotocol` is then
+            client does; the connection's
+            :attr:`~trio_upgrade.WebSocketConnection.subprotocol` is then
             ``None``. A subprotocol that was not offered always fails.
 
     Raises:
