@@ -1,7 +1,9 @@
 """The exceptions that trio_upgrade raises on purpose.
 
 Every one of them derives from :class:`~trio_upgrade.UpgradeError`, so ``except
-trio_upgrade.UpgradeError`` catches everything the library means to raise::
+trio_upgrade.UpgradeError`` catches everything the library means to raise:
+
+.. code-block:: text
 
     UpgradeError
     ├── InvalidURL (also ValueError)             the URL cannot be used

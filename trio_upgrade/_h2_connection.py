@@ -235,9 +235,16 @@ class HTTP2Connection:
 
         ::
 
-            async with conn.stream("GET", "/large") as response:
-                async for chunk in response:
-                    ...
+            import trio
+            import trio_upgrade
+
+            async def main():
+                async with trio_upgrade.open_http2("http://localhost:8080/") as conn:
+                    async with conn.stream("GET", "/bytes/1000000") as response:
+                        async for chunk in response:
+                            print(len(chunk), "bytes")
+
+            trio.run(main)
 
         The request body is sent whole (flow control permitting) before the
         response head is awaited; a ``content-length`` is added for a bytes

@@ -1,7 +1,9 @@
 """HTTP/2 over the h2c upgrade (RFC 7540 §3.2), or with prior knowledge.
 
 The h2c offer (RFC 7540 §3.2.1; deprecated by RFC 9113 §3.1 but widely
-served) sends::
+served) sends:
+
+.. code-block:: text
 
     Connection: Upgrade, HTTP2-Settings
     Upgrade: h2c
@@ -197,8 +199,15 @@ def open_http2(
 
     ::
 
-        async with trio_upgrade.open_http2("http://localhost:8080") as conn:
-            response = await conn.request("GET", "/")
+        import trio
+        import trio_upgrade
+
+        async def main():
+            async with trio_upgrade.open_http2("http://localhost:8080/") as conn:
+                response = await conn.request("GET", "/")
+                print(response.status_code, response.content)
+
+        trio.run(main)
     """
     return _open_http2(url, options=options, limits=limits, ssl_context=ssl_context)
 

@@ -570,8 +570,16 @@ def open_upgrade(
 
     ::
 
-        async with trio_upgrade.open_upgrade(url, ["websocket"]) as ws:
-            await ws.send("hi")
+        import trio
+        import trio_upgrade
+
+        async def main():
+            url = "ws://localhost:8080/"
+            async with trio_upgrade.open_upgrade(url, ["websocket"]) as ws:
+                await ws.send("hi")
+                print(await ws.receive())
+
+        trio.run(main)
     """
     return _open_upgrade(
         url,

@@ -3,7 +3,17 @@
 A script is data (frozen dataclasses), run by one function here, so a test
 reads as the byte-level story it stages::
 
-    Script([Send(response_head(101, [("Upgrade", "echo")])[:20]), Close()])
+    import pytest
+    import trio_upgrade
+    from trio_upgrade.testing import Close, Script, Send, open_upgrade_server
+    from trio_upgrade.testing import response_head
+
+    async def test_a_101_cut_short():
+        head = response_head(101, [("Upgrade", "echo")])
+        script = Script([Send(head[:20]), Close()])
+        async with open_upgrade_server(["echo"], script=script) as server:
+            with pytest.raises(trio_upgrade.InvalidResponse):
+                await trio_upgrade.upgrade(server.url(), ["echo"])
 
 Every step is a checkpoint and ends when the client goes away, and the
 server's ``connection_timeout`` bounds the whole script, so no step can hang

@@ -545,8 +545,14 @@ def open_upgrade_server(
 
     ::
 
-        async with open_upgrade_server(["echo"]) as server:
-            conn = await trio_upgrade.upgrade(server.url(), ["echo"])
+        import trio_upgrade
+        from trio_upgrade.testing import open_upgrade_server
+
+        async def test_echo():
+            async with open_upgrade_server(["echo"]) as server:
+                async with trio_upgrade.open_upgrade(server.url(), ["echo"]) as conn:
+                    await conn.send_all(b"ping")
+                    assert await conn.receive_some() == b"ping"
 
     Args:
         protocols: see :class:`UpgradeServer`, like every argument not

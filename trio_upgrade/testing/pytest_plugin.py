@@ -41,8 +41,17 @@ async def upgrade_server(
     :func:`~trio_upgrade.testing.open_upgrade_server`'s
     arguments::
 
+        import pytest
+        import trio_upgrade
+
         @pytest.mark.upgrade_server(["echo", "chat"], choose="server")
-        async def test_x(upgrade_server): ...
+        async def test_server_prefers_echo(upgrade_server):
+            offer = ["chat", "echo"]  # in one request: the server picks
+            url = upgrade_server.url()
+            async with trio_upgrade.open_upgrade(
+                url, offer, strategy="combined"
+            ) as conn:
+                assert conn.protocol == "echo"
 
     It is stopped after the test, its connections closed.
     """
