@@ -1,4 +1,4 @@
-"""Every code block of the docs runs: docs/**/*.rst and README.md.
+"""Every code block of the docs runs: docs/**/*.rst, README.md, docstrings.
 
 Blocks are found by reading the sources, as Sphinx and Markdown see them:
 
@@ -6,7 +6,12 @@ Blocks are found by reading the sources, as Sphinx and Markdown see them:
   blocks; without a language they are shown as Python, so they are Python;
 * ``.. literalinclude::`` of a file in docs/examples: the whole file runs
   as a script (tests/test_docs_examples.py also checks what it returns);
-* fenced blocks of README.md.
+* fenced blocks of README.md;
+* the same reStructuredText blocks in the package's docstrings, which the
+  API reference shows through autodoc: every docstring of every module of
+  trio_upgrade (module, class, function, method, and the string or ``#:``
+  comments that document an attribute), read from the source with ``ast``
+  so that each block is named by its file and line.
 
 A block in another language says so (``.. code-block:: console``, ``text``,
 a ``sh`` fence) and is not run. A block without a language in Markdown, in a
@@ -25,8 +30,10 @@ How a Python block runs is decided from its own code:
   A function or class that nothing would run fails.
 
 A block that talks to a server of the reader's own names it by a URL in
-``SERVER_URLS`` (the README's first example uses ``http://127.0.0.1:8000/``).
-It runs against trio_upgrade.testing's embedded server instead, the URL
+``SERVER_URLS``: the README's first example uses ``http://127.0.0.1:8000/``,
+docstrings ``ws://localhost:8080/`` (a WebSocket server) and
+``http://localhost:8080/`` (an HTTP/2 server with prior knowledge). It runs
+against an embedded server instead (trio_upgrade.testing's), the URL
 substituted, once per server listed for it.
 """
 
@@ -36,7 +43,11 @@ import ast
 import contextlib
 import dataclasses
 import importlib
+import importlib.util
+import inspect
+import itertools
 import pathlib
+import pkgutil
 import queue
 import re
 import runpy
@@ -44,11 +55,14 @@ import subprocess
 import sys
 import textwrap
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from contextlib import AbstractAsyncContextManager
+from functools import partial
 
 import pytest
 import trio
 
+import trio_upgrade
 from trio_upgrade.testing import (
     H2CServerProtocol,
     ServerProtocol,
@@ -59,22 +73,60 @@ from trio_upgrade.testing import (
 ROOT = pathlib.Path(__file__).parent.parent
 DOCS = ROOT / "docs"
 EXAMPLES = DOCS / "examples"
+PACKAGE = ROOT / "trio_upgrade"
 
 PYTHON = {"python", "python3", "py", ""}
 NOT_RUN = {"console", "shell", "sh", "bash", "text", "none", "http"}
 
-ServerFactory = Callable[[], Sequence[ServerProtocol | str]]
+#: Opens a server, yields its URL, stops it on exit.
+ServerFactory = Callable[[], AbstractAsyncContextManager[str]]
+
+
+def upgrade_server(
+    protocols: Callable[[], Sequence[ServerProtocol | str]], scheme: str = "http"
+) -> ServerFactory:
+    """The embedded upgrade server, new protocol objects for each run."""
+
+    @contextlib.asynccontextmanager
+    async def serve() -> AsyncIterator[str]:
+        async with open_upgrade_server(protocols()) as server:
+            yield server.url(scheme=scheme)
+
+    return serve
+
+
+@contextlib.asynccontextmanager
+async def http2_server() -> AsyncIterator[str]:
+    """HTTP/2 with prior knowledge, no HTTP/1.1: H2CServerProtocol's routes."""
+    protocol = H2CServerProtocol()
+    async with trio.open_nursery() as nursery:
+        serve = partial(
+            trio.serve_tcp, protocol.serve_prior_knowledge, 0, host="127.0.0.1"
+        )
+        listeners = await nursery.start(serve)
+        port = listeners[0].socket.getsockname()[1]
+        yield f"http://127.0.0.1:{port}/"
+        nursery.cancel_scope.cancel()
+
 
 #: URLs that stand for the reader's own server, and the embedded servers a
 #: block naming one runs against, in turn. The README's first example offers
 #: websocket, h2c and my-proto: against these three servers each case of its
-#: ``match`` runs.
+#: ``match`` runs. Docstrings talk to a WebSocket server (``ws://``, the
+#: embedded one echoes messages) or to an HTTP/2 server (``http://``, for
+#: open_http2: prior knowledge, which the upgrade server does not speak).
 SERVER_URLS: dict[str, list[ServerFactory]] = {
     "http://127.0.0.1:8000/": [
-        lambda: [WebSocketServerProtocol(), H2CServerProtocol(), "my-proto"],
-        lambda: [H2CServerProtocol(), "my-proto"],
-        lambda: ["my-proto"],
+        upgrade_server(
+            lambda: [WebSocketServerProtocol(), H2CServerProtocol(), "my-proto"]
+        ),
+        upgrade_server(lambda: [H2CServerProtocol(), "my-proto"]),
+        upgrade_server(lambda: ["my-proto"]),
     ],
+    "ws://localhost:8080/": [
+        upgrade_server(lambda: [WebSocketServerProtocol()], scheme="ws"),
+    ],
+    "http://localhost:8080/": [http2_server],
 }
 
 pytestmark = pytest.mark.timeout(60)
@@ -133,14 +185,15 @@ def _literal(lines: list[str], start: int, indent: int) -> tuple[str, int]:
     return textwrap.dedent("\n".join(content)).strip("\n"), i
 
 
-def rst_blocks(path: pathlib.Path, text: str) -> list[Block]:
+def rst_blocks(path: pathlib.Path, text: str, first_line: int = 1) -> list[Block]:
+    """The blocks of ``text``, whose first line is line ``first_line`` of path."""
     name = path.relative_to(ROOT).as_posix() if path.is_absolute() else str(path)
     lines = text.splitlines()
     blocks = []
     i = 0
     while i < len(lines):
         line = lines[i]
-        where = f"{name}:{i + 1}"
+        where = f"{name}:{first_line + i}"
         match = DIRECTIVE.match(line)
         if match:
             indent, directive, argument = len(match[1]), match[2], match[3].strip()
@@ -188,6 +241,79 @@ def markdown_blocks(path: pathlib.Path, text: str) -> list[Block]:
     return blocks
 
 
+DOCUMENTED = (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)
+
+
+def _string(node: ast.stmt) -> ast.Constant | None:
+    if (
+        isinstance(node, ast.Expr)
+        and isinstance(node.value, ast.Constant)
+        and isinstance(node.value.value, str)
+    ):
+        return node.value
+    return None
+
+
+def docstrings(source: str) -> Iterator[tuple[int, str]]:
+    """Each docstring of a module's source: its first line, and its text.
+
+    Docstrings of the module, of classes and functions at any depth, and of
+    attributes (a string right after an assignment, as autodoc reads them).
+    """
+    for node in ast.walk(ast.parse(source)):
+        if not isinstance(node, DOCUMENTED):
+            continue
+        body = node.body
+        strings = [_string(body[0])] if body else []
+        strings += [
+            _string(after)
+            for before, after in itertools.pairwise(body)
+            if isinstance(before, ast.Assign | ast.AnnAssign)
+        ]
+        for string in strings:
+            if string is not None:
+                yield string.lineno, string.value
+
+
+def attribute_comments(source: str) -> Iterator[tuple[int, str]]:
+    """Each run of ``#:`` comment lines (autodoc's attribute docs)."""
+    lines = source.splitlines()
+    i = 0
+    while i < len(lines):
+        if not lines[i].strip().startswith("#:"):
+            i += 1
+            continue
+        start = i
+        while i < len(lines) and lines[i].strip().startswith("#:"):
+            i += 1
+        text = "\n".join(line.strip()[2:] for line in lines[start:i])
+        yield start + 1, textwrap.dedent(text)
+
+
+def docstring_blocks(path: pathlib.Path, source: str) -> list[Block]:
+    blocks = []
+    for line, text in docstrings(source):
+        # Line for line as in the file: the first line as it is, the others
+        # dedented together (inspect.cleandoc would drop blank lines).
+        first, _, rest = text.partition("\n")
+        blocks += rst_blocks(path, first.strip() + "\n" + textwrap.dedent(rest), line)
+    for line, text in attribute_comments(source):
+        blocks += rst_blocks(path, text, line)
+    return blocks
+
+
+def package_modules() -> list[str]:
+    """trio_upgrade and all its modules, by name."""
+    infos = pkgutil.walk_packages(trio_upgrade.__path__, "trio_upgrade.")
+    return ["trio_upgrade", *sorted(info.name for info in infos)]
+
+
+def module_path(name: str) -> pathlib.Path:
+    spec = importlib.util.find_spec(name)  # imports packages, not the module
+    assert spec is not None and spec.origin is not None, name
+    return pathlib.Path(spec.origin)
+
+
 def all_blocks() -> list[Block]:
     blocks = []
     for path in sorted(DOCS.rglob("*.rst")):
@@ -195,6 +321,9 @@ def all_blocks() -> list[Block]:
             blocks += rst_blocks(path, path.read_text())
     readme = ROOT / "README.md"
     blocks += markdown_blocks(readme, readme.read_text())
+    for name in package_modules():
+        path = module_path(name)
+        blocks += docstring_blocks(path, path.read_text())
     return blocks
 
 
@@ -207,7 +336,7 @@ RUN = [b for b in BLOCKS if b.language not in NOT_RUN]
 
 @contextlib.contextmanager
 def server_in_thread(factory: ServerFactory) -> Iterator[str]:
-    """An embedded upgrade server on loopback, in a Trio run of its own.
+    """An embedded server on loopback, in a Trio run of its own.
 
     Blocks that call ``trio.run`` themselves cannot share a Trio run with a
     server, so it runs in a thread; the URL is ready when this yields.
@@ -219,9 +348,9 @@ def server_in_thread(factory: ServerFactory) -> Iterator[str]:
 
     async def serve() -> None:
         with trio.CancelScope() as scope:
-            async with open_upgrade_server(factory()) as server:
+            async with factory() as url:
                 token = trio.lowlevel.current_trio_token()
-                started.put((server.url(), token, scope))
+                started.put((url, token, scope))
                 await trio.sleep_forever()
 
     def run() -> None:
@@ -423,3 +552,129 @@ def test_docs_have_blocks_to_run() -> None:
     where = {b.where.split(":")[0] for b in RUN}
     assert {"docs/tutorial.rst", "README.md"} <= where
     assert len(RUN) >= 8
+
+
+DOCSTRING_SAMPLE = '''\
+"""A module.
+
+Shown::
+
+    print("module")
+"""
+
+#: A constant; a block in a comment::
+#:
+#:     print("comment")
+LIMIT = 1
+
+
+class Thing:
+    """A class.
+
+    .. code-block:: text
+
+        not Python
+    """
+
+    async def method(self) -> None:
+        """A fragment, as docstrings had them before they were run.
+
+        ::
+
+            async with trio_upgrade.open_upgrade(url, ["websocket"]) as ws:
+                await ws.send("hi")
+        """
+
+    size = 2
+    """An attribute.
+
+    Example::
+
+        Script([Close()])
+    """
+'''
+
+
+def test_finder_reads_docstrings() -> None:
+    blocks = docstring_blocks(PACKAGE / "sample.py", DOCSTRING_SAMPLE)
+    found = [(b.where, b.language, b.source.splitlines()[0]) for b in blocks]
+    # Named by the line of their ``::`` or directive in the file.
+    assert sorted(found, key=lambda f: int(f[0].rpartition(":")[2])) == [
+        ("trio_upgrade/sample.py:3", "", 'print("module")'),
+        ("trio_upgrade/sample.py:8", "", 'print("comment")'),
+        ("trio_upgrade/sample.py:17", "text", "not Python"),
+        (
+            "trio_upgrade/sample.py:25",
+            "",
+            'async with trio_upgrade.open_upgrade(url, ["websocket"]) as ws:',
+        ),
+        ("trio_upgrade/sample.py:34", "", "Script([Close()])"),
+    ]
+
+
+def test_fragments_fail(tmp_path: pathlib.Path) -> None:
+    # What docstrings showed before they were run: a block that is not a
+    # whole program fails, it is not skipped.
+    blocks = docstring_blocks(PACKAGE / "sample.py", DOCSTRING_SAMPLE)
+    (fragment,) = (b for b in blocks if "open_upgrade" in b.source)
+    (expression,) = (b for b in blocks if "Script" in b.source)
+    with pytest.raises(SyntaxError):
+        run_block(fragment, tmp_path)
+    with pytest.raises(NameError):
+        run_block(expression, tmp_path)
+
+
+def test_docstring_blocks_run() -> None:
+    # The reference's examples are among the blocks run, found where autodoc
+    # takes them from.
+    upgrade = [b for b in RUN if b.where.startswith("trio_upgrade/_upgrade.py:")]
+    assert any("open_upgrade(" in b.source for b in upgrade)
+    assert any(b.where.startswith("trio_upgrade/testing/") for b in RUN)
+    tree = [b for b in BLOCKS if b.where.startswith("trio_upgrade/_errors.py:")]
+    assert [b.language for b in tree] == ["text"]
+
+
+def _documented(module: object) -> Iterator[object]:
+    """What autodoc can show of a module: it, its classes and functions, and
+    their members, when defined in trio_upgrade. (Data is documented by
+    ``#:`` comments: docs/conf.py never shows the docstring of its type.)"""
+    yield module
+    name = getattr(module, "__name__", "")
+    todo = [
+        value
+        for value in vars(module).values()
+        if (inspect.isclass(value) or inspect.isroutine(value))
+        and getattr(value, "__module__", None) == name
+    ]
+    while todo:
+        value = todo.pop()
+        yield value
+        if inspect.isclass(value):
+            for member in vars(value).values():
+                member = getattr(member, "__func__", member)  # class/staticmethod
+                if isinstance(member, property):
+                    yield member.fget
+                elif (inspect.isclass(member) or inspect.isroutine(member)) and getattr(
+                    member, "__module__", ""
+                ).startswith("trio_upgrade"):
+                    todo.append(member)
+
+
+def test_every_docstring_is_read() -> None:
+    # The source scan misses no docstring with a block that autodoc could
+    # show (one set at run time, say): compared with what inspect sees.
+    read = set()
+    for name in package_modules():
+        for _, text in docstrings(module_path(name).read_text()):
+            read.add(inspect.cleandoc(text))
+    seen = 0
+    for name in package_modules():
+        if name == "trio_upgrade.__main__":
+            continue  # runs the command line when imported
+        for obj in _documented(importlib.import_module(name)):
+            # Its own docstring (autodoc_inherit_docstrings is off).
+            doc = inspect.cleandoc(getattr(obj, "__doc__", None) or "")
+            if "::" in doc:
+                seen += 1
+                assert doc in read, f"{obj!r}: a docstring not read from source"
+    assert seen >= 8
