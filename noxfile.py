@@ -30,6 +30,18 @@ def autobahn(session: nox.Session) -> None:
     session.run("python", "tests/autobahn/run.py", *session.posargs)
 
 
+#: The lowest versions pyproject.toml admits: the suite must pass with them
+#: as it does with the newest (``tests_lowest`` against ``tests``).
+LOWEST = ["trio==0.25.0", "h11==0.14.0", "wsproto==1.2.0", "h2==4.1.0"]
+
+
+@nox.session(python="3.10")
+def tests_lowest(session: nox.Session) -> None:
+    """The suite on the oldest Python with the lowest supported dependencies."""
+    session.install("-e", ".[test]", *LOWEST)
+    session.run("python", "-m", "pytest", *session.posargs)
+
+
 @nox.session
 def lint(session: nox.Session) -> None:
     """ruff check and ruff format --check over the whole tree."""

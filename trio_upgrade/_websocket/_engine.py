@@ -431,7 +431,9 @@ class Engine(FastPath, Closing):
                 if ws.state is ConnectionState.OPEN:
                     self._queue_pong(ws.send(event.response()))
             elif isinstance(event, Pong):
-                self._got_pong(event.payload)
+                # wsproto 1.2 gives a bytearray (unhashable: the pings are
+                # keyed by payload); later releases give bytes.
+                self._got_pong(bytes(event.payload))
             elif isinstance(event, CloseConnection):
                 self._got_close(event)
                 return

@@ -103,7 +103,8 @@ async def _trailers(request: H2Request) -> H2Reply:
 
 @own
 async def _reset(request: H2Request) -> None:
-    code = int(request.query.get("code", [str(ErrorCodes.INTERNAL_ERROR)])[0])
+    # int() first: on Python 3.10, str() of an IntEnum is its name.
+    code = int(request.query.get("code", [str(int(ErrorCodes.INTERNAL_ERROR))])[0])
     await request.connection.reset(request.stream_id, code)
 
 
