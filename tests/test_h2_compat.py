@@ -7,7 +7,8 @@ import trio
 from h2_helpers import h2c_server
 
 import trio_upgrade
-from trio_upgrade import ConnectionClosed, ProtocolError, _h2_compat
+from trio_upgrade import ConnectionClosed, ProtocolError
+from trio_upgrade._sansio import _h2_compat
 
 pytestmark = pytest.mark.timeout(30)
 

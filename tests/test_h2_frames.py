@@ -10,8 +10,8 @@ import pytest
 from h2_helpers import frame_bytes, server_settings
 from hyperframe.frame import DataFrame, GoAwayFrame, PingFrame
 
-from trio_upgrade._h2_frames import FrameScanner, PrefaceError
-from trio_upgrade._h2_options import HTTP2Options, new_client_state
+from trio_upgrade._sansio._h2_frames import FrameScanner, PrefaceError
+from trio_upgrade._sansio._h2_options import HTTP2Options, new_client_state
 
 GOAWAY = frame_bytes(GoAwayFrame(0, last_stream_id=1, additional_data=b"bye"))
 PING = frame_bytes(PingFrame(0, opaque_data=b"12345678"))

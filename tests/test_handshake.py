@@ -15,7 +15,7 @@ from trio_upgrade import (
     Raw,
     ResponseTooLarge,
 )
-from trio_upgrade._handshake import (
+from trio_upgrade._sansio._handshake import (
     NEED_DATA,
     Event,
     Handshake,
@@ -25,8 +25,8 @@ from trio_upgrade._handshake import (
     build_request,
     select_offer,
 )
-from trio_upgrade._messages import Headers, Response
-from trio_upgrade._url import parse_url
+from trio_upgrade._sansio._messages import Headers, Response
+from trio_upgrade._sansio._url import parse_url
 
 TARGET = parse_url("http://example.test:8080/chat?room=1")
 SWITCH = (
@@ -445,21 +445,42 @@ def test_reusable_connection_takes_a_second_request() -> None:
     assert isinstance(hs.next_event(), Switched)
 
 
-SANS_IO = ["_handshake", "_messages", "_url", "_limits", "_errors", "_protocol"]
+PACKAGE = pathlib.Path(__file__).parent.parent / "trio_upgrade"
+SANS_IO = sorted(
+    [f"_sansio.{path.stem}" for path in (PACKAGE / "_sansio").glob("_*.py")]
+    + ["_limits", "_errors", "_protocol"]
+)
+
+
+def _source(name: str) -> pathlib.Path:
+    path = PACKAGE.joinpath(*name.split("."))
+    return path / "__init__.py" if path.is_dir() else path.with_suffix(".py")
+
+
+def _resolve(name: str, node: ast.ImportFrom) -> str:
+    """The package-relative name of what a relative import brings in."""
+    is_package = _source(name).name == "__init__.py"
+    base = name.split(".") if is_package else name.split(".")[:-1]
+    base = base[: len(base) - (node.level - 1)]
+    return ".".join([*base, *([node.module] if node.module else [])])
+
+
+def test_the_sans_io_list_is_not_empty() -> None:
+    assert "_sansio._handshake" in SANS_IO
+    assert "_sansio._ws_frames" in SANS_IO
 
 
 @pytest.mark.parametrize("module", SANS_IO)
 def test_handshake_core_does_not_import_trio(module: str) -> None:
     """The sans-I/O core and everything it imports stay free of trio."""
-    package = pathlib.Path(__file__).parent.parent / "trio_upgrade"
     seen: set[str] = set()
     todo = [module]
     while todo:
         name = todo.pop()
-        if name in seen:
+        if name in seen or not name:
             continue
         seen.add(name)
-        tree = ast.parse((package / f"{name}.py").read_text())
+        tree = ast.parse(_source(name).read_text())
         for node in ast.walk(tree):
             if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
                 node.body = []
@@ -468,7 +489,7 @@ def test_handshake_core_does_not_import_trio(module: str) -> None:
                 names = [alias.name for alias in node.names]
             elif isinstance(node, ast.ImportFrom):
                 if node.level:
-                    todo.append(node.module or "")
+                    todo.append(_resolve(name, node))
                     continue
                 names = [node.module or ""]
             else:

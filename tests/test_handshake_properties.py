@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from trio_upgrade import InvalidResponse, Limits, Raw, ResponseTooLarge
-from trio_upgrade._handshake import (
+from trio_upgrade._sansio._handshake import (
     NEED_DATA,
     Event,
     Handshake,
@@ -18,7 +18,7 @@ from trio_upgrade._handshake import (
     Switched,
     build_request,
 )
-from trio_upgrade._url import parse_url
+from trio_upgrade._sansio._url import parse_url
 
 TARGET = parse_url("http://t.test/")
 INFORMATIONAL = [

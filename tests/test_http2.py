@@ -22,8 +22,13 @@ from trio_upgrade import Limits, UpgradeRefused
 
 # Not exported from trio_upgrade yet (the lead adds them to __init__).
 from trio_upgrade._errors import BodyTooLarge, StreamRefused, StreamReset
-from trio_upgrade._h2_options import HTTP2Options
-from trio_upgrade._http2 import H2C, HTTP2Connection, connect_http2, open_http2
+from trio_upgrade._http2._protocol import (
+    H2C,
+    HTTP2Connection,
+    connect_http2,
+    open_http2,
+)
+from trio_upgrade._sansio._h2_options import HTTP2Options
 from trio_upgrade.testing._http2 import H2CServerProtocol, H2Reply, H2Request, pattern
 
 pytestmark = pytest.mark.timeout(30)

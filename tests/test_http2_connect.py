@@ -10,7 +10,7 @@ from h2_helpers import h2c_server
 
 import trio_upgrade
 from trio_upgrade import UpgradeError, UpgradeRefused, WebSocket
-from trio_upgrade._h2_stream import HTTP2Stream
+from trio_upgrade._http2._stream import HTTP2Stream
 from trio_upgrade.testing._http2 import (
     H2CServerProtocol,
     H2Request,

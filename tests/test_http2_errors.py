@@ -19,8 +19,8 @@ from hyperframe.frame import (
 
 import trio_upgrade
 from trio_upgrade import ConnectionClosed, InvalidResponse, Limits, ProtocolError
-from trio_upgrade._h2_options import HTTP2Options
-from trio_upgrade._http2 import H2C
+from trio_upgrade._http2._protocol import H2C
+from trio_upgrade._sansio._h2_options import HTTP2Options
 from trio_upgrade.testing import Close, Hang, Script, Send, switching_response
 from trio_upgrade.testing._http2 import H2CServerProtocol, H2Reply, H2Request
 

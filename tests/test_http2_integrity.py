@@ -22,8 +22,8 @@ from h2_helpers import h2c_server, server_state
 
 import trio_upgrade
 from trio_upgrade import ContentLengthError, ProtocolError
-from trio_upgrade._h2_options import HTTP2Options
-from trio_upgrade._http2 import H2C, HTTP2Connection
+from trio_upgrade._http2._protocol import H2C, HTTP2Connection
+from trio_upgrade._sansio._h2_options import HTTP2Options
 from trio_upgrade.testing._http2 import pattern
 
 pytestmark = pytest.mark.timeout(60)

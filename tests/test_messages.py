@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from trio_upgrade import Limits
-from trio_upgrade._handshake import NEED_DATA, Handshake
-from trio_upgrade._messages import Headers
+from trio_upgrade._sansio._handshake import NEED_DATA, Handshake
+from trio_upgrade._sansio._messages import Headers
 
 
 class _Str(str):

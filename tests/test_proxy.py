@@ -10,7 +10,7 @@ import trio
 
 import trio_upgrade
 from trio_upgrade import InvalidURL, ProxyError
-from trio_upgrade._proxy import parse_proxy
+from trio_upgrade._transport._proxy import parse_proxy
 from trio_upgrade.testing import open_upgrade_server
 
 pytestmark = pytest.mark.timeout(30)

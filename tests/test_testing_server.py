@@ -26,8 +26,13 @@ from server_client import (
 
 import trio_upgrade
 from trio_upgrade import Limits, Raw, RawStream, Request, UpgradeRefused
-from trio_upgrade._handshake import NEED_DATA, Handshake, Switched, build_request
-from trio_upgrade._url import parse_url
+from trio_upgrade._sansio._handshake import (
+    NEED_DATA,
+    Handshake,
+    Switched,
+    build_request,
+)
+from trio_upgrade._sansio._url import parse_url
 from trio_upgrade.testing import (
     Hang,
     RawServerProtocol,

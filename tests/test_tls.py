@@ -81,7 +81,7 @@ async def test_default_context_verifies_certificates(
 
 
 def test_default_context_requires_verified_certificates() -> None:
-    from trio_upgrade._transport import default_ssl_context
+    from trio_upgrade._transport._connect import default_ssl_context
 
     context = default_ssl_context()
     assert context.verify_mode is ssl.CERT_REQUIRED

@@ -5,7 +5,7 @@ import math
 import pytest
 
 from trio_upgrade import InvalidURL, Limits
-from trio_upgrade._url import parse_url
+from trio_upgrade._sansio._url import parse_url
 
 
 @pytest.mark.parametrize(

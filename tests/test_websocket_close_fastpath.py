@@ -19,7 +19,8 @@ from ws_support import bare_connection, frame
 from wsproto.connection import Connection, ConnectionType
 
 from trio_upgrade import ConnectionClosed, ProtocolError
-from trio_upgrade._websocket import _engine, _frames
+from trio_upgrade._sansio import _ws_frames as _frames
+from trio_upgrade._websocket import _engine
 from trio_upgrade._websocket._connection import WebSocketConnection
 from trio_upgrade._websocket._engine import Engine
 

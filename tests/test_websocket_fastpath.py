@@ -21,7 +21,7 @@ from wsproto.events import BytesMessage, TextMessage
 
 import trio_upgrade
 from trio_upgrade import ConnectionClosed, ProtocolError
-from trio_upgrade._websocket import _frames
+from trio_upgrade._sansio import _ws_frames as _frames
 from trio_upgrade.testing import open_upgrade_server
 from trio_upgrade.testing._websocket import WebSocketServerProtocol
 

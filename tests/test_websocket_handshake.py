@@ -16,8 +16,7 @@ from trio_upgrade import (
     Response,
     WebSocket,
 )
-from trio_upgrade._websocket import Deflate
-from trio_upgrade._websocket._handshake import (
+from trio_upgrade._sansio._ws_handshake import (
     DeflateParams,
     ExtensionError,
     Switch,
@@ -27,6 +26,7 @@ from trio_upgrade._websocket._handshake import (
     parse_extensions,
     valid_key,
 )
+from trio_upgrade._websocket import Deflate
 from trio_upgrade.testing import Hang, Script, Send, open_upgrade_server, response_head
 from trio_upgrade.testing._websocket import WebSocketServerProtocol
 
@@ -572,7 +572,7 @@ def test_every_parameter_combination_is_checked() -> None:
     import itertools
     import random
 
-    from trio_upgrade._websocket._deflate import BoundedDeflate
+    from trio_upgrade._sansio._ws_deflate import BoundedDeflate
 
     names = [
         "client_no_context_takeover",

@@ -17,7 +17,7 @@ from ws_support import frame, read_client_frame
 
 import trio_upgrade
 from trio_upgrade import WebSocket
-from trio_upgrade._websocket._handshake import accept_key
+from trio_upgrade._sansio._ws_handshake import accept_key
 from trio_upgrade.testing import switching_response
 
 pytestmark = pytest.mark.timeout(60)

@@ -11,8 +11,8 @@ import trio
 from wsproto import Connection, ConnectionType
 
 from trio_upgrade import RawStream, Request, Response, WebSocketConnection
+from trio_upgrade._sansio._ws_handshake import accept_key
 from trio_upgrade._websocket._engine import ConnectionSettings
-from trio_upgrade._websocket._handshake import accept_key
 from trio_upgrade.testing import (
     Handle,
     Script,

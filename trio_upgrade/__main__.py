@@ -25,7 +25,7 @@ from . import (
     __version__,
     upgrade,
 )
-from ._messages import Request, Response
+from ._sansio._messages import Request, Response
 from ._upgrade import Strategy
 
 DEFAULT_PROTOCOLS = ["websocket", "h2c"]

@@ -36,7 +36,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from ._messages import Response
+    from ._sansio._messages import Response
 
 __all__ = [
     "BodyTooLarge",

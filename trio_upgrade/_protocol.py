@@ -28,8 +28,8 @@ if TYPE_CHECKING:
     import trio
 
     from ._limits import Limits
-    from ._messages import Request, Response
-    from ._url import Target
+    from ._sansio._messages import Request, Response
+    from ._sansio._url import Target
 
 __all__ = ["BuildContext", "Offer", "UpgradeProtocol", "check_token"]
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from ._http2 import H2C
+from ._http2._protocol import H2C
 from ._protocol import UpgradeProtocol, check_token
 from ._raw import Raw
 from ._websocket import WebSocket

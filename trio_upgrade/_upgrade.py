@@ -20,7 +20,12 @@ import trio
 
 from ._errors import Attempt, InvalidResponse, UpgradeError, UpgradeRefused
 from ._groups import lone_errors_unwrapped
-from ._handshake import (
+from ._http2._protocol import H2C, HTTP2Connection
+from ._limits import Limits
+from ._protocol import BuildContext, Offer, UpgradeProtocol
+from ._raw import Raw, RawStream
+from ._resolve import ProtocolSpec, resolve_protocols
+from ._sansio._handshake import (
     NEED_DATA,
     Handshake,
     Informational,
@@ -30,15 +35,10 @@ from ._handshake import (
     check_extra_headers,
     select_offer,
 )
-from ._http2 import H2C, HTTP2Connection
-from ._limits import Limits
-from ._protocol import BuildContext, Offer, UpgradeProtocol
-from ._proxy import Proxy, parse_proxy
-from ._raw import Raw, RawStream
-from ._resolve import ProtocolSpec, resolve_protocols
+from ._sansio._url import Target, parse_url
 from ._timeout import UpgradeTimeout
-from ._transport import connect_transport, deadline_from
-from ._url import Target, parse_url
+from ._transport._connect import connect_transport, deadline_from
+from ._transport._proxy import Proxy, parse_proxy
 from ._websocket import WebSocket, WebSocketConnection
 
 __all__ = ["Strategy", "open_upgrade", "upgrade"]

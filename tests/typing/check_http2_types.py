@@ -10,8 +10,8 @@ from typing_extensions import assert_type
 
 import trio_upgrade
 from trio_upgrade import WebSocketConnection
-from trio_upgrade._h2_stream import HTTP2Response, HTTP2Stream
-from trio_upgrade._http2 import HTTP2Connection, connect_http2, open_http2
+from trio_upgrade._http2._protocol import HTTP2Connection, connect_http2, open_http2
+from trio_upgrade._http2._stream import HTTP2Response, HTTP2Stream
 
 
 async def check() -> None:

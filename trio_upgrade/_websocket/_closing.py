@@ -18,7 +18,7 @@ from wsproto.connection import Connection, ConnectionState
 from wsproto.events import CloseConnection
 
 from .._errors import ConnectionClosed, ProtocolError
-from ._frames import build_frame
+from .._sansio._ws_frames import build_frame
 
 if TYPE_CHECKING:
     from ._engine import ConnectionSettings

@@ -14,11 +14,11 @@ from wsproto.connection import Connection, ConnectionState
 from wsproto.events import BytesMessage, CloseConnection, Ping, TextMessage
 
 from .._errors import ConnectionClosed
-from .._messages import Request, Response
+from .._sansio._messages import Request, Response
+from .._sansio._ws_frames import build_frame
 
 # ConnectionSettings is re-exported: _h2_websocket builds connections too.
 from ._engine import ConnectionSettings, Engine, PingWaiter
-from ._frames import build_frame
 
 __all__ = ["ConnectionSettings", "WebSocketConnection"]
 

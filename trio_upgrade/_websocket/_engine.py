@@ -50,7 +50,7 @@ from wsproto.connection import Connection, ConnectionState
 from wsproto.events import CloseConnection, Message, Ping, Pong
 
 from .._groups import lone_errors_unwrapped
-from .._messages import Request, Response
+from .._sansio._messages import Request, Response
 from .._timeout import UpgradeTimeout
 from ._closing import NORMAL_CODES, Closing, _Closure
 from ._fastpath import _WSPROTO_FITS, FastPath, _LongFrame

@@ -19,7 +19,7 @@ from wsproto.connection import Connection, ConnectionState, ConnectionType
 from wsproto.events import CloseConnection
 from wsproto.frame_protocol import LOCAL_ONLY_CLOSE_REASONS, CloseReason, Frame, Opcode
 
-from ._frames import MORE, plain_header
+from .._sansio._ws_frames import MORE, plain_header
 
 if TYPE_CHECKING:
     from ._engine import ConnectionSettings

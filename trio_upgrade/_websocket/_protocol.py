@@ -10,13 +10,13 @@ import trio
 from wsproto.connection import Connection, ConnectionType
 from wsproto.extensions import Extension
 
-from .._messages import Response
 from .._protocol import BuildContext, Offer, UpgradeProtocol, check_token
-from .._url import Target
+from .._sansio._messages import Response
+from .._sansio._url import Target
+from .._sansio._ws_deflate import BoundedDeflate, Deflate
+from .._sansio._ws_handshake import Switch, check_switch, new_key
 from ._connection import WebSocketConnection
-from ._deflate import BoundedDeflate, Deflate
 from ._engine import ConnectionSettings
-from ._handshake import Switch, check_switch, new_key
 
 __all__ = [
     "DEFAULT_MAX_QUEUE",

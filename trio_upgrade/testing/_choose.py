@@ -10,8 +10,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from .._messages import Request
 from .._protocol import check_token
+from .._sansio._messages import Request
 from ._protocols import RawServerProtocol, ServerProtocol
 
 __all__ = [

@@ -17,8 +17,8 @@ import h2.exceptions
 import trio
 from h2.errors import ErrorCodes
 
-from .._messages import Headers, Request
-from .._raw import RawStream
+from .._sansio._messages import Headers, Request
+from .._transport._stream import RawStream
 from ._handlers import own
 
 if TYPE_CHECKING:

@@ -10,7 +10,7 @@ from urllib.parse import parse_qs, urlsplit
 import trio
 from h2.errors import ErrorCodes
 
-from .._messages import Headers
+from .._sansio._messages import Headers
 from ._handlers import own
 
 if TYPE_CHECKING:

@@ -24,8 +24,8 @@ import trio
 from h2.errors import ErrorCodes
 from h2.settings import SettingCodes
 
-from .._messages import Headers, Request
-from .._raw import RawStream
+from .._sansio._messages import Headers, Request
+from .._transport._stream import RawStream
 from ._h2_connect import ConnectHandler, H2ServerStream, websocket_over_h2
 from ._h2_routes import (
     DEFAULT_ROUTES,

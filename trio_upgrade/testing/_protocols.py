@@ -8,8 +8,8 @@ from collections.abc import Awaitable, Callable
 
 import trio
 
-from .._messages import Request
-from .._raw import RawStream
+from .._sansio._messages import Request
+from .._transport._stream import RawStream
 from ._handlers import own, run_handler
 
 __all__ = ["RawHandler", "RawServerProtocol", "ServerProtocol", "echo"]

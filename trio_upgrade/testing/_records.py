@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 import trio
 
-from .._messages import Request
+from .._sansio._messages import Request
 
 __all__ = ["ConnectionRecord", "Notifier", "TrackedStream"]
 

@@ -30,8 +30,8 @@ from dataclasses import dataclass
 import h11
 import trio
 
-from .._messages import Request
-from .._raw import RawStream
+from .._sansio._messages import Request
+from .._transport._stream import RawStream
 from ._handlers import run_handler
 from ._http import RECEIVE_SIZE, read_request
 from ._records import ConnectionRecord, TrackedStream

@@ -20,8 +20,8 @@ import trio
 import trio.testing
 
 from .._groups import lone_errors_unwrapped
-from .._messages import Request
-from .._raw import RawStream
+from .._sansio._messages import Request
+from .._transport._stream import RawStream
 from ._choose import ChooseArg, Reply, default_refusal, pick
 from ._choose import resolve_server_protocols as _resolve
 from ._handlers import ConnectionHandlers, run_handler

@@ -38,15 +38,15 @@ from wsproto.events import (
 from wsproto.extensions import Extension, PerMessageDeflate
 
 from .._errors import ConnectionClosed
-from .._messages import Request
-from .._raw import RawStream
-from .._websocket._closing import NORMAL_CODES
-from .._websocket._handshake import (
+from .._sansio._messages import Request
+from .._sansio._ws_handshake import (
     ExtensionError,
     accept_key,
     parse_extensions,
     valid_key,
 )
+from .._transport._stream import RawStream
+from .._websocket._closing import NORMAL_CODES
 from ._handlers import own, run_handler
 from ._protocols import ServerProtocol
 

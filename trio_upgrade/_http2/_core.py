@@ -14,10 +14,10 @@ import h2.exceptions
 import trio
 from h2.errors import ErrorCodes
 
-from ._errors import BodyTooLarge, ConnectionClosed, ProtocolError, StreamRefused
-from ._h2_engine import Engine
-from ._h2_options import DEFAULT_WINDOW
-from ._h2_state import (
+from .._errors import BodyTooLarge, ConnectionClosed, ProtocolError, StreamRefused
+from .._sansio._h2_options import DEFAULT_WINDOW
+from ._engine import Engine
+from ._state import (
     CLEANUP_GRACE,
     ErrorFactory,
     Grant,

@@ -4,7 +4,7 @@
 :class:`HTTP2Stream` is a stream used as a :class:`trio.abc.Stream` of bytes
 both ways (DATA frames), for extended CONNECT (RFC 8441 WebSockets, tunnels)
 and full-duplex exchanges. Both are thin views over the connection's
-:class:`~trio_upgrade._h2_core.StreamState`.
+:class:`~trio_upgrade._http2._core.StreamState`.
 """
 
 from __future__ import annotations
@@ -15,10 +15,10 @@ from types import TracebackType
 
 import trio
 
-from ._errors import UpgradeError
-from ._h2_core import Core
-from ._h2_state import StreamState
-from ._messages import Headers
+from .._errors import UpgradeError
+from .._sansio._messages import Headers
+from ._core import Core
+from ._state import StreamState
 
 __all__ = ["HTTP2Response", "HTTP2Stream"]
 

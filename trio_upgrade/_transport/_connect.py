@@ -8,10 +8,10 @@ import ssl
 
 import trio
 
-from ._errors import ConnectError
+from .._errors import ConnectError
+from .._sansio._url import Target
+from .._timeout import UpgradeTimeout
 from ._proxy import Proxy, open_tunnel
-from ._timeout import UpgradeTimeout
-from ._url import Target
 
 __all__ = ["connect_transport", "default_ssl_context", "open_transport"]
 

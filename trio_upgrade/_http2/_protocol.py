@@ -23,16 +23,16 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
 import trio
 
-from ._errors import ConnectError, InvalidURL
-from ._h2_connection import HTTP2Connection
-from ._h2_core import Core
-from ._h2_options import HTTP2Options, new_client_state
-from ._h2_state import StreamState, Waiter
-from ._limits import Limits
-from ._protocol import BuildContext, Offer, UpgradeProtocol
-from ._timeout import UpgradeTimeout
-from ._transport import open_transport
-from ._url import Target, parse_url
+from .._errors import ConnectError, InvalidURL
+from .._limits import Limits
+from .._protocol import BuildContext, Offer, UpgradeProtocol
+from .._sansio._h2_options import HTTP2Options, new_client_state
+from .._sansio._url import Target, parse_url
+from .._timeout import UpgradeTimeout
+from .._transport._connect import open_transport
+from ._connection import HTTP2Connection
+from ._core import Core
+from ._state import StreamState, Waiter
 
 __all__ = ["H2C", "HTTP2Connection", "HTTP2Options", "connect_http2", "open_http2"]
 

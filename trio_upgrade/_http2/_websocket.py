@@ -15,12 +15,12 @@ from typing import TYPE_CHECKING
 
 from wsproto.connection import Connection, ConnectionType
 
-from ._errors import InvalidUpgrade
-from ._messages import Headers, Request, Response
-from ._websocket import WebSocket, WebSocketConnection
+from .._errors import InvalidUpgrade
+from .._sansio._messages import Headers, Request, Response
+from .._websocket import WebSocket, WebSocketConnection
 
 if TYPE_CHECKING:
-    from ._h2_connection import HeadersArg, HTTP2Connection
+    from ._connection import HeadersArg, HTTP2Connection
 
 __all__ = ["open_websocket"]
 

@@ -9,10 +9,10 @@ from urllib.parse import unquote, urlsplit
 import h11
 import trio
 
-from ._errors import ConnectError, InvalidURL
-from ._messages import Headers, Response
-from ._raw import RawStream
-from ._url import Target, parse_url
+from .._errors import ConnectError, InvalidURL
+from .._sansio._messages import Headers, Response
+from .._sansio._url import Target, parse_url
+from ._stream import RawStream
 
 __all__ = ["Proxy", "ProxyError", "open_tunnel", "parse_proxy"]
 

@@ -23,11 +23,11 @@ from typing import Protocol
 
 import h11
 
-from ._errors import InvalidResponse, ProtocolNotOffered, ResponseTooLarge
-from ._limits import Limits
+from .._errors import InvalidResponse, ProtocolNotOffered, ResponseTooLarge
+from .._limits import Limits
+from .._version import __version__
 from ._messages import Headers, Request, Response, header_tokens
 from ._url import Target
-from ._version import __version__
 
 __all__ = [
     "NEED_DATA",

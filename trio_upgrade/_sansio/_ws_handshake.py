@@ -18,7 +18,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from .._errors import InvalidUpgrade
-from .._messages import Response, header_tokens
+from ._messages import Response, header_tokens
 
 __all__ = [
     "DeflateParams",

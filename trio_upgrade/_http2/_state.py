@@ -11,7 +11,7 @@ from collections.abc import Callable
 import trio
 from h2.errors import ErrorCodes
 
-from ._errors import ContentLengthError, StreamRefused
+from .._errors import ContentLengthError, StreamRefused
 
 __all__ = [
     "CLEANUP_GRACE",

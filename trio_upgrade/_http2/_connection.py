@@ -11,14 +11,14 @@ from typing import TYPE_CHECKING
 import trio
 from h2.settings import SettingCodes
 
-from ._errors import StreamReset, UpgradeError, UpgradeRefused
-from ._h2_core import Core
-from ._h2_state import StreamState
-from ._h2_stream import HTTP2Response, HTTP2Stream
-from ._messages import Headers, Request, Response
+from .._errors import StreamReset, UpgradeError, UpgradeRefused
+from .._sansio._messages import Headers, Request, Response
+from ._core import Core
+from ._state import StreamState
+from ._stream import HTTP2Response, HTTP2Stream
 
 if TYPE_CHECKING:
-    from ._websocket import WebSocket, WebSocketConnection
+    from .._websocket import WebSocket, WebSocketConnection
 
 __all__ = ["Body", "HTTP2Connection", "HeadersArg"]
 
@@ -432,7 +432,7 @@ class HTTP2Connection:
             ValueError, StreamRefused, StreamReset, ConnectionClosed,
             ProtocolError, trio.ClosedResourceError: as for :meth:`stream`.
         """
-        from ._h2_websocket import open_websocket
+        from ._websocket import open_websocket
 
         return await open_websocket(self, target, protocol, headers)
 

@@ -25,7 +25,7 @@ from wsproto.frame_protocol import (
     RsvBits,
 )
 
-from ._handshake import DeflateParams, parse_deflate_params, parse_extensions
+from ._ws_handshake import DeflateParams, parse_deflate_params, parse_extensions
 
 __all__ = ["BoundedDeflate", "Deflate"]
 

@@ -34,17 +34,17 @@ import trio
 from h2.errors import ErrorCodes
 from h2.settings import SettingCodes
 
-from ._errors import (
+from .._errors import (
     ConnectionClosed,
     ContentLengthError,
     ProtocolError,
     StreamRefused,
 )
-from ._errors import StreamReset as StreamResetError
-from ._h2_compat import reopen_after_goaway
-from ._h2_frames import FrameScanner, PrefaceError
-from ._h2_options import HTTP2Options
-from ._h2_state import (
+from .._errors import StreamReset as StreamResetError
+from .._sansio._h2_compat import reopen_after_goaway
+from .._sansio._h2_frames import FrameScanner, PrefaceError
+from .._sansio._h2_options import HTTP2Options
+from ._state import (
     CLEANUP_GRACE,
     RECEIVE_SIZE,
     ErrorFactory,
@@ -57,10 +57,10 @@ from ._h2_state import (
     refused_by_goaway,
     split_head,
 )
-from ._h2_writer import Writer
+from ._writer import Writer
 
 if TYPE_CHECKING:
-    from ._limits import Limits
+    from .._limits import Limits
 
 __all__ = ["Engine"]
 
