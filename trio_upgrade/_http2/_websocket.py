@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING
 
 from wsproto.connection import Connection, ConnectionType
 
-from .._errors import InvalidUpgrade
 from .._sansio._messages import Headers, Request, Response
+from .._sansio._ws_handshake import check_negotiation
 from .._websocket import WebSocket, WebSocketConnection
 
 if TYPE_CHECKING:
@@ -49,29 +49,10 @@ async def open_websocket(
         response = Response(
             stream.status_code, headers=stream.headers, http_version="2"
         )
-        chosen = stream.headers.get("sec-websocket-protocol")
-        if chosen is not None and chosen not in p.subprotocols:
-            raise InvalidUpgrade(
-                "the server chose a subprotocol that was not offered",
-                response=response,
-                expected=f"one of {', '.join(p.subprotocols) or 'none'}",
-                received=f"sec-websocket-protocol: {chosen}",
-            )
-        if chosen is None and p.subprotocols and p.require_subprotocol:
-            raise InvalidUpgrade(
-                "the server chose none of the subprotocols offered",
-                response=response,
-                expected=f"sec-websocket-protocol: one of {', '.join(p.subprotocols)}",
-                received="no sec-websocket-protocol",
-            )
-        extensions = stream.headers.get("sec-websocket-extensions")
-        if extensions is not None:
-            raise InvalidUpgrade(
-                "the server accepted an extension that was not offered",
-                response=response,
-                expected="no extensions",
-                received=f"sec-websocket-extensions: {extensions}",
-            )
+        # Compression is not offered over HTTP/2: any extension is unoffered.
+        switch = check_negotiation(
+            response, p.subprotocols, None, require_subprotocol=p.require_subprotocol
+        )
         return WebSocketConnection(
             stream,
             Connection(ConnectionType.CLIENT),
@@ -80,7 +61,7 @@ async def open_websocket(
             close_timeout=conn.close_timeout,
             request=Request("CONNECT", target, Headers(fields)),
             response=response,
-            subprotocol=chosen,
+            subprotocol=switch.subprotocol,
         )
     except BaseException:
         await stream.aclose()

@@ -24,6 +24,7 @@ __all__ = [
     "DeflateParams",
     "ExtensionError",
     "accept_key",
+    "check_negotiation",
     "check_switch",
     "new_key",
     "parse_deflate_params",
@@ -322,7 +323,67 @@ def check_switch(
             f"Sec-WebSocket-Accept: {expected_accept}",
             f"Sec-WebSocket-Accept: {', '.join(accepts) or '(none)'}",
         )
-    chosen = [v.strip(_OWS) for v in found["sec-websocket-protocol"]]
+    return _negotiate(
+        response,
+        found["sec-websocket-protocol"],
+        found["sec-websocket-extensions"],
+        subprotocols,
+        deflate,
+        require_subprotocol,
+    )
+
+
+# The fields check_negotiation() reads.
+_NEGOTIATION_FIELDS = ("sec-websocket-protocol", "sec-websocket-extensions")
+
+
+def check_negotiation(
+    response: Response,
+    subprotocols: Sequence[str],
+    deflate: DeflateParams | None,
+    *,
+    require_subprotocol: bool,
+) -> Switch:
+    """Check the subprotocol and extensions a handshake's answer agreed to.
+
+    The part of :func:`check_switch` that does not depend on how the
+    WebSocket was opened: the 101 of an HTTP/1.1 upgrade (RFC 6455 §4.1)
+    and the 2xx of an extended CONNECT (RFC 8441 §5) are held to the same
+    rules. Each field line is one value, stripped of optional whitespace;
+    a repeated ``Sec-WebSocket-Protocol`` line is refused, as is an
+    extension that was not offered.
+
+    Args:
+        response: the answer.
+        subprotocols: the subprotocols offered, in order.
+        deflate: the permessage-deflate offer, or ``None`` if none was made.
+        require_subprotocol: fail when subprotocols were offered and the
+            server chose none.
+
+    Raises:
+        InvalidUpgrade: the answer does not match the offer; the error
+            carries what was expected and what was received.
+    """
+    found = response.headers._select(_NEGOTIATION_FIELDS)
+    return _negotiate(
+        response,
+        found["sec-websocket-protocol"],
+        found["sec-websocket-extensions"],
+        subprotocols,
+        deflate,
+        require_subprotocol,
+    )
+
+
+def _negotiate(
+    response: Response,
+    protocol_fields: list[str],
+    fields: list[str],
+    subprotocols: Sequence[str],
+    deflate: DeflateParams | None,
+    require_subprotocol: bool,
+) -> Switch:
+    chosen = [v.strip(_OWS) for v in protocol_fields]
     subprotocol: str | None = None
     if chosen:
         if len(chosen) != 1 or chosen[0] not in subprotocols:
@@ -342,7 +403,6 @@ def check_switch(
             f"Sec-WebSocket-Protocol: one of {', '.join(subprotocols)}",
             "no Sec-WebSocket-Protocol",
         )
-    fields = found["sec-websocket-extensions"]
     if not fields:
         # The usual answer: nothing to parse, nothing agreed.
         return Switch(subprotocol, None, ())
