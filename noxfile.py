@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import nox
 
 nox.options.sessions = ["lint", "typecheck", "tests"]
@@ -10,11 +12,33 @@ nox.options.reuse_existing_virtualenvs = True
 PYTHONS = ["3.10", "3.11", "3.12", "3.13"]
 
 
+ROOT = Path(__file__).parent
+
+#: The servers of tests/interop written in Python (hypercorn, uvicorn, ...)
+#: live in the project's .venv (.ci/install-interop.sh); every session runs
+#: them from there, so each matrix entry runs the interop tests as well.
+INTEROP_PYTHON = ROOT / ".venv" / "bin" / "python"
+
+
+def _run_suite(session: nox.Session, *, env: dict[str, str] | None = None) -> None:
+    """The whole test suite, as the README's command runs it."""
+    env = dict(env or {})
+    if INTEROP_PYTHON.exists():
+        env.setdefault("INTEROP_PYTHON", str(INTEROP_PYTHON))
+    session.run(
+        "python",
+        "-c",
+        "import sys, importlib.metadata as m; print(sys.version); "
+        "print(*(f'{d} {m.version(d)}' for d in ('trio', 'h11', 'wsproto', 'h2')))",
+    )
+    session.run("python", "-m", "pytest", *session.posargs, env=env)
+
+
 @nox.session(python=PYTHONS)
 def tests(session: nox.Session) -> None:
     """Run the test suite (interop tests skip when their servers are absent)."""
     session.install("-e", ".[test]")
-    session.run("python", "-m", "pytest", *session.posargs)
+    _run_suite(session)
 
 
 @nox.session
@@ -31,23 +55,54 @@ def autobahn(session: nox.Session) -> None:
 
 
 #: The lowest versions pyproject.toml admits: the suite must pass with them
-#: as it does with the newest (``tests_lowest`` against ``tests``).
+#: as it does with the newest (``tests_lowest`` against ``tests_newest``).
 LOWEST = ["trio==0.25.0", "h11==0.14.0", "wsproto==1.2.0", "h2==4.1.0"]
+
+#: The dependencies whose private state the compat modules rely on, or whose
+#: behaviour the engines are built around.
+CORE = ["trio", "h11", "wsproto", "h2"]
 
 
 @nox.session(python="3.10")
 def tests_lowest(session: nox.Session) -> None:
     """The suite on the oldest Python with the lowest supported dependencies."""
     session.install("-e", ".[test]", *LOWEST)
-    session.run("python", "-m", "pytest", *session.posargs)
+    _run_suite(session)
+
+
+@nox.session(python="3.12")
+def tests_newest(session: nox.Session) -> None:
+    """The suite with the newest trio, h11, wsproto and h2, pre-releases too.
+
+    Within the bounds of pyproject.toml (``wsproto<2``, ``h2<5``): a
+    pre-release that changes what the compat modules rely on shows up here
+    before users meet it.
+    """
+    session.install("-e", ".[test]")
+    session.install("--upgrade", "--pre", *CORE)
+    _run_suite(session)
+
+
+@nox.session(python="3.11")
+def tests_plain(session: nox.Session) -> None:
+    """The suite with every fast path switched off (TRIO_UPGRADE_NO_SPEEDUPS=1).
+
+    Only the public APIs of wsproto and h2 are used then: the plain paths
+    must pass every test the fast paths pass.
+    """
+    session.install("-e", ".[test]")
+    _run_suite(session, env={"TRIO_UPGRADE_NO_SPEEDUPS": "1"})
 
 
 @nox.session
 def lint(session: nox.Session) -> None:
-    """ruff check and ruff format --check over the whole tree."""
-    session.install("ruff>=0.6")
+    """ruff check, ruff format --check, and the import contracts."""
+    session.install("-e", ".[lint]")
     session.run("ruff", "check", ".")
     session.run("ruff", "format", "--check", ".")
+    # The layers and seams of docs/explanation/architecture.rst
+    # ([tool.importlinter] in pyproject.toml).
+    session.run("lint-imports")
 
 
 @nox.session
