@@ -8,7 +8,14 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, fields
 
-__all__ = ["Limits"]
+__all__ = ["RECEIVE_SIZE", "Limits"]
+
+#: Bytes asked of the transport in one read, everywhere the library reads
+#: (handshake, proxy tunnel, WebSocket, HTTP/2, the testing server). 64 KiB:
+#: the most a loopback or LAN read usually yields, and wsproto/h2 parse large
+#: messages several times faster when fed big chunks (measured: 8x for 1 MiB
+#: WebSocket messages, 64 KiB vs 4 KiB reads). A read size, not a bound.
+RECEIVE_SIZE = 65536
 
 
 @dataclass(frozen=True)

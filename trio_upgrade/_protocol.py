@@ -19,10 +19,11 @@ names exactly one of the offered tokens.
 from __future__ import annotations
 
 import abc
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Generic, TypeVar
+
+from ._sansio._syntax import PROTOCOL
 
 if TYPE_CHECKING:
     import trio
@@ -35,14 +36,10 @@ __all__ = ["BuildContext", "Offer", "UpgradeProtocol", "check_token"]
 
 ConnT_co = TypeVar("ConnT_co", covariant=True)
 
-# RFC 9110 §5.6.2 tchar, and §7.8: protocol = protocol-name ["/" protocol-version]
-_TOKEN = r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+"
-_PROTOCOL_RE = re.compile(rf"{_TOKEN}(?:/{_TOKEN})?")
-
 
 def check_token(token: str) -> str:
     """Return ``token`` if it is a valid Upgrade protocol, else raise ValueError."""
-    if not isinstance(token, str) or not _PROTOCOL_RE.fullmatch(token):
+    if not isinstance(token, str) or not PROTOCOL.fullmatch(token):
         raise ValueError(
             f"invalid upgrade protocol {token!r}: expected an RFC 9110 token, "
             "optionally followed by '/' and a version token"

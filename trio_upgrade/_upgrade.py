@@ -11,8 +11,7 @@ from __future__ import annotations
 
 import functools
 import logging
-import ssl
-from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any, Literal, TypeVar, overload
 
@@ -21,12 +20,22 @@ import trio
 from ._errors import Attempt, InvalidResponse, UpgradeError, UpgradeRefused
 from ._groups import lone_errors_unwrapped
 from ._http2._protocol import H2C, HTTP2Connection
-from ._limits import Limits
+from ._limits import RECEIVE_SIZE
+from ._options import (
+    UPGRADE_KEYS,
+    ConnectSettings,
+    Strategy,
+    Unpack,
+    UpgradeOptions,
+    check_keys,
+    connect_settings,
+)
 from ._protocol import BuildContext, Offer, UpgradeProtocol
 from ._raw import Raw, RawStream
 from ._resolve import ProtocolSpec, resolve_protocols
 from ._sansio._handshake import (
     NEED_DATA,
+    CheckedFields,
     Handshake,
     Informational,
     Refused,
@@ -38,7 +47,6 @@ from ._sansio._handshake import (
 from ._sansio._url import Target, parse_url
 from ._timeout import UpgradeTimeout
 from ._transport._connect import connect_transport, deadline_from
-from ._transport._proxy import Proxy, parse_proxy
 from ._websocket import WebSocket, WebSocketConnection
 
 __all__ = ["Strategy", "open_upgrade", "upgrade"]
@@ -47,33 +55,9 @@ logger = logging.getLogger("trio_upgrade")
 
 T = TypeVar("T")
 
-#: How several protocols are offered:
-#:
-#: ``"sequential"`` (default): one request per protocol, in the caller's
-#: order, until one is accepted. The caller gets the most preferred protocol
-#: the server supports, whatever the server's own taste; a declined offer
-#: costs one round trip (on the same connection when the server keeps it
-#: open, else on a new one).
-#:
-#: ``"combined"``: one request listing every protocol in the ``Upgrade``
-#: header, with every protocol's header fields. One round trip, but the
-#: server chooses (servers were seen to pick their own favourite whatever the
-#: order) and many WebSocket servers refuse or ignore such a request.
-Strategy = Literal["sequential", "combined"]
-
 WebSocketSpec = Literal["websocket"] | WebSocket
 H2CSpec = Literal["h2c"] | H2C
 BuiltinSpec = str | WebSocket | H2C | Raw
-HeadersArg = Mapping[str, str] | Iterable[tuple[str, str]]
-
-#: One read's size. 64 KiB: the most a loopback or LAN read usually yields,
-#: and wsproto/h2 parse large messages several times faster when fed big
-#: chunks (measured: 8x for 1 MiB WebSocket messages, 64 KiB vs 4 KiB reads).
-RECEIVE_SIZE = 65536
-
-
-#: The limits used when the caller gives none (Limits is frozen).
-_DEFAULT_LIMITS = Limits()
 
 
 @functools.lru_cache(maxsize=64)
@@ -81,14 +65,6 @@ def _parse_url_cached(url: str) -> Target:
     # Target is frozen and parse_url a pure function of the string; errors
     # are not cached, so a bad URL raises every time.
     return parse_url(url)
-
-
-def _header_pairs(headers: HeadersArg | None) -> list[tuple[str, str]]:
-    if headers is None:
-        return []
-    if isinstance(headers, Mapping):
-        return [(str(k), str(v)) for k, v in headers.items()]
-    return [(str(k), str(v)) for k, v in headers]
 
 
 async def _exchange(
@@ -124,14 +100,12 @@ async def _negotiate(
     target: Target,
     protocols: Sequence[UpgradeProtocol[Any]],
     *,
-    headers: list[tuple[str, str]],
+    headers: CheckedFields,
     strategy: Strategy,
-    limits: Limits,
-    ssl_context: ssl.SSLContext | None,
+    settings: ConnectSettings,
     nursery: trio.Nursery | None,
-    transport: trio.abc.Stream | None,
-    proxy: Proxy | None,
 ) -> Any:
+    limits, transport = settings.limits, settings.transport
     if strategy == "combined":
         plan = [list(protocols)]
     elif strategy == "sequential":
@@ -164,8 +138,8 @@ async def _negotiate(
                 if connect:
                     stream = await connect_transport(
                         target,
-                        ssl_context=ssl_context,
-                        proxy=proxy,
+                        ssl_context=settings.ssl_context,
+                        proxy=settings.proxy,
                         max_head_size=limits.max_head_size,
                     )
                     handshake = Handshake(limits)
@@ -233,141 +207,92 @@ async def _negotiate(
             await trio.aclose_forcefully(stream)
 
 
-# The return type follows the offer. The built-in kinds get one overload
-# each and one per pair because mypy types a list display by joining its
-# elements: in the generic overload, [WebSocket(), H2C()] would be
-# list[UpgradeProtocol[object]] and the result ``object``, where a concrete
-# union as the expected type keeps each element's own type (and reads
-# "websocket" and "h2c" as their Literal types). Lists of several custom
-# protocols still join (pyright, which solves to a union, does better).
+# The return type follows the offer; the options are the same in every
+# overload. The built-in kinds get one overload each and one per pair because
+# mypy types a list display by joining its elements: in the generic
+# overload, [WebSocket(), H2C()] would be list[UpgradeProtocol[object]] and
+# the result ``object``, where a concrete union as the expected type keeps
+# each element's own type (and reads "websocket" and "h2c" as their Literal
+# types). Lists of several custom protocols still join (pyright, which
+# solves to a union, does better).
 @overload
 async def upgrade(  # type: ignore[overload-overlap]
     url: str,
     protocols: WebSocketSpec | Sequence[WebSocketSpec],
     *,
-    headers: HeadersArg | None = None,
-    strategy: Strategy = "sequential",
-    limits: Limits | None = None,
-    ssl_context: ssl.SSLContext | None = None,
     nursery: trio.Nursery | None = None,
-    transport: trio.abc.Stream | None = None,
-    proxy: str | None = None,
+    **options: Unpack[UpgradeOptions],
 ) -> WebSocketConnection: ...
 @overload
 async def upgrade(  # type: ignore[overload-overlap]
     url: str,
     protocols: H2CSpec | Sequence[H2CSpec],
     *,
-    headers: HeadersArg | None = None,
-    strategy: Strategy = "sequential",
-    limits: Limits | None = None,
-    ssl_context: ssl.SSLContext | None = None,
     nursery: trio.Nursery | None = None,
-    transport: trio.abc.Stream | None = None,
-    proxy: str | None = None,
+    **options: Unpack[UpgradeOptions],
 ) -> HTTP2Connection: ...
 @overload
 async def upgrade(
     url: str,
     protocols: Raw | Sequence[Raw],
     *,
-    headers: HeadersArg | None = None,
-    strategy: Strategy = "sequential",
-    limits: Limits | None = None,
-    ssl_context: ssl.SSLContext | None = None,
     nursery: trio.Nursery | None = None,
-    transport: trio.abc.Stream | None = None,
-    proxy: str | None = None,
+    **options: Unpack[UpgradeOptions],
 ) -> RawStream: ...
 @overload
 async def upgrade(  # type: ignore[overload-overlap]
     url: str,
     protocols: Sequence[WebSocketSpec | H2CSpec],
     *,
-    headers: HeadersArg | None = None,
-    strategy: Strategy = "sequential",
-    limits: Limits | None = None,
-    ssl_context: ssl.SSLContext | None = None,
     nursery: trio.Nursery | None = None,
-    transport: trio.abc.Stream | None = None,
-    proxy: str | None = None,
+    **options: Unpack[UpgradeOptions],
 ) -> WebSocketConnection | HTTP2Connection: ...
 @overload
 async def upgrade(  # type: ignore[overload-overlap]
     url: str,
     protocols: Sequence[WebSocketSpec | Raw],
     *,
-    headers: HeadersArg | None = None,
-    strategy: Strategy = "sequential",
-    limits: Limits | None = None,
-    ssl_context: ssl.SSLContext | None = None,
     nursery: trio.Nursery | None = None,
-    transport: trio.abc.Stream | None = None,
-    proxy: str | None = None,
+    **options: Unpack[UpgradeOptions],
 ) -> WebSocketConnection | RawStream: ...
 @overload
 async def upgrade(
     url: str,
     protocols: Sequence[H2CSpec | Raw],
     *,
-    headers: HeadersArg | None = None,
-    strategy: Strategy = "sequential",
-    limits: Limits | None = None,
-    ssl_context: ssl.SSLContext | None = None,
     nursery: trio.Nursery | None = None,
-    transport: trio.abc.Stream | None = None,
-    proxy: str | None = None,
+    **options: Unpack[UpgradeOptions],
 ) -> HTTP2Connection | RawStream: ...
 @overload
 async def upgrade(
     url: str,
     protocols: BuiltinSpec | Sequence[BuiltinSpec],
     *,
-    headers: HeadersArg | None = None,
-    strategy: Strategy = "sequential",
-    limits: Limits | None = None,
-    ssl_context: ssl.SSLContext | None = None,
     nursery: trio.Nursery | None = None,
-    transport: trio.abc.Stream | None = None,
-    proxy: str | None = None,
+    **options: Unpack[UpgradeOptions],
 ) -> WebSocketConnection | HTTP2Connection | RawStream: ...
 @overload
 async def upgrade(
     url: str,
     protocols: UpgradeProtocol[T] | Sequence[UpgradeProtocol[T]],
     *,
-    headers: HeadersArg | None = None,
-    strategy: Strategy = "sequential",
-    limits: Limits | None = None,
-    ssl_context: ssl.SSLContext | None = None,
     nursery: trio.Nursery | None = None,
-    transport: trio.abc.Stream | None = None,
-    proxy: str | None = None,
+    **options: Unpack[UpgradeOptions],
 ) -> T: ...
 @overload
 async def upgrade(
     url: str,
     protocols: ProtocolSpec | Sequence[ProtocolSpec],
     *,
-    headers: HeadersArg | None = None,
-    strategy: Strategy = "sequential",
-    limits: Limits | None = None,
-    ssl_context: ssl.SSLContext | None = None,
     nursery: trio.Nursery | None = None,
-    transport: trio.abc.Stream | None = None,
-    proxy: str | None = None,
+    **options: Unpack[UpgradeOptions],
 ) -> Any: ...
 async def upgrade(
     url: str,
     protocols: ProtocolSpec | Sequence[ProtocolSpec],
     *,
-    headers: HeadersArg | None = None,
-    strategy: Strategy = "sequential",
-    limits: Limits | None = None,
-    ssl_context: ssl.SSLContext | None = None,
     nursery: trio.Nursery | None = None,
-    transport: trio.abc.Stream | None = None,
-    proxy: str | None = None,
+    **options: Unpack[UpgradeOptions],
 ) -> Any:
     """Connect to ``url``, upgrade to one of ``protocols``, return the connection.
 
@@ -377,26 +302,11 @@ async def upgrade(
             (``"websocket"``, ``"h2c"``, anything else is raw) or protocol
             objects carrying options (``WebSocket(...)``, ``H2C(...)``,
             ``Raw(...)``, or your own :class:`UpgradeProtocol`).
-        headers: extra request header fields (``Authorization``, ``Origin``,
-            cookies...). ``Upgrade``, ``Connection`` and framing fields are
-            the handshake's and may not be set.
-        strategy: how several protocols are offered; see :data:`Strategy`.
-        limits: time and size limits; see :class:`Limits`.
-        ssl_context: for ``https``/``wss``; the default verifies
-            certificates and offers ALPN ``http/1.1`` only.
         nursery: where connections that need background tasks (keepalive
             pings) run them. Without one they run none; see
             :func:`open_upgrade`.
-        transport: an already open stream to send the request on instead of
-            connecting to ``url`` (which then only gives the ``Host`` field
-            and the request target): a proxy tunnel, a Unix socket, or one
-            end of ``trio.testing.memory_stream_pair()`` in tests. It is
-            closed on failure like any connection; when a declined offer
-            leaves it unusable, no other connection is opened.
-        proxy: an ``http://[user:password@]host:port`` HTTP proxy to reach
-            the server through, with a ``CONNECT`` tunnel (TLS, for https and
-            wss, runs inside the tunnel). Environment variables such as
-            ``HTTP_PROXY`` are not read: pass them here if you want them.
+        **options: ``headers``, ``strategy``, ``limits``, ``ssl_context``,
+            ``proxy``, ``transport``; see :class:`UpgradeOptions`.
 
     Returns:
         The connection of the protocol the server chose (a
@@ -405,8 +315,9 @@ async def upgrade(
         owns it and must close it (``async with conn:`` or ``aclose()``).
 
     Raises:
-        InvalidURL: ``url`` cannot be used.
-        ValueError: ``protocols`` or ``headers`` is malformed.
+        TypeError: an option that is not one of :class:`UpgradeOptions`.
+        InvalidURL: ``url`` or ``proxy`` cannot be used.
+        ValueError: ``protocols``, ``headers`` or ``strategy`` is malformed.
         ConnectError: the connection could not be opened
             (:class:`ProxyError` when the proxy refused the tunnel).
         UpgradeTimeout: ``limits.connect_timeout`` or
@@ -424,19 +335,16 @@ async def upgrade(
     Every :class:`UpgradeError` raised here lists the requests made, in
     ``attempts``.
     """
+    settings = connect_settings("upgrade", options, UPGRADE_KEYS)
     target = _parse_url_cached(url) if type(url) is str else parse_url(url)
     resolved = resolve_protocols(protocols)
-    extra = check_extra_headers(_header_pairs(headers))
     return await _negotiate(
         target,
         resolved,
-        headers=extra,
-        strategy=strategy,
-        limits=limits if limits is not None else _DEFAULT_LIMITS,
-        ssl_context=ssl_context,
+        headers=check_extra_headers(options.get("headers")),
+        strategy=options.get("strategy", "sequential"),
+        settings=settings,
         nursery=nursery,
-        transport=transport,
-        proxy=parse_proxy(proxy) if proxy is not None else None,
     )
 
 
@@ -445,128 +353,68 @@ async def upgrade(
 def open_upgrade(  # type: ignore[overload-overlap]
     url: str,
     protocols: WebSocketSpec | Sequence[WebSocketSpec],
-    *,
-    headers: HeadersArg | None = None,
-    strategy: Strategy = "sequential",
-    limits: Limits | None = None,
-    ssl_context: ssl.SSLContext | None = None,
-    transport: trio.abc.Stream | None = None,
-    proxy: str | None = None,
+    **options: Unpack[UpgradeOptions],
 ) -> AbstractAsyncContextManager[WebSocketConnection]: ...
 @overload
 def open_upgrade(  # type: ignore[overload-overlap]
     url: str,
     protocols: H2CSpec | Sequence[H2CSpec],
-    *,
-    headers: HeadersArg | None = None,
-    strategy: Strategy = "sequential",
-    limits: Limits | None = None,
-    ssl_context: ssl.SSLContext | None = None,
-    transport: trio.abc.Stream | None = None,
-    proxy: str | None = None,
+    **options: Unpack[UpgradeOptions],
 ) -> AbstractAsyncContextManager[HTTP2Connection]: ...
 @overload
 def open_upgrade(
     url: str,
     protocols: Raw | Sequence[Raw],
-    *,
-    headers: HeadersArg | None = None,
-    strategy: Strategy = "sequential",
-    limits: Limits | None = None,
-    ssl_context: ssl.SSLContext | None = None,
-    transport: trio.abc.Stream | None = None,
-    proxy: str | None = None,
+    **options: Unpack[UpgradeOptions],
 ) -> AbstractAsyncContextManager[RawStream]: ...
 @overload
 def open_upgrade(  # type: ignore[overload-overlap]
     url: str,
     protocols: Sequence[WebSocketSpec | H2CSpec],
-    *,
-    headers: HeadersArg | None = None,
-    strategy: Strategy = "sequential",
-    limits: Limits | None = None,
-    ssl_context: ssl.SSLContext | None = None,
-    transport: trio.abc.Stream | None = None,
-    proxy: str | None = None,
+    **options: Unpack[UpgradeOptions],
 ) -> AbstractAsyncContextManager[WebSocketConnection | HTTP2Connection]: ...
 @overload
 def open_upgrade(  # type: ignore[overload-overlap]
     url: str,
     protocols: Sequence[WebSocketSpec | Raw],
-    *,
-    headers: HeadersArg | None = None,
-    strategy: Strategy = "sequential",
-    limits: Limits | None = None,
-    ssl_context: ssl.SSLContext | None = None,
-    transport: trio.abc.Stream | None = None,
-    proxy: str | None = None,
+    **options: Unpack[UpgradeOptions],
 ) -> AbstractAsyncContextManager[WebSocketConnection | RawStream]: ...
 @overload
 def open_upgrade(
     url: str,
     protocols: Sequence[H2CSpec | Raw],
-    *,
-    headers: HeadersArg | None = None,
-    strategy: Strategy = "sequential",
-    limits: Limits | None = None,
-    ssl_context: ssl.SSLContext | None = None,
-    transport: trio.abc.Stream | None = None,
-    proxy: str | None = None,
+    **options: Unpack[UpgradeOptions],
 ) -> AbstractAsyncContextManager[HTTP2Connection | RawStream]: ...
 @overload
 def open_upgrade(
     url: str,
     protocols: BuiltinSpec | Sequence[BuiltinSpec],
-    *,
-    headers: HeadersArg | None = None,
-    strategy: Strategy = "sequential",
-    limits: Limits | None = None,
-    ssl_context: ssl.SSLContext | None = None,
-    transport: trio.abc.Stream | None = None,
-    proxy: str | None = None,
+    **options: Unpack[UpgradeOptions],
 ) -> AbstractAsyncContextManager[WebSocketConnection | HTTP2Connection | RawStream]: ...
 @overload
 def open_upgrade(
     url: str,
     protocols: UpgradeProtocol[T] | Sequence[UpgradeProtocol[T]],
-    *,
-    headers: HeadersArg | None = None,
-    strategy: Strategy = "sequential",
-    limits: Limits | None = None,
-    ssl_context: ssl.SSLContext | None = None,
-    transport: trio.abc.Stream | None = None,
-    proxy: str | None = None,
+    **options: Unpack[UpgradeOptions],
 ) -> AbstractAsyncContextManager[T]: ...
 @overload
 def open_upgrade(
     url: str,
     protocols: ProtocolSpec | Sequence[ProtocolSpec],
-    *,
-    headers: HeadersArg | None = None,
-    strategy: Strategy = "sequential",
-    limits: Limits | None = None,
-    ssl_context: ssl.SSLContext | None = None,
-    transport: trio.abc.Stream | None = None,
-    proxy: str | None = None,
+    **options: Unpack[UpgradeOptions],
 ) -> AbstractAsyncContextManager[Any]: ...
 def open_upgrade(
     url: str,
     protocols: ProtocolSpec | Sequence[ProtocolSpec],
-    *,
-    headers: HeadersArg | None = None,
-    strategy: Strategy = "sequential",
-    limits: Limits | None = None,
-    ssl_context: ssl.SSLContext | None = None,
-    transport: trio.abc.Stream | None = None,
-    proxy: str | None = None,
+    **options: Unpack[UpgradeOptions],
 ) -> AbstractAsyncContextManager[Any]:
     """Like :func:`upgrade`, as an async context manager that owns a nursery.
 
-    Connections that run background tasks (WebSocket keepalive pings, an
-    HTTP/2 reader) run them in this nursery. On exit the connection is
-    closed and its tasks end. An error from those tasks, or from the body,
-    is raised as itself, not wrapped in an exception group, when it is the
-    only one.
+    It takes the same ``options`` (:class:`UpgradeOptions`). Connections
+    that run background tasks (WebSocket keepalive pings, an HTTP/2 reader)
+    run them in this nursery. On exit the connection is closed and its tasks
+    end. An error from those tasks, or from the body, is raised as itself,
+    not wrapped in an exception group, when it is the only one.
 
     ::
 
@@ -580,24 +428,21 @@ def open_upgrade(
                 print(await ws.receive())
 
         trio.run(main)
+
+    Raises:
+        TypeError: at once, for an option that is not one of
+            :class:`UpgradeOptions`; the rest as :func:`upgrade` raises them,
+            on entering the block.
     """
-    return _open_upgrade(
-        url,
-        protocols,
-        headers=headers,
-        strategy=strategy,
-        limits=limits,
-        ssl_context=ssl_context,
-        transport=transport,
-        proxy=proxy,
-    )
+    check_keys("open_upgrade", options, UPGRADE_KEYS)
+    return _open_upgrade(url, protocols, options)
 
 
 @asynccontextmanager
 async def _open_upgrade(
     url: str,
     protocols: ProtocolSpec | Sequence[ProtocolSpec],
-    **options: Any,
+    options: UpgradeOptions,
 ) -> AsyncIterator[Any]:
     with lone_errors_unwrapped():
         async with trio.open_nursery() as nursery:

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -26,11 +26,13 @@ import h11
 from .._errors import InvalidResponse, ProtocolNotOffered, ResponseTooLarge
 from .._limits import Limits
 from .._version import __version__
-from ._messages import Headers, Request, Response, header_tokens
+from ._messages import Headers, HeadersArg, Request, Response, header_tokens
+from ._syntax import FIELD_VALUE_BAD, TOKEN
 from ._url import Target
 
 __all__ = [
     "NEED_DATA",
+    "CheckedFields",
     "Handshake",
     "Informational",
     "Refused",
@@ -114,13 +116,18 @@ _END_OF_MESSAGE = h11.EndOfMessage()
 # A status line h11 refuses for want of a minor version ("HTTP/2 200").
 _OTHER_VERSION = re.compile(rb"HTTP/([0-9](?:\.[0-9])?) ")
 
-_FIELD_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
-_FIELD_VALUE_BAD = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+
+class CheckedFields(tuple[tuple[str, str], ...]):
+    """The caller's header fields, as :func:`check_extra_headers` passed them.
+
+    :func:`build_request` takes these as they are and checks anything else:
+    ``upgrade()`` checks its fields once, however many requests it makes.
+    """
+
+    __slots__ = ()
 
 
-def check_extra_headers(
-    extra_headers: Iterable[tuple[str, str]],
-) -> list[tuple[str, str]]:
+def check_extra_headers(extra_headers: HeadersArg | None) -> CheckedFields:
     """Validate the caller's extra header fields before anything is sent.
 
     Raises:
@@ -128,11 +135,16 @@ def check_extra_headers(
             characters (CR/LF would allow header injection), or the field is
             one the handshake owns (``Upgrade``, ``Connection``, framing).
     """
-    user = [(str(n), str(v)) for n, v in extra_headers]
+    if extra_headers is None:
+        return CheckedFields()
+    pairs = (
+        extra_headers.items() if isinstance(extra_headers, Mapping) else extra_headers
+    )
+    user = CheckedFields([(str(n), str(v)) for n, v in pairs])
     for name, value in user:
-        if not _FIELD_NAME.fullmatch(name):
+        if not TOKEN.fullmatch(name):
             raise ValueError(f"invalid header name {name!r}")
-        if _FIELD_VALUE_BAD.search(value):
+        if FIELD_VALUE_BAD.search(value):
             raise ValueError(f"header {name!r} has control characters in its value")
         if name.lower() in _RESERVED:
             raise ValueError(
@@ -146,16 +158,22 @@ def build_request(
     target: Target,
     offers: Sequence[_HasToken],
     offer_headers: Iterable[tuple[str, str]],
-    extra_headers: Iterable[tuple[str, str]] = (),
+    extra_headers: HeadersArg | None = None,
     method: str = "GET",
 ) -> Request:
     """The upgrade request offering ``offers`` in preference order.
 
+    ``extra_headers`` are checked unless they are :class:`CheckedFields`.
+
     Raises:
-        ValueError: ``extra_headers`` sets a field the handshake owns
-            (``Upgrade``, ``Connection``, framing fields).
+        ValueError: ``extra_headers`` is malformed or sets a field the
+            handshake owns (``Upgrade``, ``Connection``, framing fields).
     """
-    user = check_extra_headers(extra_headers)
+    user = (
+        extra_headers
+        if type(extra_headers) is CheckedFields
+        else check_extra_headers(extra_headers)
+    )
     names = {n.lower() for n, _ in user}
     headers: list[tuple[str, str]] = []
     if "host" not in names:

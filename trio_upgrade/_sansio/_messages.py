@@ -5,12 +5,18 @@ Sans-I/O: nothing here imports trio.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
-__all__ = ["Headers", "Request", "Response", "header_tokens"]
+from ._syntax import list_tokens as header_tokens
+
+__all__ = ["Headers", "HeadersArg", "Request", "Response", "header_tokens"]
 
 HeaderPairs = Sequence[tuple[bytes, bytes]]
+
+#: Header fields as callers pass them: a mapping, or ``(name, value)`` pairs
+#: (for repeated fields).
+HeadersArg = Mapping[str, str] | Iterable[tuple[str, str]]
 
 
 class Headers:
@@ -116,17 +122,6 @@ class Headers:
         elements as RFC 9110 §5.6.1 requires of recipients.
         """
         return header_tokens(self.get_all(name))
-
-
-def header_tokens(values: Iterable[str]) -> list[str]:
-    """Split list-valued header values into lower-cased, stripped tokens."""
-    out: list[str] = []
-    for value in values:
-        for part in value.split(","):
-            token = part.strip(" \t").lower()
-            if token:
-                out.append(token)
-    return out
 
 
 def _text(value: str | bytes) -> str:

@@ -1,0 +1,158 @@
+"""The keyword options of the entry points, defined once.
+
+:func:`~trio_upgrade.upgrade`, :func:`~trio_upgrade.open_upgrade`,
+:func:`~trio_upgrade.connect_http2` and :func:`~trio_upgrade.open_http2`
+take their options as ``**options`` typed by these ``TypedDict`` s (PEP 692),
+so each option is declared, documented and defaulted here only, and every
+entry point accepts every connection option.
+"""
+
+from __future__ import annotations
+
+import ssl
+import sys
+from dataclasses import dataclass
+from typing import Literal, TypedDict
+
+import trio
+
+from ._limits import Limits
+from ._sansio._messages import HeadersArg
+from ._transport._proxy import Proxy, parse_proxy
+
+if sys.version_info >= (3, 11):
+    from typing import Unpack
+else:
+    from typing_extensions import Unpack
+
+__all__ = [
+    "CONNECT_KEYS",
+    "UPGRADE_KEYS",
+    "ConnectOptions",
+    "ConnectSettings",
+    "Strategy",
+    "Unpack",
+    "UpgradeOptions",
+    "check_keys",
+    "connect_settings",
+]
+
+#: How several protocols are offered:
+#:
+#: ``"sequential"`` (default): one request per protocol, in the caller's
+#: order, until one is accepted. The caller gets the most preferred protocol
+#: the server supports, whatever the server's own taste; a declined offer
+#: costs one round trip (on the same connection when the server keeps it
+#: open, else on a new one).
+#:
+#: ``"combined"``: one request listing every protocol in the ``Upgrade``
+#: header, with every protocol's header fields. One round trip, but the
+#: server chooses (servers were seen to pick their own favourite whatever the
+#: order) and many WebSocket servers refuse or ignore such a request.
+Strategy = Literal["sequential", "combined"]
+
+
+class ConnectOptions(TypedDict, total=False):
+    """How a connection is made: the options every entry point takes.
+
+    Pass them as keyword arguments; each may be left out (its default is
+    given below) and an unknown one is a :exc:`TypeError`. A dict built
+    ahead can be passed as ``**options``.
+
+    Attributes:
+        limits (Limits | None): time and size limits; see :class:`Limits`.
+            Default: ``Limits()``.
+        ssl_context (ssl.SSLContext | None): for ``https``/``wss``, used as
+            given. Default: a context that verifies certificates against the
+            system's CA bundle and offers by ALPN ``http/1.1`` (upgrades) or
+            ``h2`` (HTTP/2 with prior knowledge), made once and shared by
+            every connection that uses it.
+        proxy (str | None): an ``http://[user:password@]host:port`` HTTP
+            proxy to reach the server through, with a ``CONNECT`` tunnel
+            (TLS, for https and wss, runs inside the tunnel). Environment
+            variables such as ``HTTP_PROXY`` are not read: pass them here if
+            you want them. Default: ``None``, connect directly.
+        transport (trio.abc.Stream | None): an already open stream to use
+            instead of connecting to the URL (which then only gives the
+            ``Host`` field or ``:authority`` and the request target): a
+            proxy tunnel, a Unix socket, or one end of
+            ``trio.testing.memory_stream_pair()`` in tests. It is used as
+            given (no TLS is added, ``proxy`` is not used) and closed on
+            failure like any connection; when a declined offer leaves it
+            unusable, no other connection is opened. Default: ``None``.
+    """
+
+    limits: Limits | None
+    ssl_context: ssl.SSLContext | None
+    proxy: str | None
+    transport: trio.abc.Stream | None
+
+
+class UpgradeOptions(ConnectOptions, total=False):
+    """The options of :func:`upgrade` and :func:`open_upgrade`.
+
+    Every :class:`ConnectOptions` key, and:
+
+    Attributes:
+        headers (HeadersArg | None): extra request header fields
+            (``Authorization``, ``Origin``, cookies...), as a mapping or as
+            ``(name, value)`` pairs. ``Upgrade``, ``Connection`` and framing
+            fields are the handshake's and may not be set. Default: none.
+        strategy (Strategy): how several protocols are offered; see
+            :data:`Strategy`. Default: ``"sequential"``.
+    """
+
+    headers: HeadersArg | None
+    strategy: Strategy
+
+
+#: The keys each entry point accepts, read from the TypedDicts themselves.
+CONNECT_KEYS: frozenset[str] = ConnectOptions.__optional_keys__
+UPGRADE_KEYS: frozenset[str] = UpgradeOptions.__optional_keys__
+
+#: The limits used when the caller gives none (Limits is frozen).
+_DEFAULT_LIMITS = Limits()
+
+
+@dataclass(frozen=True)
+class ConnectSettings:
+    """The connection options of one call, checked, defaults applied."""
+
+    limits: Limits
+    ssl_context: ssl.SSLContext | None
+    proxy: Proxy | None
+    transport: trio.abc.Stream | None
+
+
+def check_keys(where: str, options: ConnectOptions, accepted: frozenset[str]) -> None:
+    """Refuse an option that the entry point named ``where`` does not take.
+
+    ``options`` is that entry point's ``**options``; ``accepted`` is every
+    key it takes.
+
+    Raises:
+        TypeError: as Python itself says of an unexpected keyword argument.
+    """
+    if not accepted.issuperset(options):
+        unknown = sorted(set(options) - accepted)[0]
+        raise TypeError(f"{where}() got an unexpected keyword argument {unknown!r}")
+
+
+def connect_settings(
+    where: str, options: ConnectOptions, accepted: frozenset[str]
+) -> ConnectSettings:
+    """:func:`check_keys`, then the :class:`ConnectOptions` of ``options``.
+
+    Raises:
+        TypeError: as for :func:`check_keys`.
+        InvalidURL: ``proxy`` is not an ``http://host:port`` URL.
+    """
+    check_keys(where, options, accepted)
+    limits = options.get("limits")
+    proxy = options.get("proxy")
+    return ConnectSettings(
+        limits if limits is not None else _DEFAULT_LIMITS,
+        options.get("ssl_context"),
+        parse_proxy(proxy) if proxy is not None else None,
+        options.get("transport"),
+    )
