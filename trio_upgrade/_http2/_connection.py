@@ -2,49 +2,23 @@
 
 from __future__ import annotations
 
-import re
-from collections.abc import AsyncIterable, AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from types import TracebackType
-from typing import TYPE_CHECKING
 
 import trio
 from h2.settings import SettingCodes
 
-from .._errors import StreamReset, UpgradeError, UpgradeRefused
+from .._errors import UpgradeError, UpgradeRefused
 from .._sansio._messages import Headers, Request, Response
-from ._core import Core
+from .._websocket import WebSocket, WebSocketConnection
+from ._engine import H2Engine
+from ._request import Body, HeadersArg, begin, bounded_body, request_head
 from ._state import StreamState
 from ._stream import HTTP2Response, HTTP2Stream
-
-if TYPE_CHECKING:
-    from .._websocket import WebSocket, WebSocketConnection
+from ._websocket import open_websocket
 
 __all__ = ["Body", "HTTP2Connection", "HeadersArg"]
-
-HeadersArg = Mapping[str, str] | Iterable[tuple[str, str]]
-#: A request body: bytes, or pieces from a (possibly async) iterable.
-Body = bytes | bytearray | memoryview | Iterable[bytes] | AsyncIterable[bytes]
-
-# RFC 9110 §5.1 token, lower case only: RFC 9113 §8.2.1 forbids upper case.
-_NAME = re.compile(rb"[!#$%&'*+\-.^_`|~0-9a-z]+")
-# RFC 9113 §8.2.1: no NUL, CR or LF; no leading or trailing whitespace.
-_VALUE = re.compile(rb"(?:[^\x00\r\n \t](?:[^\x00\r\n]*[^\x00\r\n \t])?)?")
-# RFC 9112 §3.2: visible ASCII only (RFC 3986 characters, percent-encoded).
-_TARGET = re.compile(r"[\x21-\x7e]+")
-_METHOD = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
-# RFC 9113 §8.2.2: connection-specific fields have no place in HTTP/2.
-_CONNECTION_SPECIFIC = frozenset(
-    {
-        b"connection",
-        b"keep-alive",
-        b"proxy-connection",
-        b"transfer-encoding",
-        b"upgrade",
-        b"http2-settings",
-    }
-)
-_BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 
 
 class HTTP2Connection:
@@ -75,7 +49,7 @@ class HTTP2Connection:
 
     def __init__(
         self,
-        core: Core,
+        engine: H2Engine,
         *,
         scheme: str,
         authority: str,
@@ -83,7 +57,7 @@ class HTTP2Connection:
         handshake_request: Request | None = None,
         handshake_response: Response | None = None,
     ) -> None:
-        self._core = core
+        self._engine = engine
         self.scheme = scheme
         self.authority = authority
         self.protocol = "h2" if scheme == "https" else "h2c"
@@ -118,110 +92,36 @@ class HTTP2Connection:
                     "no upgrading request"
                 )
             if state.headers is None:
-                error = state.error or self._core.error
+                error = state.error or self._engine.state.error
                 assert error is not None
                 raise error()
-            self._upgrade_response = HTTP2Response(self._core, state)
+            self._upgrade_response = HTTP2Response(self._engine, state)
         return self._upgrade_response
 
     @property
     def max_concurrent_streams(self) -> int:
         """How many streams may be open at once now (the server's limit and ours)."""
-        remote = self._core.h2.remote_settings.max_concurrent_streams
-        return min(self._core.options.max_concurrent_streams, remote)
+        return self._engine.state.limit()
 
     @property
     def extended_connect(self) -> bool:
         """Whether the server allows extended CONNECT (RFC 8441 §3)."""
-        settings = self._core.h2.remote_settings
+        settings = self._engine.h2.remote_settings
         return settings.get(SettingCodes.ENABLE_CONNECT_PROTOCOL, 0) == 1
 
     @property
     def goaway(self) -> tuple[int, int] | None:
         """``(error_code, last_stream_id)`` of the server's GOAWAY, if any."""
-        goaway = self._core.goaway
+        goaway = self._engine.state.goaway
         return None if goaway is None else (goaway[0], goaway[1])
 
     @property
     def is_usable(self) -> bool:
         """Whether a new request can be sent (not closed, failed, or GOAWAY)."""
-        core = self._core
-        return not core.closed_locally and core.error is None and core.goaway is None
+        conn = self._engine.state
+        return not conn.closed_locally and conn.error is None and conn.goaway is None
 
     # -- requests ------------------------------------------------------------
-
-    def _head(
-        self,
-        method: str,
-        target: str,
-        headers: HeadersArg | None,
-        *,
-        protocol: str | None = None,
-        content_length: int | None = None,
-    ) -> list[tuple[bytes, bytes]]:
-        if not isinstance(method, str) or not _METHOD.fullmatch(method):
-            raise ValueError(f"invalid request method {method!r}")
-        if method == "CONNECT" and protocol is None:
-            raise ValueError(
-                "plain CONNECT is not supported; use open_stream(protocol=...) "
-                "for extended CONNECT"
-            )
-        if not isinstance(target, str) or not (
-            target.startswith("/") or (method == "OPTIONS" and target == "*")
-        ):
-            raise ValueError(f"request target must start with '/', got {target!r}")
-        if not _TARGET.fullmatch(target):
-            raise ValueError(f"request target has whitespace or non-ASCII: {target!r}")
-        authority = self.authority.encode("ascii")
-        fields: list[tuple[bytes, bytes]] = []
-        names: set[bytes] = set()
-        pairs = headers.items() if isinstance(headers, Mapping) else headers or ()
-        for raw_name, raw_value in pairs:
-            name = str(raw_name).lower().encode("latin-1")
-            value = str(raw_value).encode("latin-1")
-            if not _NAME.fullmatch(name):
-                raise ValueError(f"invalid header name {raw_name!r}")
-            if not _VALUE.fullmatch(value):
-                raise ValueError(
-                    f"invalid value for header {raw_name!r}: {raw_value!r}"
-                )
-            if name in _CONNECTION_SPECIFIC or (name == b"te" and value != b"trailers"):
-                raise ValueError(
-                    f"header {raw_name!r} is specific to HTTP/1.1 connections and "
-                    "not allowed in HTTP/2 (RFC 9113 §8.2.2)"
-                )
-            if name == b"host":
-                # RFC 9113 §8.3.1: :authority replaces Host.
-                authority = value
-                continue
-            names.add(name)
-            fields.append((name, value))
-        if content_length is not None and b"content-length" not in names:
-            fields.append((b"content-length", str(content_length).encode()))
-        head = [
-            (b":method", method.encode("ascii")),
-            (b":scheme", self.scheme.encode("ascii")),
-            (b":authority", authority),
-            (b":path", target.encode("ascii")),
-        ]
-        if protocol is not None:
-            head.append((b":protocol", protocol.encode("ascii")))
-        return head + fields
-
-    async def _send_body(self, state: StreamState, body: Body) -> None:
-        core = self._core
-        if isinstance(body, (bytes, bytearray, memoryview)):
-            await core.send_data(state, body, end=True)
-        elif isinstance(body, AsyncIterable):
-            async for piece in body:
-                if piece:
-                    await core.send_data(state, piece, end=False)
-            await core.send_data(state, b"", end=True)
-        else:
-            for piece in body:
-                if piece:
-                    await core.send_data(state, piece, end=False)
-            await core.send_data(state, b"", end=True)
 
     def stream(
         self,
@@ -268,44 +168,7 @@ class HTTP2Connection:
             ConnectionClosed, ProtocolError: the connection failed.
             trio.ClosedResourceError: the connection was closed.
         """
-        return self._stream(method, target, headers, body)
-
-    async def _begin(
-        self, method: str, target: str, headers: HeadersArg | None, body: Body
-    ) -> StreamState:
-        """Open the request's stream and send its body; the caller abandons it."""
-        if isinstance(body, str):
-            raise TypeError("the body must be bytes, not str: encode the text")
-        length: int | None = None
-        if isinstance(body, (bytes, bytearray, memoryview)):
-            size = memoryview(body).nbytes
-            empty = size == 0
-            if size or method in _BODY_METHODS:
-                length = size
-        else:
-            empty = False
-        fields = self._head(method, target, headers, content_length=length)
-        state = await self._core.open_stream(
-            fields, end_stream=empty, head_request=method == "HEAD"
-        )
-        if not empty:
-            try:
-                await self._send_body(state, body)
-            except BaseException:
-                await self._core.abandon(state)
-                raise
-        return state
-
-    @asynccontextmanager
-    async def _stream(
-        self, method: str, target: str, headers: HeadersArg | None, body: Body
-    ) -> AsyncIterator[HTTP2Response]:
-        state = await self._begin(method, target, headers, body)
-        try:
-            await self._core.wait_head(state)
-            yield HTTP2Response(self._core, state)
-        finally:
-            await self._core.abandon(state)
+        return _stream(self, method, target, headers, body)
 
     async def request(
         self,
@@ -327,13 +190,22 @@ class HTTP2Connection:
         """
         # The same steps as stream(), without the async context manager's
         # generator machinery: this is the hot path for small requests.
-        state = await self._begin(method, target, headers, body)
+        engine = self._engine
+        state = await begin(
+            engine,
+            method,
+            target,
+            headers,
+            body,
+            scheme=self.scheme,
+            authority=self.authority,
+        )
         try:
-            await self._core.wait_head(state)
-            response = HTTP2Response(self._core, state)
+            await engine.wait_head(state)
+            response = HTTP2Response(engine, state)
             await response.read()
         finally:
-            await self._core.abandon(state)
+            await engine.abandon(state)
         return response
 
     async def open_stream(
@@ -343,13 +215,29 @@ class HTTP2Connection:
         *,
         headers: HeadersArg | None = None,
         protocol: str | None = None,
+        end_before_reset: bool = True,
     ) -> HTTP2Stream:
         """Open a stream and use it as a byte stream both ways.
 
         With ``protocol``, an extended CONNECT (RFC 8441): ``method`` must be
-        ``"CONNECT"``, and the server must have sent
-        ``SETTINGS_ENABLE_CONNECT_PROTOCOL = 1``. Returns once the server
-        answered 2xx; the caller owns the stream and must close it.
+        ``"CONNECT"``, the server must have sent
+        ``SETTINGS_ENABLE_CONNECT_PROTOCOL = 1``, and ``protocol`` is sent as
+        the ``:protocol`` pseudo-header field (``"websocket"``, or any
+        protocol the server knows). Returns once the server answered 2xx;
+        the caller owns the stream and must close it.
+
+        Args:
+            method: the request method.
+            target: the path and query, starting with ``/``.
+            headers: more header fields, as for :meth:`stream`.
+            protocol: the ``:protocol`` of an extended CONNECT.
+            end_before_reset: what :meth:`HTTP2Stream.aclose` sends when
+                the server has not ended its side: ``END_STREAM`` then
+                ``RST_STREAM CANCEL`` (the default, as a socket closed with
+                input pending: the server reads the end of what was sent),
+                or with ``False`` only ``RST_STREAM CANCEL``, for servers
+                that drop the connection on an ``END_STREAM`` after their
+                protocol's own close.
 
         Raises:
             UpgradeError: ``protocol`` was given but the server does not allow
@@ -359,34 +247,30 @@ class HTTP2Connection:
             ValueError, StreamRefused, StreamReset, ConnectionClosed,
             ProtocolError, trio.ClosedResourceError: as for :meth:`stream`.
         """
-        return await self._open_stream(method, target, headers, protocol, fin=True)
-
-    async def _open_stream(
-        self,
-        method: str,
-        target: str,
-        headers: HeadersArg | None,
-        protocol: str | None,
-        *,
-        fin: bool,
-    ) -> HTTP2Stream:
+        engine = self._engine
         if protocol is not None:
             if method != "CONNECT":
                 raise ValueError("extended CONNECT (protocol=...) needs method CONNECT")
             if not self.extended_connect:
                 await trio.lowlevel.checkpoint()
-                self._core.check_usable()
+                engine.state.check_usable()
                 raise UpgradeError(
                     "the server does not allow extended CONNECT "
                     "(SETTINGS_ENABLE_CONNECT_PROTOCOL is not 1, RFC 8441 §3)"
                 )
-        fields = self._head(method, target, headers, protocol=protocol)
-        core = self._core
-        state = await core.open_stream(fields, end_stream=False)
+        fields = request_head(
+            method,
+            target,
+            headers,
+            scheme=self.scheme,
+            authority=self.authority,
+            protocol=protocol,
+        )
+        state = await engine.open_stream(fields, end_stream=False)
         try:
-            await core.wait_head(state)
+            await engine.wait_head(state)
             if not 200 <= state.status < 300:
-                body = await _bounded_body(core, state)
+                body = await bounded_body(engine, state)
                 assert state.headers is not None
                 response = Response(
                     state.status, headers=Headers(state.headers), http_version="2"
@@ -399,9 +283,9 @@ class HTTP2Connection:
                 )
                 raise refusal
         except BaseException:
-            await core.abandon(state)
+            await engine.abandon(state)
             raise
-        return HTTP2Stream(core, state, fin=fin)
+        return HTTP2Stream(engine, state, fin=end_before_reset)
 
     async def websocket(
         self,
@@ -432,14 +316,12 @@ class HTTP2Connection:
             ValueError, StreamRefused, StreamReset, ConnectionClosed,
             ProtocolError, trio.ClosedResourceError: as for :meth:`stream`.
         """
-        from ._websocket import open_websocket
-
         return await open_websocket(self, target, protocol, headers)
 
     @property
     def close_timeout(self) -> float:
         """Seconds a clean close may take (``Limits.close_timeout``)."""
-        return self._core.limits.close_timeout
+        return self._engine.state.limits.close_timeout
 
     async def ping(self) -> float:
         """Send a PING and wait for the server's answer.
@@ -452,7 +334,7 @@ class HTTP2Connection:
             trio.ClosedResourceError: the connection was closed.
             StreamRefused: the server sent GOAWAY before answering.
         """
-        return await self._core.ping()
+        return await self._engine.ping()
 
     async def aclose(self) -> None:
         """Send GOAWAY (``NO_ERROR``) and close the transport.
@@ -461,7 +343,7 @@ class HTTP2Connection:
         most ``Limits.close_timeout`` is spent sending; cancelled, it closes
         at once. Idempotent.
         """
-        await self._core.aclose()
+        await self._engine.aclose()
 
     async def __aenter__(self) -> HTTP2Connection:
         return self
@@ -475,18 +357,34 @@ class HTTP2Connection:
         await self.aclose()
 
     def __repr__(self) -> str:
-        core = self._core
-        state = "closed" if core.closed_locally or core.error else "open"
+        conn = self._engine.state
+        state = "closed" if conn.closed_locally or conn.error else "open"
         return (
             f"<HTTP2Connection {self.scheme}://{self.authority} {state}, "
-            f"{len(core.streams)} streams>"
+            f"{len(conn.streams)} streams>"
         )
 
 
-async def _bounded_body(core: Core, state: StreamState) -> bytes:
+@asynccontextmanager
+async def _stream(
+    conn: HTTP2Connection,
+    method: str,
+    target: str,
+    headers: HeadersArg | None,
+    body: Body,
+) -> AsyncIterator[HTTP2Response]:
+    engine = conn._engine
+    state = await begin(
+        engine,
+        method,
+        target,
+        headers,
+        body,
+        scheme=conn.scheme,
+        authority=conn.authority,
+    )
     try:
-        with trio.move_on_after(core.limits.close_timeout):
-            return await core.receive_all(state, 64 * 1024)
-    except (StreamReset, UpgradeError):
-        pass
-    return b""
+        await engine.wait_head(state)
+        yield HTTP2Response(engine, state)
+    finally:
+        await engine.abandon(state)

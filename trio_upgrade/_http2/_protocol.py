@@ -17,21 +17,26 @@ SETTINGS), and the server answers the upgrading request on stream 1.
 
 from __future__ import annotations
 
-import ssl
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
 import trio
 
 from .._errors import ConnectError, InvalidURL
-from .._limits import Limits
+from .._options import (
+    CONNECT_KEYS,
+    ConnectOptions,
+    Unpack,
+    check_keys,
+    connect_settings,
+)
 from .._protocol import BuildContext, Offer, UpgradeProtocol
 from .._sansio._h2_options import HTTP2Options, new_client_state
 from .._sansio._url import Target, parse_url
 from .._timeout import UpgradeTimeout
 from .._transport._connect import open_transport
 from ._connection import HTTP2Connection
-from ._core import Core
+from ._engine import H2Engine
 from ._state import StreamState, Waiter
 
 __all__ = ["H2C", "HTTP2Connection", "HTTP2Options", "connect_http2", "open_http2"]
@@ -58,25 +63,26 @@ class _H2COffer(Offer[HTTP2Connection]):
     async def build(
         self, stream: trio.abc.Stream, leftover: bytes, context: BuildContext
     ) -> HTTP2Connection:
-        core = Core(stream, self._state, self._options, context.limits)
+        engine = H2Engine(stream, self._state, self._options, context.limits)
+        conn = engine.state
         first = StreamState(1, local_ended=True)
-        core.adopt(first)
-        core.open_receive_window()
+        conn.adopt(first)
+        engine.open_receive_window()
         if leftover:
             # h2o and lighttpd send SETTINGS, even the whole stream-1
             # response, in the same segment as the 101.
-            core.receive(leftover)
+            engine.receive(leftover)
         # One write: preface, SETTINGS, WINDOW_UPDATE, and the ACK of the
         # server's SETTINGS if they came with the 101.
-        await core.flush()
+        await engine.flush()
         # Returning with the server's settings known (its stream limit) and
         # stream 1's head in hand: upgrade() then has everything a caller
         # reads first, within the handshake's deadline.
-        await core.wait(Waiter(), lambda: core.settings_seen and first.has_head())
-        if core.error is not None:
-            raise core.error()
+        await engine.wait(Waiter(), lambda: conn.settings_seen and first.has_head())
+        if conn.error is not None:
+            raise conn.error()
         return HTTP2Connection(
-            core,
+            engine,
             scheme="https" if context.target.secure else "http",
             authority=context.target.authority,
             upgrade_stream=first,
@@ -114,18 +120,15 @@ class H2C(UpgradeProtocol[HTTP2Connection]):
         return _H2COffer(self._options)
 
 
-def _h2_ssl_context() -> ssl.SSLContext:
-    context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH)
-    context.set_alpn_protocols(["h2"])
-    return context
+#: What connect_http2() offers by ALPN without an ``ssl_context``.
+_H2_ALPN = ("h2",)
 
 
 async def connect_http2(
     url: str,
     *,
     options: HTTP2Options | None = None,
-    limits: Limits | None = None,
-    ssl_context: ssl.SSLContext | None = None,
+    **connect: Unpack[ConnectOptions],
 ) -> HTTP2Connection:
     """Open an HTTP/2 connection without the upgrade.
 
@@ -138,33 +141,41 @@ async def connect_http2(
     Args:
         url: ``http://`` or ``https://`` URL.
         options: the connection's bounds; see :class:`HTTP2Options`.
-        limits: ``connect_timeout``, ``handshake_timeout`` (until the
-            server's SETTINGS) and ``close_timeout`` apply.
-        ssl_context: for ``https``; it must offer ALPN ``h2``. The default
-            verifies certificates.
+        **connect: ``limits``, ``ssl_context``, ``proxy``, ``transport``;
+            see :class:`ConnectOptions`. Of ``limits``, ``connect_timeout``,
+            ``handshake_timeout`` (until the server's SETTINGS),
+            ``close_timeout`` and, for the proxy's reply, ``max_head_size``
+            apply. An ``ssl_context`` must offer ALPN ``h2``.
 
     Raises:
-        InvalidURL: not an http or https URL.
-        ConnectError: the connection could not be made, or TLS did not
-            select ``h2``.
+        TypeError: an option that is not one of :class:`ConnectOptions`.
+        InvalidURL: not an http or https URL, or a bad ``proxy``.
+        ConnectError: the connection could not be made (:class:`ProxyError`
+            when the proxy refused the tunnel), or TLS did not select
+            ``h2``.
         UpgradeTimeout: a deadline of ``limits`` passed.
         ProtocolError: the server does not speak HTTP/2 (an HTTP/1.1 server
             answers the preface with an HTTP/1.1 error).
         ConnectionClosed: the server closed before its SETTINGS.
     """
+    settings = connect_settings("connect_http2", connect, CONNECT_KEYS)
     target = parse_url(url)
     if target.scheme not in ("http", "https"):
         raise InvalidURL(f"HTTP/2 needs an http or https URL, got {url!r}")
     options = options if options is not None else HTTP2Options()
-    limits = limits if limits is not None else Limits()
-    context = None
-    if target.secure:
-        context = ssl_context if ssl_context is not None else _h2_ssl_context()
-    stream = await open_transport(
-        target, connect_timeout=limits.connect_timeout, ssl_context=context
-    )
+    limits = settings.limits
+    stream = settings.transport
+    if stream is None:
+        stream = await open_transport(
+            target,
+            connect_timeout=limits.connect_timeout,
+            ssl_context=settings.ssl_context,
+            proxy=settings.proxy,
+            max_head_size=limits.max_head_size,
+            alpn=_H2_ALPN,
+        )
     try:
-        if isinstance(stream, trio.SSLStream):
+        if settings.transport is None and isinstance(stream, trio.SSLStream):
             selected = stream.selected_alpn_protocol()
             if selected != "h2":
                 raise ConnectError(
@@ -173,18 +184,18 @@ async def connect_http2(
                 )
         state = new_client_state(options)
         state.initiate_connection()
-        core = Core(stream, state, options, limits)
-        core.open_receive_window()
+        engine = H2Engine(stream, state, options, limits)
+        engine.open_receive_window()
         with trio.move_on_after(limits.handshake_timeout) as scope:
-            await core.flush()
-            await core.wait_settings()
+            await engine.flush()
+            await engine.wait_settings()
         if scope.cancelled_caught:
             raise UpgradeTimeout("handshake", limits.handshake_timeout)
     except BaseException:
         await trio.aclose_forcefully(stream)
         raise
     return HTTP2Connection(
-        core, scheme="https" if target.secure else "http", authority=target.authority
+        engine, scheme="https" if target.secure else "http", authority=target.authority
     )
 
 
@@ -192,10 +203,12 @@ def open_http2(
     url: str,
     *,
     options: HTTP2Options | None = None,
-    limits: Limits | None = None,
-    ssl_context: ssl.SSLContext | None = None,
+    **connect: Unpack[ConnectOptions],
 ) -> AbstractAsyncContextManager[HTTP2Connection]:
     """:func:`connect_http2` as an async context manager that closes it.
+
+    It takes the same arguments. An option that is not one of
+    :class:`ConnectOptions` is a :exc:`TypeError` at once.
 
     ::
 
@@ -209,19 +222,14 @@ def open_http2(
 
         trio.run(main)
     """
-    return _open_http2(url, options=options, limits=limits, ssl_context=ssl_context)
+    check_keys("open_http2", connect, CONNECT_KEYS)
+    return _open_http2(url, options, connect)
 
 
 @asynccontextmanager
 async def _open_http2(
-    url: str,
-    *,
-    options: HTTP2Options | None,
-    limits: Limits | None,
-    ssl_context: ssl.SSLContext | None,
+    url: str, options: HTTP2Options | None, connect: ConnectOptions
 ) -> AsyncIterator[HTTP2Connection]:
-    conn = await connect_http2(
-        url, options=options, limits=limits, ssl_context=ssl_context
-    )
+    conn = await connect_http2(url, options=options, **connect)
     async with conn:
         yield conn

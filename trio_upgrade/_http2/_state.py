@@ -1,25 +1,42 @@
-"""Per-stream state of an HTTP/2 connection and the small pieces around it.
+"""What an HTTP/2 connection knows: its streams, its slots, why it stopped.
 
-Sans-I/O apart from :class:`trio.Event` in :class:`Waiter`.
+:class:`ConnectionState` is the one object the roles of a connection share
+(the reader and the writer of :mod:`._reader` and :mod:`._writer`, the
+stream operations of :mod:`._engine`): h2's state machine, the streams in
+flight, the tasks waiting and why the connection can take no new stream.
+Its methods change that state and wake whoever the change is for; none of
+them awaits. :class:`StreamState` is the same for one stream.
+
+Sans-I/O apart from :class:`trio.Event` (in :class:`Waiter`) and the
+reader's :class:`trio.CancelScope`, which a change may cancel.
 """
 
 from __future__ import annotations
 
+import contextlib
 from collections import deque
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
+import h2.connection
+import h2.exceptions
 import trio
 from h2.errors import ErrorCodes
 
 from .._errors import ContentLengthError, StreamRefused
+from .._sansio._h2_options import HTTP2Options
+
+if TYPE_CHECKING:
+    from .._limits import Limits
 
 __all__ = [
     "CLEANUP_GRACE",
     "RECEIVE_SIZE",
+    "ConnectionState",
     "ErrorFactory",
     "Grant",
     "Header",
-    "PingWaiter",
+    "PendingPing",
     "StreamState",
     "Waiter",
     "closed_error",
@@ -65,8 +82,8 @@ class Grant(Waiter):
         self.granted = False
 
 
-class PingWaiter(Waiter):
-    """A task waiting for its PING's ACK."""
+class PendingPing(Waiter):
+    """A PING sent and not acknowledged yet; its task waits here."""
 
     __slots__ = ("acked",)
 
@@ -148,6 +165,200 @@ class StreamState:
                 received=self.delivered,
                 stream_id=self.stream_id,
             )
+
+
+class ConnectionState:
+    """The state of one connection that its reader, writer and streams share.
+
+    Args:
+        machine: h2's client state machine, initiated (upgrade or
+            preface); the ``h2`` attribute.
+        options: the connection's bounds.
+        limits: ``close_timeout`` bounds a clean close.
+
+    Attributes:
+        streams: the streams in flight, by ID (closed ones are dropped).
+        goaway: ``(code, last_stream_id, debug data)`` of the server's
+            GOAWAY, once one came.
+        error: makes the exception the connection failed with; set once.
+        closed_locally: :meth:`~._engine.H2Engine.aclose` began.
+        settings_seen: the server's SETTINGS preface arrived.
+        parked: the tasks waiting for the reader to wake them, first in
+            first out (see :meth:`~._reader.Reader.wait`).
+    """
+
+    __slots__ = (
+        "active",
+        "closed_locally",
+        "error",
+        "goaway",
+        "grants",
+        "h2",
+        "limits",
+        "options",
+        "parked",
+        "ping_count",
+        "pings",
+        "read_scope",
+        "reader_waiter",
+        "send_blocked",
+        "settings_seen",
+        "streams",
+    )
+
+    def __init__(
+        self,
+        machine: h2.connection.H2Connection,
+        options: HTTP2Options,
+        limits: Limits,
+    ) -> None:
+        self.h2 = machine
+        self.options = options
+        self.limits = limits
+        self.streams: dict[int, StreamState] = {}
+        self.settings_seen = False
+        # Why the connection can take no new stream, if it cannot.
+        self.goaway: tuple[int, int, bytes] | None = None
+        self.error: ErrorFactory | None = None
+        self.closed_locally = False
+        # Streams in flight and tasks waiting for one to free up.
+        self.active = 0
+        self.grants: deque[Grant] = deque()
+        self.send_blocked: dict[StreamState, None] = {}
+        self.pings: dict[bytes, PendingPing] = {}
+        self.ping_count = 0
+        # Who waits: the reader's own waiter and read, and everyone else.
+        self.parked: dict[Waiter, None] = {}  # ordered: first in, first out
+        self.reader_waiter: Waiter | None = None
+        self.read_scope: trio.CancelScope | None = None
+
+    def failed(self) -> bool:
+        """Whether the connection can no longer be used (closed or broken).
+
+        A method, not a property: mypy would keep a narrowed ``error``
+        across the awaits that change it.
+        """
+        return self.error is not None
+
+    def failure(self) -> Exception:
+        """What the connection failed with, fresh (a method: see failed())."""
+        assert self.error is not None
+        return self.error()
+
+    def check_alive(self) -> None:
+        """Raise if the connection was closed or failed."""
+        if self.closed_locally:
+            raise closed_error()
+        if self.error is not None:
+            raise self.error()
+
+    def check_usable(self) -> None:
+        """Raise why no new stream can be opened, if one cannot."""
+        self.check_alive()
+        if self.goaway is not None:
+            code, last, _ = self.goaway
+            raise StreamRefused(
+                f"the server sent GOAWAY ({code_name(code)}, last stream "
+                f"{last}): this connection takes no new requests; send it on a "
+                "new connection",
+                code=code,
+                stream_id=None,
+            )
+
+    def limit(self) -> int:
+        """How many streams may be open at once now."""
+        remote = self.h2.remote_settings.max_concurrent_streams
+        return min(self.options.max_concurrent_streams, remote)
+
+    # -- waking ---------------------------------------------------------------
+
+    def wake(self, waiter: Waiter) -> None:
+        """Wake the task waiting on ``waiter``, if one is."""
+        event = waiter.event
+        if event is not None:
+            waiter.event = None
+            self.parked.pop(waiter, None)
+            event.set()
+        elif waiter is self.reader_waiter and self.read_scope is not None:
+            # The reader itself, blocked reading for everyone, is what a
+            # local change (another task closed its stream, freed a slot)
+            # was for: stop its read so it sees that now.
+            self.read_scope.cancel()
+
+    def kick(self) -> None:
+        """Have someone send what is queued: the reader, or a waiting task."""
+        if self.read_scope is not None:
+            # Safe: a cancelled receive_some loses nothing (SSLStream's too,
+            # once the handshake is done); the reader flushes, then reads.
+            self.read_scope.cancel()
+        elif self.parked:
+            self.wake(next(iter(self.parked)))
+
+    def fail(self, factory: ErrorFactory) -> None:
+        """The connection is unusable from now on; wake everyone to see it."""
+        if self.error is not None:
+            return
+        self.error = factory
+        for state in self.streams.values():
+            if state.error is None and not (state.remote_ended and state.local_ended):
+                state.error = factory
+            self.wake(state.recv_waiter)
+            self.wake(state.send_waiter)
+        for waiter in list(self.parked):
+            self.wake(waiter)
+        for grant in self.grants:
+            self.wake(grant)
+        if self.read_scope is not None:
+            self.read_scope.cancel()
+
+    # -- streams in flight ----------------------------------------------------
+
+    def adopt(self, state: StreamState) -> None:
+        """Track a stream opened outside ``open_stream`` (h2c stream 1)."""
+        self.streams[state.stream_id] = state
+        self.active += 1
+
+    def grant(self) -> None:
+        """Give free stream slots to the tasks waiting for one, in order."""
+        limit = self.limit()
+        while self.grants and self.active < limit:
+            grant = self.grants.popleft()
+            grant.granted = True
+            self.active += 1
+            self.wake(grant)
+
+    def release(self) -> None:
+        """A stream slot is free again."""
+        self.active -= 1
+        self.grant()
+
+    def maybe_closed(self, state: StreamState) -> None:
+        """Free ``state``'s slot once it is closed both ways or reset."""
+        if state.closed:
+            return
+        if (state.local_ended and state.remote_ended) or state.reset_code is not None:
+            state.closed = True
+            self.streams.pop(state.stream_id, None)
+            self.send_blocked.pop(state, None)
+            self.release()
+
+    def reset(self, state: StreamState, code: int, error: ErrorFactory) -> None:
+        """Reset ``state`` (queue RST_STREAM); reads and writes raise ``error``."""
+        if state.error is None:
+            state.error = error
+        if not state.closed:
+            state.reset_code = code
+            if self.error is None and not self.closed_locally:
+                with contextlib.suppress(h2.exceptions.ProtocolError):
+                    self.h2.reset_stream(state.stream_id, code)
+            self.maybe_closed(state)
+        self.wake(state.recv_waiter)
+        self.wake(state.send_waiter)
+
+    def wake_senders(self) -> None:
+        """Wake every task waiting for send window."""
+        for state in self.send_blocked:
+            self.wake(state.send_waiter)
 
 
 def split_head(headers: list[Header]) -> tuple[int, list[Header], int | None]:

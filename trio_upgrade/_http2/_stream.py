@@ -4,7 +4,7 @@
 :class:`HTTP2Stream` is a stream used as a :class:`trio.abc.Stream` of bytes
 both ways (DATA frames), for extended CONNECT (RFC 8441 WebSockets, tunnels)
 and full-duplex exchanges. Both are thin views over the connection's
-:class:`~trio_upgrade._http2._core.StreamState`.
+:class:`~trio_upgrade._http2._state.StreamState`.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import trio
 
 from .._errors import UpgradeError
 from .._sansio._messages import Headers
-from ._core import Core
+from ._engine import H2Engine
 from ._state import StreamState
 
 __all__ = ["HTTP2Response", "HTTP2Stream"]
@@ -40,9 +40,9 @@ class HTTP2Response:
 
     http_version = "2"
 
-    def __init__(self, core: Core, state: StreamState) -> None:
+    def __init__(self, engine: H2Engine, state: StreamState) -> None:
         assert state.headers is not None
-        self._core = core
+        self._engine = engine
         self._state = state
         self.stream_id = state.stream_id
         self.status_code = state.status
@@ -101,8 +101,8 @@ class HTTP2Response:
             await trio.lowlevel.checkpoint()
             return self._content
         with self._reading():
-            limit = self._core.options.max_body_size
-            self._content = await self._core.receive_all(self._state, limit)
+            limit = self._engine.state.options.max_body_size
+            self._content = await self._engine.receive_all(self._state, limit)
         return self._content
 
     async def receive_some(self, max_bytes: int | None = None) -> bytes:
@@ -113,7 +113,7 @@ class HTTP2Response:
             trio.ClosedResourceError, trio.BusyResourceError: as :meth:`read`.
         """
         with self._reading():
-            return await self._core.receive_data(self._state, max_bytes)
+            return await self._engine.receive_data(self._state, max_bytes)
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
         """The body in the pieces it arrives in (the content, if read)."""
@@ -132,7 +132,7 @@ class HTTP2Response:
         ``CANCEL`` tells the server to stop sending it).
         """
         self._closed = True
-        await self._core.abandon(self._state)
+        await self._engine.abandon(self._state)
         await trio.lowlevel.checkpoint()
 
     def _reading(self) -> _Guard:
@@ -201,9 +201,11 @@ class HTTP2Stream(trio.abc.HalfCloseableStream):
         headers: the response header fields.
     """
 
-    def __init__(self, core: Core, state: StreamState, *, fin: bool = True) -> None:
+    def __init__(
+        self, engine: H2Engine, state: StreamState, *, fin: bool = True
+    ) -> None:
         assert state.headers is not None
-        self._core = core
+        self._engine = engine
         self._state = state
         self._fin = fin
         self.stream_id = state.stream_id
@@ -231,14 +233,14 @@ class HTTP2Stream(trio.abc.HalfCloseableStream):
                 await trio.lowlevel.checkpoint()
                 return
             with _as_stream_errors(self.stream_id):
-                await self._core.send_data(self._state, data, end=False)
+                await self._engine.send_data(self._state, data, end=False)
 
     async def wait_send_all_might_not_block(self) -> None:
         """Wait until flow control lets :meth:`send_all` send."""
         with _Guard(self, "_sending", "sending on this stream"):
             self._check_open()
             with _as_stream_errors(self.stream_id):
-                await self._core.wait_writable(self._state)
+                await self._engine.wait_writable(self._state)
 
     async def send_eof(self) -> None:
         """End the request body (``END_STREAM``); again, it does nothing."""
@@ -248,7 +250,7 @@ class HTTP2Stream(trio.abc.HalfCloseableStream):
                 await trio.lowlevel.checkpoint()
                 return
             with _as_stream_errors(self.stream_id):
-                await self._core.send_data(self._state, b"", end=True)
+                await self._engine.send_data(self._state, b"", end=True)
 
     async def receive_some(self, max_bytes: int | None = None) -> bytes:
         """The next piece of the server's DATA, or ``b""`` once it ended."""
@@ -260,14 +262,14 @@ class HTTP2Stream(trio.abc.HalfCloseableStream):
         with _Guard(self, "_receiving", "receiving on this stream"):
             self._check_open()
             with _as_stream_errors(self.stream_id):
-                return await self._core.receive_data(self._state, max_bytes)
+                return await self._engine.receive_data(self._state, max_bytes)
 
     async def aclose(self) -> None:
         """Close as a socket closes: END_STREAM (the server reads the end),
         then RST_STREAM ``CANCEL`` if the server had not ended its side (its
         further sends fail). Idempotent; closes even when cancelled."""
         self._closed = True
-        await self._core.close_stream(self._state, fin=self._fin)
+        await self._engine.close_stream(self._state, fin=self._fin)
         await trio.lowlevel.checkpoint()
 
     def __repr__(self) -> str:

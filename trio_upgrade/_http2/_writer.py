@@ -1,4 +1,4 @@
-"""Writing an HTTP/2 connection's bytes: coalesced, and safe to cancel.
+"""The writer role of an HTTP/2 connection: coalesced, and safe to cancel.
 
 Frames are queued in h2 by any task; whichever task flushes and finds nobody
 writing becomes the *sender* and writes everything queued, in as few writes
@@ -20,6 +20,9 @@ from collections.abc import Awaitable, Callable
 
 import trio
 
+from .._errors import ConnectionClosed
+from ._state import ConnectionState, closed_error
+
 __all__ = ["Writer"]
 
 
@@ -28,24 +31,14 @@ class Writer:
 
     Args:
         transport: where the bytes go.
-        source: returns (and forgets) the bytes h2 has queued.
-        on_error: called with the exception when a write fails or is cut
-            short; it must mark the connection failed.
-        on_abandon: called when a sender stops (cancelled) with bytes
-            possibly left: someone else must take over.
+        state: the connection's state: its h2 queues the bytes, and a
+            write that fails marks it failed.
     """
 
-    def __init__(
-        self,
-        transport: trio.abc.Stream,
-        source: Callable[[], bytes],
-        on_error: Callable[[BaseException], None],
-        on_abandon: Callable[[], None],
-    ) -> None:
+    def __init__(self, transport: trio.abc.Stream, state: ConnectionState) -> None:
         self._transport = transport
-        self._source = source
-        self._on_error = on_error
-        self._on_abandon = on_abandon
+        self._state = state
+        self._source = state.h2.data_to_send
         #: Bytes taken from h2 but not written yet (after a cancelled send).
         self.pending = bytearray()
         self.sending = False
@@ -54,21 +47,41 @@ class Writer:
         if isinstance(transport, trio.SocketStream):
             self._send = transport.socket.send
 
-    async def wait_idle(self) -> None:
-        """Wait until the current sender (if any) is done."""
-        while self.sending:
-            await self._done.wait()
+    async def flush(self, *, wait: bool = True) -> None:
+        """Write everything h2 has queued, or leave it to the current sender.
 
-    async def flush(self) -> None:
-        """Write everything queued; the caller must have checked ``sending``.
+        With ``wait``, return only once the bytes queued before the call were
+        written (back-pressure for uploads). A cancelled write does not
+        break the connection on a socket (see the module docstring).
 
         Raises:
-            trio.Cancelled: between writes (nothing lost) or, on a stream
-                other than a socket, in the middle of one (after
-                ``on_error``).
-            trio.BrokenResourceError, OSError: the write failed (after
-                ``on_error``).
+            ConnectionClosed, ProtocolError, trio.ClosedResourceError: with
+                ``wait``, the connection failed (and the write with it).
         """
+        if self.sending:
+            if not wait:
+                return
+            while self.sending:
+                await self._done.wait()
+        state = self._state
+        if state.error is not None:
+            # Nothing can be written any more; only a caller that needs its
+            # bytes sent (an upload) hears about it here, the others when
+            # they next wait.
+            if wait and not state.closed_locally:
+                raise state.error()
+            return
+        try:
+            await self._write_queued()
+        except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
+            if wait:
+                raise state.failure() from exc
+
+    async def _write_queued(self) -> None:
+        # Raises trio.Cancelled between writes (nothing lost) or, on a
+        # stream other than a socket, in the middle of one (after failing
+        # the connection); BrokenResourceError, OSError: the write failed
+        # (the connection failed with it).
         assert not self.sending
         self.sending = True
         emptied = False
@@ -85,17 +98,20 @@ class Writer:
                     await self._write()
                 except trio.Cancelled as exc:
                     if self._send is None:
-                        self._on_error(exc)  # in the middle of send_all
+                        self._failed(exc)  # in the middle of send_all
                     raise
                 except BaseException as exc:
-                    self._on_error(exc)
+                    self._failed(exc)
                     raise
         finally:
             self.sending = False
             done, self._done = self._done, trio.Event()
             done.set()
-            if not emptied:
-                self._on_abandon()
+            if not emptied and self._state.error is None:
+                # A sender was cancelled between writes: frames other tasks
+                # queued (and left to it) may still be waiting. Have the
+                # reader, or a waiting task, send them.
+                self._state.kick()
 
     async def _write(self) -> None:
         if self._send is not None:
@@ -109,8 +125,31 @@ class Writer:
             await self._transport.send_all(data)
             self.pending.clear()
 
+    def _failed(self, exc: BaseException) -> None:
+        if isinstance(exc, trio.Cancelled):
+            self._state.fail(
+                lambda: ConnectionClosed(
+                    None,
+                    "a write was cancelled part-way, which breaks HTTP/2 framing",
+                    normal=False,
+                )
+            )
+        else:
+            lost(self._state, exc)
+
     def take_all(self) -> bytes:
         """Everything not written yet, queued or pending (to send at the end)."""
         data = bytes(self.pending) + self._source()
         self.pending.clear()
         return data
+
+
+def lost(state: ConnectionState, exc: BaseException) -> None:
+    """The transport broke (``exc``): fail the connection with why."""
+    if state.closed_locally:
+        state.fail(closed_error)
+        return
+    detail = str(exc) or type(exc).__name__
+    state.fail(
+        lambda: ConnectionClosed(None, f"connection lost: {detail}", normal=False)
+    )

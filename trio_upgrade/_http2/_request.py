@@ -1,0 +1,173 @@
+"""A request on an HTTP/2 connection: its head, checked once, and its body.
+
+The head is checked here against RFC 9113 §8.2-8.3 (so h2's own second pass
+over every field can be skipped, see ``_sansio._h2_options``); the body is
+sent as flow control allows, from bytes or an iterable of pieces.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterable, Iterable, Mapping
+
+import trio
+
+from .._errors import StreamReset, UpgradeError
+from ._engine import H2Engine
+from ._state import Header, StreamState
+
+__all__ = ["Body", "HeadersArg", "begin", "bounded_body", "request_head"]
+
+HeadersArg = Mapping[str, str] | Iterable[tuple[str, str]]
+#: A request body: bytes, or pieces from a (possibly async) iterable.
+Body = bytes | bytearray | memoryview | Iterable[bytes] | AsyncIterable[bytes]
+
+# RFC 9110 §5.1 token, lower case only: RFC 9113 §8.2.1 forbids upper case.
+_NAME = re.compile(rb"[!#$%&'*+\-.^_`|~0-9a-z]+")
+# RFC 9113 §8.2.1: no NUL, CR or LF; no leading or trailing whitespace.
+_VALUE = re.compile(rb"(?:[^\x00\r\n \t](?:[^\x00\r\n]*[^\x00\r\n \t])?)?")
+# RFC 9112 §3.2: visible ASCII only (RFC 3986 characters, percent-encoded).
+_TARGET = re.compile(r"[\x21-\x7e]+")
+_METHOD = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+# RFC 9113 §8.2.2: connection-specific fields have no place in HTTP/2.
+_CONNECTION_SPECIFIC = frozenset(
+    {
+        b"connection",
+        b"keep-alive",
+        b"proxy-connection",
+        b"transfer-encoding",
+        b"upgrade",
+        b"http2-settings",
+    }
+)
+_BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+
+
+def request_head(
+    method: str,
+    target: str,
+    headers: HeadersArg | None,
+    *,
+    scheme: str,
+    authority: str,
+    protocol: str | None = None,
+    content_length: int | None = None,
+) -> list[Header]:
+    """The request's header block: pseudo-header fields, then ``headers``.
+
+    Raises:
+        ValueError: an invalid method, target or header field, a field
+            specific to HTTP/1.1 connections, or a plain CONNECT.
+    """
+    if not isinstance(method, str) or not _METHOD.fullmatch(method):
+        raise ValueError(f"invalid request method {method!r}")
+    if method == "CONNECT" and protocol is None:
+        raise ValueError(
+            "plain CONNECT is not supported; use open_stream(protocol=...) "
+            "for extended CONNECT"
+        )
+    if not isinstance(target, str) or not (
+        target.startswith("/") or (method == "OPTIONS" and target == "*")
+    ):
+        raise ValueError(f"request target must start with '/', got {target!r}")
+    if not _TARGET.fullmatch(target):
+        raise ValueError(f"request target has whitespace or non-ASCII: {target!r}")
+    host = authority.encode("ascii")
+    fields: list[Header] = []
+    names: set[bytes] = set()
+    pairs = headers.items() if isinstance(headers, Mapping) else headers or ()
+    for raw_name, raw_value in pairs:
+        name = str(raw_name).lower().encode("latin-1")
+        value = str(raw_value).encode("latin-1")
+        if not _NAME.fullmatch(name):
+            raise ValueError(f"invalid header name {raw_name!r}")
+        if not _VALUE.fullmatch(value):
+            raise ValueError(f"invalid value for header {raw_name!r}: {raw_value!r}")
+        if name in _CONNECTION_SPECIFIC or (name == b"te" and value != b"trailers"):
+            raise ValueError(
+                f"header {raw_name!r} is specific to HTTP/1.1 connections and "
+                "not allowed in HTTP/2 (RFC 9113 §8.2.2)"
+            )
+        if name == b"host":
+            # RFC 9113 §8.3.1: :authority replaces Host.
+            host = value
+            continue
+        names.add(name)
+        fields.append((name, value))
+    if content_length is not None and b"content-length" not in names:
+        fields.append((b"content-length", str(content_length).encode()))
+    head = [
+        (b":method", method.encode("ascii")),
+        (b":scheme", scheme.encode("ascii")),
+        (b":authority", host),
+        (b":path", target.encode("ascii")),
+    ]
+    if protocol is not None:
+        head.append((b":protocol", protocol.encode("ascii")))
+    return head + fields
+
+
+async def begin(
+    engine: H2Engine,
+    method: str,
+    target: str,
+    headers: HeadersArg | None,
+    body: Body,
+    *,
+    scheme: str,
+    authority: str,
+) -> StreamState:
+    """Open the request's stream and send its body; the caller abandons it."""
+    if isinstance(body, str):
+        raise TypeError("the body must be bytes, not str: encode the text")
+    length: int | None = None
+    if isinstance(body, (bytes, bytearray, memoryview)):
+        size = memoryview(body).nbytes
+        empty = size == 0
+        if size or method in _BODY_METHODS:
+            length = size
+    else:
+        empty = False
+    fields = request_head(
+        method,
+        target,
+        headers,
+        scheme=scheme,
+        authority=authority,
+        content_length=length,
+    )
+    state = await engine.open_stream(
+        fields, end_stream=empty, head_request=method == "HEAD"
+    )
+    if not empty:
+        try:
+            await _send_body(engine, state, body)
+        except BaseException:
+            await engine.abandon(state)
+            raise
+    return state
+
+
+async def _send_body(engine: H2Engine, state: StreamState, body: Body) -> None:
+    if isinstance(body, (bytes, bytearray, memoryview)):
+        await engine.send_data(state, body, end=True)
+    elif isinstance(body, AsyncIterable):
+        async for piece in body:
+            if piece:
+                await engine.send_data(state, piece, end=False)
+        await engine.send_data(state, b"", end=True)
+    else:
+        for piece in body:
+            if piece:
+                await engine.send_data(state, piece, end=False)
+        await engine.send_data(state, b"", end=True)
+
+
+async def bounded_body(engine: H2Engine, state: StreamState) -> bytes:
+    """Up to 64 KiB of a refusal's body, within ``close_timeout``."""
+    try:
+        with trio.move_on_after(engine.state.limits.close_timeout):
+            return await engine.receive_all(state, 64 * 1024)
+    except (StreamReset, UpgradeError):
+        pass
+    return b""
