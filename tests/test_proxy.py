@@ -7,6 +7,7 @@ from functools import partial
 
 import pytest
 import trio
+from h2_helpers import prior_knowledge_server
 
 import trio_upgrade
 from trio_upgrade import InvalidURL, ProxyError
@@ -147,3 +148,50 @@ def test_proxy_url_parsing() -> None:
     assert parse_proxy("http://proxy.test").target.port == 80
     with pytest.raises(InvalidURL, match="proxy URL"):
         parse_proxy("socks5://127.0.0.1:1080")
+
+
+# -- HTTP/2 with prior knowledge takes the same proxy option -----------------
+
+
+async def test_connect_http2_through_a_connect_tunnel(nursery: trio.Nursery) -> None:
+    heads: list[bytes] = []
+    proxy = await start(nursery, tunnelling_proxy(heads))
+    async with prior_knowledge_server() as (url, protocol):
+        with trio.fail_after(10):
+            async with trio_upgrade.open_http2(url, proxy=proxy) as conn:
+                response = await conn.request("POST", "/echo", body=b"tunnelled")
+                assert response.content == b"tunnelled"
+            conn2 = await trio_upgrade.connect_http2(url, proxy=proxy)
+            async with conn2:
+                assert (await conn2.request("POST", "/echo", body=b"2")).content == b"2"
+    assert len(protocol.connections) == 2
+    authority = url.removeprefix("http://").rstrip("/")
+    assert [h.split(b"\r\n")[0] for h in heads] == [
+        f"CONNECT {authority} HTTP/1.1".encode()
+    ] * 2
+
+
+async def test_connect_http2_refused_tunnel_is_a_proxy_error(
+    nursery: trio.Nursery,
+) -> None:
+    proxy = await start(nursery, tunnelling_proxy([], require_auth="Basic nope"))
+    with trio.fail_after(10), pytest.raises(ProxyError) as info:
+        await trio_upgrade.connect_http2("http://127.0.0.1:9/", proxy=proxy)
+    assert info.value.response is not None
+    assert info.value.response.status_code == 407
+
+
+async def test_connect_http2_silent_proxy_hits_the_connect_deadline(
+    nursery: trio.Nursery,
+) -> None:
+    async def handler(client: trio.SocketStream) -> None:
+        await read_head(client)
+        await trio.sleep_forever()
+
+    proxy = await start(nursery, handler)
+    limits = trio_upgrade.Limits(connect_timeout=0.2)
+    with trio.fail_after(10), pytest.raises(trio_upgrade.UpgradeTimeout) as info:
+        await trio_upgrade.connect_http2(
+            "http://127.0.0.1:9/", proxy=proxy, limits=limits
+        )
+    assert info.value.phase == "connect"

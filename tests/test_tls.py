@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import pathlib
 import ssl
+from collections.abc import Iterator
 from functools import partial
 
 import pytest
@@ -11,6 +13,7 @@ import trustme
 
 import trio_upgrade
 from trio_upgrade import ConnectError
+from trio_upgrade._transport._tls import HTTP11_ALPN, client_context
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -81,8 +84,66 @@ async def test_default_context_verifies_certificates(
 
 
 def test_default_context_requires_verified_certificates() -> None:
-    from trio_upgrade._transport._connect import default_ssl_context
-
-    context = default_ssl_context()
+    context = client_context(HTTP11_ALPN)
     assert context.verify_mode is ssl.CERT_REQUIRED
     assert context.check_hostname
+
+
+@pytest.fixture
+def trusted_by_default(
+    ca: trustme.CA, tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[None]:
+    """Default contexts made during the test trust ``ca`` (SSL_CERT_FILE)."""
+    bundle = tmp_path / "ca.pem"
+    ca.cert_pem.write_to_path(str(bundle))
+    monkeypatch.setenv("SSL_CERT_FILE", str(bundle))
+    client_context.cache_clear()
+    yield
+    client_context.cache_clear()
+
+
+def _tls_context(conn: trio_upgrade.RawStream) -> ssl.SSLContext:
+    tls = conn.transport
+    assert isinstance(tls, trio.SSLStream)
+    return tls.context
+
+
+@pytest.mark.usefixtures("trusted_by_default")
+async def test_default_context_is_made_once_per_configuration(
+    nursery: trio.Nursery, ca: trustme.CA
+) -> None:
+    alpn: list[str | None] = []
+    port = await tls_server(nursery, ca, alpn)
+    url = f"https://localhost:{port}/"
+    with trio.fail_after(10):
+        first = await trio_upgrade.upgrade(url, "echo")
+        async with first, await trio_upgrade.upgrade(url, "echo") as second:
+            shared = _tls_context(first)
+            assert _tls_context(second) is shared
+        # HTTP/2 with prior knowledge is another configuration (ALPN h2),
+        # so another context: the server picks h2 and, since it answers
+        # in HTTP/1.1, the connection then fails.
+        with pytest.raises(trio_upgrade.ProtocolError):
+            await trio_upgrade.connect_http2(url)
+    assert alpn == ["http/1.1", "http/1.1", "h2"]
+    assert client_context(("h2",)) is not shared
+    assert client_context(HTTP11_ALPN) is shared
+    assert client_context.cache_info().currsize == 2
+
+
+async def test_given_context_is_used_as_given(
+    nursery: trio.Nursery, ca: trustme.CA
+) -> None:
+    alpn: list[str | None] = []
+    port = await tls_server(nursery, ca, alpn)
+    mine = ssl.create_default_context()
+    ca.configure_trust(mine)
+    mine.set_alpn_protocols(["h2", "http/1.1"])
+    with trio.fail_after(10):
+        conn = await trio_upgrade.upgrade(
+            f"https://localhost:{port}/", "echo", ssl_context=mine
+        )
+        async with conn:
+            assert _tls_context(conn) is mine
+    # Its ALPN list too, though that lets the server choose h2 here.
+    assert alpn == ["h2"]

@@ -29,6 +29,9 @@ from ._http2._protocol import open_http2 as open_http2
 from ._http2._stream import HTTP2Response as HTTP2Response
 from ._http2._stream import HTTP2Stream as HTTP2Stream
 from ._limits import Limits as Limits
+from ._options import ConnectOptions as ConnectOptions
+from ._options import Strategy as Strategy
+from ._options import UpgradeOptions as UpgradeOptions
 from ._protocol import BuildContext as BuildContext
 from ._protocol import Offer as Offer
 from ._protocol import UpgradeProtocol as UpgradeProtocol
@@ -40,7 +43,6 @@ from ._sansio._messages import Request as Request
 from ._sansio._messages import Response as Response
 from ._timeout import UpgradeTimeout as UpgradeTimeout
 from ._transport._proxy import ProxyError as ProxyError
-from ._upgrade import Strategy as Strategy
 from ._upgrade import open_upgrade as open_upgrade
 from ._upgrade import upgrade as upgrade
 from ._version import __version__ as __version__
@@ -61,6 +63,7 @@ __all__ = [
     "Attempt",
     "BuildContext",
     "ConnectError",
+    "ConnectOptions",
     "ConnectionClosed",
     "ContentLengthError",
     "Deflate",
@@ -82,6 +85,7 @@ __all__ = [
     "ResponseTooLarge",
     "Strategy",
     "UpgradeError",
+    "UpgradeOptions",
     "UpgradeProtocol",
     "UpgradeRefused",
     "UpgradeTimeout",

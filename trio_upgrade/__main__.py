@@ -26,7 +26,7 @@ from . import (
     upgrade,
 )
 from ._sansio._messages import Request, Response
-from ._upgrade import Strategy
+from ._options import Strategy
 
 DEFAULT_PROTOCOLS = ["websocket", "h2c"]
 DEMO_MESSAGE = "hello from trio_upgrade"

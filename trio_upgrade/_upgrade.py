@@ -49,7 +49,7 @@ from ._timeout import UpgradeTimeout
 from ._transport._connect import connect_transport, deadline_from
 from ._websocket import WebSocket, WebSocketConnection
 
-__all__ = ["Strategy", "open_upgrade", "upgrade"]
+__all__ = ["open_upgrade", "upgrade"]
 
 logger = logging.getLogger("trio_upgrade")
 

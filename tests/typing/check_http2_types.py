@@ -6,6 +6,7 @@ Imports from the private modules until the names are exported from
 
 from __future__ import annotations
 
+import trio
 from typing_extensions import assert_type
 
 import trio_upgrade
@@ -33,3 +34,22 @@ async def check() -> None:
     assert_type(prior, HTTP2Connection)
     async with open_http2("http://h/") as other:
         assert_type(other, HTTP2Connection)
+
+
+async def check_shared_options(transport: trio.abc.Stream) -> None:
+    # The HTTP/2 entry points take the connection options of upgrade().
+    proxied = await connect_http2("http://h/", proxy="http://proxy.test:3128")
+    assert_type(proxied, HTTP2Connection)
+    given = await trio_upgrade.connect_http2(
+        "https://h/", transport=transport, limits=trio_upgrade.Limits()
+    )
+    assert_type(given, HTTP2Connection)
+    async with open_http2("http://h/", proxy="http://p:1", transport=None) as other:
+        assert_type(other, HTTP2Connection)
+    shared: trio_upgrade.ConnectOptions = {"proxy": "http://p:1"}
+    assert_type(await connect_http2("http://h/", **shared), HTTP2Connection)
+    # Options that only an upgrade request carries, or none at all, are errors.
+    await connect_http2("http://h/", headers={"a": "b"})  # type: ignore[call-arg]
+    await connect_http2("http://h/", bogus=1)  # type: ignore[call-arg]
+    open_http2("http://h/", strategy="combined")  # type: ignore[call-arg]
+    await connect_http2("http://h/", proxy=3128)  # type: ignore[arg-type]

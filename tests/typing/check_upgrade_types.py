@@ -44,3 +44,21 @@ async def check() -> None:
         assert_type(ws3, WebSocketConnection)
     async with trio_upgrade.open_upgrade("http://h/", [Raw("x")]) as raw3:
         assert_type(raw3, RawStream)
+
+
+async def check_options() -> None:
+    # One TypedDict of options: built ahead, passed through, still typed.
+    options: trio_upgrade.UpgradeOptions = {
+        "headers": {"Origin": "http://o"},
+        "strategy": "combined",
+        "proxy": "http://proxy.test:3128",
+    }
+    ws = await trio_upgrade.upgrade("ws://h/", "websocket", **options)
+    assert_type(ws, WebSocketConnection)
+    async with trio_upgrade.open_upgrade("http://h/", ["h2c"], **options) as h2:
+        assert_type(h2, HTTP2Connection)
+    await trio_upgrade.upgrade("ws://h/", "websocket", bogus=1)  # type: ignore[call-overload]
+    await trio_upgrade.upgrade("ws://h/", "websocket", strategy="x")  # type: ignore[call-overload]
+    trio_upgrade.open_upgrade("ws://h/", "websocket", nursery=None)  # type: ignore[call-overload]
+    bad: trio_upgrade.UpgradeOptions = {"strategy": "x"}  # type: ignore[typeddict-item]
+    await trio_upgrade.upgrade("ws://h/", "websocket", **bad)

@@ -12,20 +12,9 @@ from .._errors import ConnectError
 from .._sansio._url import Target
 from .._timeout import UpgradeTimeout
 from ._proxy import Proxy, open_tunnel
+from ._tls import HTTP11_ALPN, client_context
 
-__all__ = ["connect_transport", "default_ssl_context", "open_transport"]
-
-
-def default_ssl_context() -> ssl.SSLContext:
-    """A verifying client context that offers only ``http/1.1`` by ALPN.
-
-    Offering ``h2`` would let the server pick HTTP/2 during TLS and the
-    HTTP/1.1 upgrade would never happen (measured on real servers; see
-    docs/interop.md), so the upgrade path offers ``http/1.1`` alone.
-    """
-    context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH)
-    context.set_alpn_protocols(["http/1.1"])
-    return context
+__all__ = ["connect_transport", "open_transport"]
 
 
 async def _connect_tcp(target: Target) -> trio.SocketStream:
@@ -51,8 +40,11 @@ async def open_transport(
     ssl_context: ssl.SSLContext | None = None,
     proxy: Proxy | None = None,
     max_head_size: int = 65536,
+    alpn: tuple[str, ...] = HTTP11_ALPN,
 ) -> trio.abc.Stream:
     """Connect to ``target``: TCP (through a CONNECT tunnel), then TLS.
+
+    Without ``ssl_context``, TLS uses the shared context that offers ``alpn``.
 
     Raises:
         ConnectError: the connection could not be made (``ProxyError`` when
@@ -62,7 +54,11 @@ async def open_transport(
     stream: trio.abc.Stream | None = None
     with trio.move_on_after(connect_timeout) as scope:
         stream = await connect_transport(
-            target, ssl_context=ssl_context, proxy=proxy, max_head_size=max_head_size
+            target,
+            ssl_context=ssl_context,
+            proxy=proxy,
+            max_head_size=max_head_size,
+            alpn=alpn,
         )
     if scope.cancelled_caught:
         if stream is not None:
@@ -78,6 +74,7 @@ async def connect_transport(
     ssl_context: ssl.SSLContext | None = None,
     proxy: Proxy | None = None,
     max_head_size: int = 65536,
+    alpn: tuple[str, ...] = HTTP11_ALPN,
 ) -> trio.abc.Stream:
     """:func:`open_transport` without its time limit: the caller's scope
     bounds it (``upgrade()`` runs connect and handshake in one scope).
@@ -102,7 +99,7 @@ async def connect_transport(
                 headers=proxy.headers,
             )
         if target.secure:
-            context = ssl_context or default_ssl_context()
+            context = ssl_context if ssl_context is not None else client_context(alpn)
             tls = trio.SSLStream(
                 stream, context, server_hostname=target.host, https_compatible=True
             )

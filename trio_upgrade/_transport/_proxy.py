@@ -10,6 +10,7 @@ import h11
 import trio
 
 from .._errors import ConnectError, InvalidURL
+from .._limits import RECEIVE_SIZE
 from .._sansio._messages import Headers, Response
 from .._sansio._url import Target, parse_url
 from ._stream import RawStream
@@ -45,9 +46,6 @@ def parse_proxy(url: str) -> Proxy:
         headers.append(("Proxy-Authorization", f"Basic {token}"))
     bare = parts._replace(netloc=parts.netloc.rpartition("@")[2]).geturl()
     return Proxy(parse_url(bare), headers)
-
-
-RECEIVE_SIZE = 65536
 
 
 class ProxyError(ConnectError):
