@@ -25,8 +25,8 @@ from . import (
     __version__,
     upgrade,
 )
-from ._sansio._messages import Request, Response
 from ._options import Strategy
+from ._sansio._messages import Request, Response
 
 DEFAULT_PROTOCOLS = ["websocket", "h2c"]
 DEMO_MESSAGE = "hello from trio_upgrade"
