@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import h2.events
 import pytest
 import trio
 import trio.testing
@@ -92,6 +93,33 @@ async def test_stream_conflicts_and_abrupt_close() -> None:
                 server_side = protocol.connections[0]
                 await server_side.wait_for(lambda: bool(server_side.resets()))
                 assert server_side.resets() == [(3, ErrorCodes.CANCEL)]
+
+
+@pytest.mark.parametrize("end_before_reset", [True, False])
+async def test_what_closing_sends_before_the_server_ended(
+    end_before_reset: bool,
+) -> None:
+    async with h2c_server(connect_server()) as (server, protocol):
+        with trio.fail_after(10):
+            async with await trio_upgrade.upgrade(server.url(), "h2c") as conn:
+                stream = await conn.open_stream(
+                    "CONNECT",
+                    "/",
+                    protocol="echo",
+                    end_before_reset=end_before_reset,
+                )
+                await stream.aclose()
+                server_side = protocol.connections[0]
+                await server_side.wait_for(lambda: bool(server_side.resets()))
+                assert server_side.resets() == [(3, ErrorCodes.CANCEL)]
+                ended = [
+                    e.stream_id
+                    for e in server_side.events
+                    if isinstance(e, h2.events.StreamEnded)
+                ]
+                # END_STREAM (the server reads the end) before the reset, or
+                # the reset alone.
+                assert ended == ([3] if end_before_reset else [])
 
 
 async def test_websocket_over_http2() -> None:
