@@ -36,7 +36,7 @@ from .._sansio._url import Target, parse_url
 from .._timeout import UpgradeTimeout
 from .._transport._connect import open_transport
 from ._connection import HTTP2Connection
-from ._core import Core
+from ._engine import H2Engine
 from ._state import StreamState, Waiter
 
 __all__ = ["H2C", "HTTP2Connection", "HTTP2Options", "connect_http2", "open_http2"]
@@ -63,25 +63,26 @@ class _H2COffer(Offer[HTTP2Connection]):
     async def build(
         self, stream: trio.abc.Stream, leftover: bytes, context: BuildContext
     ) -> HTTP2Connection:
-        core = Core(stream, self._state, self._options, context.limits)
+        engine = H2Engine(stream, self._state, self._options, context.limits)
+        conn = engine.state
         first = StreamState(1, local_ended=True)
-        core.adopt(first)
-        core.open_receive_window()
+        conn.adopt(first)
+        engine.open_receive_window()
         if leftover:
             # h2o and lighttpd send SETTINGS, even the whole stream-1
             # response, in the same segment as the 101.
-            core.receive(leftover)
+            engine.receive(leftover)
         # One write: preface, SETTINGS, WINDOW_UPDATE, and the ACK of the
         # server's SETTINGS if they came with the 101.
-        await core.flush()
+        await engine.flush()
         # Returning with the server's settings known (its stream limit) and
         # stream 1's head in hand: upgrade() then has everything a caller
         # reads first, within the handshake's deadline.
-        await core.wait(Waiter(), lambda: core.settings_seen and first.has_head())
-        if core.error is not None:
-            raise core.error()
+        await engine.wait(Waiter(), lambda: conn.settings_seen and first.has_head())
+        if conn.error is not None:
+            raise conn.error()
         return HTTP2Connection(
-            core,
+            engine,
             scheme="https" if context.target.secure else "http",
             authority=context.target.authority,
             upgrade_stream=first,
@@ -183,18 +184,18 @@ async def connect_http2(
                 )
         state = new_client_state(options)
         state.initiate_connection()
-        core = Core(stream, state, options, limits)
-        core.open_receive_window()
+        engine = H2Engine(stream, state, options, limits)
+        engine.open_receive_window()
         with trio.move_on_after(limits.handshake_timeout) as scope:
-            await core.flush()
-            await core.wait_settings()
+            await engine.flush()
+            await engine.wait_settings()
         if scope.cancelled_caught:
             raise UpgradeTimeout("handshake", limits.handshake_timeout)
     except BaseException:
         await trio.aclose_forcefully(stream)
         raise
     return HTTP2Connection(
-        core, scheme="https" if target.secure else "http", authority=target.authority
+        engine, scheme="https" if target.secure else "http", authority=target.authority
     )
 
 
