@@ -34,10 +34,10 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-import trio
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+# This file runs as a script, so its own folder is first on the import
+# path: client.py beside it imports as a top-level module.
 import client
+import trio
 
 __all__ = ["PASSING", "QUICK_SAMPLE", "QUICK_SECTIONS", "main"]
 

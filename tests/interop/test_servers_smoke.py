@@ -1,4 +1,4 @@
-"""Check that every launcher in servers.py really serves what it promises.
+"""Check that every launcher in benchmarks/servers.py serves what it promises.
 
 Only the standard library and h11 talk to the servers here (raw sockets on
 127.0.0.1), so a failure points at the server setup, never at trio_upgrade.
@@ -19,8 +19,9 @@ from collections.abc import Callable, Iterator, Sequence
 import h11
 import pytest
 
-# tests/interop is on sys.path (pytest's default "prepend" import mode, no
-# __init__.py files), so the launchers import as a top-level module.
+# The launchers (benchmarks/servers.py) with the fixture helper, through
+# this folder's servers.py, which pytest's "prepend" import mode makes a
+# top-level module.
 import servers
 
 RunningServer = servers.RunningServer

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 import trio
 
 from .base import MAX_MESSAGE, Client, Conn, Loop, Skip
-from .rawws import (
+from .raw import (
     CLOSE_FRAME,
     OP_BINARY,
     OP_CLOSE,

@@ -1,6 +1,6 @@
 """The measurements, and the worker process that runs them for one client.
 
-Every figure is written once against :class:`~wsbench.base.Client` and runs
+Every figure is written once against :class:`~benchmarks.websocket.base.Client` and runs
 under the client's own event loop. Timed figures warm up for
 ``Params.warmup`` seconds, then run ``Params.rounds`` rounds of at least
 ``Params.duration`` seconds each (whole operations only; the clock is read
@@ -16,32 +16,31 @@ from __future__ import annotations
 import asyncio
 import gc
 import importlib
-import os
 import random
 import resource
-import statistics
-import sys
 import time
 import tracemalloc
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from ..harness.processes import describe, raise_fd_limit
+from ..harness.profiler import Profiler, active
+from ..harness.profiler import finish as finish_profiler
+from ..harness.profiler import start as start_profiler
+from ..harness.report import rounds_summary
 from .base import Client, Conn, Skip, Target
-
-if sys.version_info < (3, 11):  # pragma: no cover
-    from exceptiongroup import BaseExceptionGroup
 
 #: Name -> (module, class), in the order of the table.
 CLIENTS: dict[str, tuple[str, str]] = {
-    "raw-trio": ("wsbench.trio_clients", "RawTrio"),
-    "raw-trio-stream": ("wsbench.trio_clients", "RawTrioStream"),
-    "trio_upgrade": ("wsbench.trio_clients", "TrioUpgrade"),
-    "trio-websocket": ("wsbench.trio_clients", "TrioWebsocket"),
-    "websockets-trio": ("wsbench.trio_clients", "WebsocketsTrio"),
-    "httpx-ws": ("wsbench.trio_clients", "HttpxWs"),
-    "websockets-asyncio": ("wsbench.asyncio_clients", "WebsocketsAsyncio"),
-    "aiohttp": ("wsbench.asyncio_clients", "Aiohttp"),
+    "raw-trio": ("benchmarks.websocket.trio_clients", "RawTrio"),
+    "raw-trio-stream": ("benchmarks.websocket.trio_clients", "RawTrioStream"),
+    "trio_upgrade": ("benchmarks.websocket.trio_clients", "TrioUpgrade"),
+    "trio-websocket": ("benchmarks.websocket.trio_clients", "TrioWebsocket"),
+    "websockets-trio": ("benchmarks.websocket.trio_clients", "WebsocketsTrio"),
+    "httpx-ws": ("benchmarks.websocket.trio_clients", "HttpxWs"),
+    "websockets-asyncio": ("benchmarks.websocket.asyncio_clients", "WebsocketsAsyncio"),
+    "aiohttp": ("benchmarks.websocket.asyncio_clients", "Aiohttp"),
 }
 FLOOR = "raw-trio"
 
@@ -49,7 +48,6 @@ SMALL = random.Random(16).randbytes(16)
 LARGE = random.Random(1 << 20).randbytes(1 << 20)
 MB = 1e6
 
-RESULT_PREFIX = "WSBENCH-RESULT "
 #: Seconds for the first connection, one echo and the close.
 PROBE_TIMEOUT = 10.0
 
@@ -125,15 +123,7 @@ async def _timed(
         rates.append(count * units_per_op / (now - start))
         cpu.append(cpu_used / (count * items_per_op) * 1e6)
         total_ops += count
-    return {
-        "value": max(rates),
-        "median": statistics.median(rates),
-        "rounds": rates,
-        "ops": total_ops,
-        "cpu_us": min(cpu),
-        "cpu_us_median": statistics.median(cpu),
-        "cpu_us_rounds": cpu,
-    }
+    return {**rounds_summary(rates, cpu), "ops": total_ops}
 
 
 async def _echo_once(conn: Conn, message: bytes) -> None:
@@ -267,30 +257,18 @@ RUNNERS: dict[str, Callable[[Client, Params], Awaitable[dict[str, Any]]]] = {
 # ------------------------------------------------------------------ worker --
 
 
-def describe(exc: BaseException) -> str:
-    """``Type: message`` of the first leaf of an exception (group)."""
-    while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
-        exc = exc.exceptions[0]
-    text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0] if text else ''}".rstrip(": ")
-
-
 def load_client(name: str) -> type[Client]:
     module_name, class_name = CLIENTS[name]
     cls: type[Client] = getattr(importlib.import_module(module_name), class_name)
     return cls
 
 
-def raise_fd_limit(wanted: int) -> None:
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft == resource.RLIM_INFINITY or soft >= wanted:
-        return
-    new = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
-    resource.setrlimit(resource.RLIMIT_NOFILE, (new, hard))
-
-
 async def _run_figures(
-    cls: type[Client], target: Target, figures: list[str], params: Params
+    cls: type[Client],
+    target: Target,
+    figures: list[str],
+    params: Params,
+    profiler: Profiler | None,
 ) -> dict[str, Any]:
     results: dict[str, Any] = {}
     try:
@@ -307,7 +285,9 @@ async def _run_figures(
                 return {"skipped": f"connect failed: {describe(exc)}"}
             for key in figures:
                 try:
-                    results[key] = await RUNNERS[key](client, params)
+                    # The warm-up is profiled too: the same code path.
+                    with active(profiler):
+                        results[key] = await RUNNERS[key](client, params)
                 except Exception as exc:
                     results[key] = {"error": describe(exc)}
     except Skip as exc:
@@ -317,8 +297,6 @@ async def _run_figures(
 
 def run_worker(spec: dict[str, Any]) -> dict[str, Any]:
     """Run ``spec["figures"]`` for ``spec["client"]`` in this process."""
-    if spec.get("cpus") is not None:
-        os.sched_setaffinity(0, {int(cpu) for cpu in spec["cpus"]})
     params = Params(**spec["params"])
     raise_fd_limit(params.connections + 256)
     target = Target(spec["host"], int(spec["port"]))
@@ -327,11 +305,18 @@ def run_worker(spec: dict[str, Any]) -> dict[str, Any]:
     except ImportError as exc:
         return {"skipped": f"cannot import the adapter: {describe(exc)}"}
     figures = list(spec["figures"])
+    mode = spec.get("profile")
+    profiler = start_profiler(mode)
     if cls.loop == "trio":
         import trio
 
-        return trio.run(_run_figures, cls, target, figures, params)
-    return asyncio.run(_run_figures(cls, target, figures, params))
+        result = trio.run(_run_figures, cls, target, figures, params, profiler)
+    else:
+        result = asyncio.run(_run_figures(cls, target, figures, params, profiler))
+    profile = finish_profiler(profiler, mode)
+    if profile is not None:
+        result["profile"] = profile
+    return result
 
 
 def params_dict(params: Params) -> dict[str, Any]:

@@ -1,1 +1,0 @@
-"""Helpers of ``benchmarks/ws_bench.py``: client adapters and measurements."""
