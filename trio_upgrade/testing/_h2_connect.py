@@ -2,33 +2,37 @@
 
 A CONNECT request with a ``:protocol`` the server has a handler for gets an
 :class:`H2ServerStream`: the stream as a byte stream both ways, so that any
-protocol written for a :class:`trio.abc.Stream` runs over it.
-:func:`websocket_over_h2` runs the test server's own WebSocket protocol so.
+protocol written for a :class:`trio.abc.Stream` runs over it
+(``websocket_over_h2`` in ``_h2_routes`` runs the test server's own
+WebSocket protocol so).
 """
 
 from __future__ import annotations
 
 import contextlib
 from collections import deque
-from collections.abc import Awaitable, Callable, Sequence
-from typing import TYPE_CHECKING
+from collections.abc import Sequence
+from typing import Protocol
 
+import h2.connection
 import h2.exceptions
 import trio
 from h2.errors import ErrorCodes
 
-from .._sansio._messages import Headers, Request
-from .._transport._stream import RawStream
-from ._handlers import own
-
-if TYPE_CHECKING:
-    from ._http2 import H2Request, H2ServerConnection
-    from ._websocket import WebSocketServerProtocol
-
-__all__ = ["ConnectHandler", "H2ServerStream", "websocket_over_h2"]
+__all__ = ["H2ServerStream", "StreamSender"]
 
 #: Seconds a cancelled close may still take to send END_STREAM/RST_STREAM.
 CLOSE_GRACE = 1.0
+
+
+class StreamSender(Protocol):
+    """What a stream needs of its connection (an ``H2ServerConnection``)."""
+
+    h2: h2.connection.H2Connection
+
+    async def send_body(self, sid: int, data: bytes, *, end: bool) -> None: ...
+
+    async def flush(self) -> None: ...
 
 
 class H2ServerStream(trio.abc.HalfCloseableStream):
@@ -47,7 +51,7 @@ class H2ServerStream(trio.abc.HalfCloseableStream):
     cancelled, since it would not notice.
     """
 
-    def __init__(self, connection: H2ServerConnection, stream_id: int) -> None:
+    def __init__(self, connection: StreamSender, stream_id: int) -> None:
         self._connection = connection
         self.stream_id = stream_id
         self._chunks: deque[bytes] = deque()
@@ -186,48 +190,3 @@ class H2ServerStream(trio.abc.HalfCloseableStream):
             shield.deadline = trio.current_time() + CLOSE_GRACE
             await self._connection.flush()
         await trio.lowlevel.checkpoint()
-
-
-#: Runs one extended CONNECT stream: respond, then talk.
-ConnectHandler = Callable[["H2Request", H2ServerStream], Awaitable[None]]
-
-# RFC 6455's sample key: the WebSocket protocol's accept() wants one, and
-# RFC 8441 has none (the stream itself proves the server understood).
-_SAMPLE_KEY = "dGhlIHNhbXBsZSBub25jZQ=="
-
-
-def websocket_over_h2(
-    protocol: WebSocketServerProtocol | None = None,
-) -> ConnectHandler:
-    """A :data:`ConnectHandler` for ``:protocol websocket`` (RFC 8441).
-
-    The handshake is the request's ``sec-websocket-version`` and
-    ``sec-websocket-protocol``, answered with 200 and the chosen
-    subprotocol; then ``protocol`` (default: echo) serves the frames.
-    Compression is not negotiated over HTTP/2 here.
-    """
-    if protocol is None:
-        from ._websocket import WebSocketServerProtocol
-
-        protocol = WebSocketServerProtocol(compression=False)
-    ws = protocol
-
-    @own  # the WebSocket protocol runs the user's handler, if any
-    async def handler(request: H2Request, stream: H2ServerStream) -> None:
-        skip = {"sec-websocket-extensions", "sec-websocket-key"}
-        fields = [(n, v) for n, v in request.headers if n.lower() not in skip]
-        if request.headers.get("sec-websocket-version") == "13":
-            fields.append(("sec-websocket-key", _SAMPLE_KEY))
-        http11 = Request("GET", request.target, Headers(fields))
-        accepted = ws.accept(http11)
-        if accepted is None:
-            await stream.respond(400)
-            await stream.aclose()
-            return
-        chosen = [
-            (n.lower(), v) for n, v in accepted if n.lower() == "sec-websocket-protocol"
-        ]
-        await stream.respond(200, chosen)
-        await ws.serve(RawStream(stream), http11)
-
-    return handler

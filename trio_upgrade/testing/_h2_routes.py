@@ -1,28 +1,24 @@
-"""Requests, replies and the default routes of the test server's HTTP/2."""
+"""The canned handlers of the test server's HTTP/2: default routes, WebSocket."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
-from urllib.parse import parse_qs, urlsplit
+from collections.abc import Mapping
 
 import trio
 from h2.errors import ErrorCodes
 
-from .._sansio._messages import Headers
+from .._sansio._messages import Headers, Request
+from .._transport._stream import RawStream
+from ._h2_connect import H2ServerStream
+from ._h2_server import ConnectHandler, H2Handler, H2Reply, H2Request
 from ._handlers import own
-
-if TYPE_CHECKING:
-    from ._http2 import H2ServerConnection
+from ._websocket import WebSocketServerProtocol
 
 __all__ = [
     "DEFAULT_ROUTES",
-    "H2Handler",
-    "H2Reply",
-    "H2Request",
     "bytes_route",
     "pattern",
+    "websocket_over_h2",
 ]
 
 _PATTERN = bytes(range(251))  # a prime period shows offset errors
@@ -33,50 +29,6 @@ def pattern(n: int, offset: int = 0) -> bytes:
     start = offset % len(_PATTERN)
     reps = (start + n) // len(_PATTERN) + 1
     return (_PATTERN * reps)[start : start + n]
-
-
-@dataclass(frozen=True)
-class H2Request:
-    """One request as the server received it, body included.
-
-    Attributes:
-        stream_id: its stream (1 for the upgrading HTTP/1.1 request).
-        method: ``:method``.
-        target: ``:path`` (path and query).
-        headers: the regular header fields.
-        body: the whole request body.
-        connection: the connection it came on, to misbehave from a handler.
-    """
-
-    stream_id: int
-    method: str
-    target: str
-    headers: Headers
-    body: bytes
-    connection: H2ServerConnection
-
-    @property
-    def path(self) -> str:
-        """The target without its query."""
-        return urlsplit(self.target).path
-
-    @property
-    def query(self) -> dict[str, list[str]]:
-        """The parsed query string."""
-        return parse_qs(urlsplit(self.target).query)
-
-
-@dataclass(frozen=True)
-class H2Reply:
-    """What a handler answers; ``None`` from a handler sends nothing."""
-
-    status: int = 200
-    body: bytes = b""
-    headers: Sequence[tuple[str, str]] = ()
-    trailers: Sequence[tuple[str, str]] | None = None
-
-
-H2Handler = Callable[[H2Request], Awaitable[H2Reply | None]]
 
 
 @own
@@ -132,3 +84,43 @@ DEFAULT_ROUTES: Mapping[tuple[str, str], H2Handler] = {
     ("GET", "/hang"): _hang,
     ("GET", "/goaway"): _goaway,
 }
+
+
+# RFC 6455's sample key: the WebSocket protocol's accept() wants one, and
+# RFC 8441 has none (the stream itself proves the server understood).
+_SAMPLE_KEY = "dGhlIHNhbXBsZSBub25jZQ=="
+
+
+def websocket_over_h2(
+    protocol: WebSocketServerProtocol | None = None,
+) -> ConnectHandler:
+    """A :data:`ConnectHandler` for ``:protocol websocket`` (RFC 8441).
+
+    The handshake is the request's ``sec-websocket-version`` and
+    ``sec-websocket-protocol``, answered with 200 and the chosen
+    subprotocol; then ``protocol`` (default: echo) serves the frames.
+    Compression is not negotiated over HTTP/2 here.
+    """
+    if protocol is None:
+        protocol = WebSocketServerProtocol(compression=False)
+    ws = protocol
+
+    @own  # the WebSocket protocol runs the user's handler, if any
+    async def handler(request: H2Request, stream: H2ServerStream) -> None:
+        skip = {"sec-websocket-extensions", "sec-websocket-key"}
+        fields = [(n, v) for n, v in request.headers if n.lower() not in skip]
+        if request.headers.get("sec-websocket-version") == "13":
+            fields.append(("sec-websocket-key", _SAMPLE_KEY))
+        http11 = Request("GET", request.target, Headers(fields))
+        accepted = ws.accept(http11)
+        if accepted is None:
+            await stream.respond(400)
+            await stream.aclose()
+            return
+        chosen = [
+            (n.lower(), v) for n, v in accepted if n.lower() == "sec-websocket-protocol"
+        ]
+        await stream.respond(200, chosen)
+        await ws.serve(RawStream(stream), http11)
+
+    return handler
