@@ -403,7 +403,7 @@ def main(argv: list[str] | None = None) -> int:
             flush=True,
         )
         print(environment.summary(found), flush=True)
-        print(f"params: {params_dict(params)}", flush=True)
+        print(f"params: {params_dict(PROFILE if args.profile else params)}", flush=True)
         run = Run(workers, clients, figures, params, args.quick, server, client_cpus)
         if args.profile:
             return profile_client(run, args.profile, args.profiler)
