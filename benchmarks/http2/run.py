@@ -3,7 +3,7 @@
 Usage (from the repository root, in a venv with the bench dependencies)::
 
     python -m benchmarks.http2                    # full run, about 2 minutes
-    python -m benchmarks.http2 --quick            # smoke run, under 30 s
+    python -m benchmarks.http2 --quick            # smoke run, about 30 s
     python -m benchmarks.http2 --server h2o --json out.json
     python -m benchmarks.http2 --only trio_upgrade,minimal
     python -m benchmarks.http2 --profile trio_upgrade   # where CPU goes
@@ -311,7 +311,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         prog="python -m benchmarks.http2",
         description="HTTP/2 (h2c) client benchmark against lighttpd or h2o.",
     )
-    parser.add_argument("--quick", action="store_true", help="a smoke run, < 30 s")
+    parser.add_argument("--quick", action="store_true", help="a smoke run, ~30 s")
     parser.add_argument("--json", metavar="PATH", help="also write results here")
     parser.add_argument(
         "--server",
