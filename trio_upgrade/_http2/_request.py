@@ -13,22 +13,23 @@ from collections.abc import AsyncIterable, Iterable, Mapping
 import trio
 
 from .._errors import StreamReset, UpgradeError
+from .._sansio._messages import HeadersArg
+from .._sansio._syntax import TOKEN, TOKEN_LOWER_BYTES
 from ._engine import H2Engine
 from ._state import Header, StreamState
 
 __all__ = ["Body", "HeadersArg", "begin", "bounded_body", "request_head"]
 
-HeadersArg = Mapping[str, str] | Iterable[tuple[str, str]]
 #: A request body: bytes, or pieces from a (possibly async) iterable.
 Body = bytes | bytearray | memoryview | Iterable[bytes] | AsyncIterable[bytes]
 
 # RFC 9110 §5.1 token, lower case only: RFC 9113 §8.2.1 forbids upper case.
-_NAME = re.compile(rb"[!#$%&'*+\-.^_`|~0-9a-z]+")
+_NAME = TOKEN_LOWER_BYTES
 # RFC 9113 §8.2.1: no NUL, CR or LF; no leading or trailing whitespace.
 _VALUE = re.compile(rb"(?:[^\x00\r\n \t](?:[^\x00\r\n]*[^\x00\r\n \t])?)?")
 # RFC 9112 §3.2: visible ASCII only (RFC 3986 characters, percent-encoded).
 _TARGET = re.compile(r"[\x21-\x7e]+")
-_METHOD = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+_METHOD = TOKEN
 # RFC 9113 §8.2.2: connection-specific fields have no place in HTTP/2.
 _CONNECTION_SPECIFIC = frozenset(
     {

@@ -24,6 +24,7 @@ import trio
 from h2.errors import ErrorCodes
 
 from .._errors import ContentLengthError, StreamRefused
+from .._limits import RECEIVE_SIZE
 from .._sansio._h2_options import HTTP2Options
 
 if TYPE_CHECKING:
@@ -44,10 +45,6 @@ __all__ = [
     "refused_by_goaway",
     "split_head",
 ]
-
-#: One read's size: 64 KiB, the most a loopback or LAN read usually yields;
-#: h2 parses four 16 KiB DATA frames per call instead of one.
-RECEIVE_SIZE = 65536
 
 #: Seconds a task that was cancelled may still spend sending its stream's
 #: RST_STREAM. Such a write normally completes at once; when the socket is

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 from .._errors import InvalidUpgrade
 from ._messages import Response, header_tokens
+from ._syntax import TOKEN
 
 __all__ = [
     "DeflateParams",
@@ -36,7 +37,7 @@ __all__ = [
 _GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
 # RFC 9110 §5.6.2 token, and §5.6.4 quoted-string (with quoted-pair).
-_TOKEN_RE = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+_TOKEN_RE = TOKEN
 _QUOTED_RE = re.compile(r'"((?:[^"\\]|\\.)*)"')
 _OWS = " \t"
 

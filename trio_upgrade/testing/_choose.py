@@ -12,6 +12,7 @@ from typing import Literal
 
 from .._protocol import check_token
 from .._sansio._messages import Request
+from .._sansio._syntax import list_elements
 from ._protocols import RawServerProtocol, ServerProtocol
 
 __all__ = [
@@ -91,12 +92,10 @@ def offered_tokens(request: Request) -> list[str]:
     """
     tokens: list[str] = []
     seen: set[str] = set()
-    for value in request.headers.get_all("upgrade"):
-        for part in value.split(","):
-            token = part.strip(" \t")
-            if token and token.lower() not in seen:
-                seen.add(token.lower())
-                tokens.append(token)
+    for token in list_elements(request.headers.get_all("upgrade")):
+        if token.lower() not in seen:
+            seen.add(token.lower())
+            tokens.append(token)
     return tokens
 
 

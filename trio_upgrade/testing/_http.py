@@ -7,6 +7,7 @@ from collections.abc import Sequence
 import h11
 import trio
 
+from .._limits import RECEIVE_SIZE
 from .._sansio._messages import Headers, Request, Response
 from ._records import ConnectionRecord
 from ._wire import status_phrase
@@ -19,9 +20,6 @@ __all__ = [
     "send_response",
     "to_response",
 ]
-
-#: One read's size: the same 64 KiB as the client, for the same reasons.
-RECEIVE_SIZE = 65536
 
 HeaderList = Sequence[tuple[str, str]]
 

@@ -38,7 +38,9 @@ from wsproto.events import (
 from wsproto.extensions import Extension, PerMessageDeflate
 
 from .._errors import ConnectionClosed
+from .._limits import RECEIVE_SIZE
 from .._sansio._messages import Request
+from .._sansio._syntax import list_elements
 from .._sansio._ws_handshake import (
     ExtensionError,
     accept_key,
@@ -56,8 +58,6 @@ __all__ = [
     "WebSocketServerProtocol",
     "echo_messages",
 ]
-
-RECEIVE_SIZE = 65536
 
 #: The close code of a connection that ended without a close frame (RFC 6455
 #: §7.1.5); never sent on the wire.
@@ -381,12 +381,7 @@ class WebSocketServerProtocol(ServerProtocol):
     def _negotiate(
         self, request: Request
     ) -> tuple[str | None, PerMessageDeflate | None, str | None]:
-        offered = [
-            t.strip()
-            for v in request.headers.get_all("sec-websocket-protocol")
-            for t in v.split(",")
-            if t.strip()
-        ]
+        offered = list_elements(request.headers.get_all("sec-websocket-protocol"))
         subprotocol = next((s for s in offered if s in self._subprotocols), None)
         deflate: PerMessageDeflate | None = None
         element: str | None = None
