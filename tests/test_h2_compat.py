@@ -1,14 +1,18 @@
-"""The one use of h2 beyond its documented API, and its fallback."""
+"""The uses of h2 beyond its documented API, their probes and fallbacks."""
 
 from __future__ import annotations
 
+import h2.connection
+import h2.exceptions
 import pytest
 import trio
 from h2_helpers import h2c_server
 
 import trio_upgrade
 from trio_upgrade import ConnectionClosed, ProtocolError
+from trio_upgrade._errors import StreamRefused
 from trio_upgrade._sansio import _h2_compat
+from trio_upgrade._sansio._h2_options import HTTP2Options, new_client_state
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -27,7 +31,7 @@ def test_the_probe_fails_closed_when_h2_does_not_fit(
         raise AttributeError("state_machine")
 
     monkeypatch.setattr(_h2_compat, "_reopen", refuse)
-    assert _h2_compat._probe() is False
+    assert _h2_compat._probe_reopen() is False
 
 
 async def test_without_reopening_a_goaway_ends_the_kept_streams_clearly(
@@ -41,3 +45,69 @@ async def test_without_reopening_a_goaway_ends_the_kept_streams_clearly(
             async with await trio_upgrade.upgrade(server.url(), "h2c") as conn:
                 with pytest.raises((ConnectionClosed, ProtocolError)):
                     await conn.request("GET", "/goaway")
+
+
+def test_every_probe_finds_the_installed_h2_fits() -> None:
+    assert _h2_compat.KEEPS_SENDING
+    assert _h2_compat.BOUNDS_HEADERS
+
+
+@pytest.mark.parametrize(
+    ("operation", "probe"),
+    [
+        ("_keep_sending", "_probe_keep_sending"),
+        ("_bound", "_probe_header_limit"),
+    ],
+)
+def test_each_probe_fails_closed_when_its_operation_does_not_fit(
+    monkeypatch: pytest.MonkeyPatch, operation: str, probe: str
+) -> None:
+    def misfit(*args: object) -> None:
+        raise AttributeError("state_machine")
+
+    monkeypatch.setattr(_h2_compat, operation, misfit)
+    assert getattr(_h2_compat, probe)() is False
+
+
+def test_the_reopen_probe_covers_what_follows_a_goaway(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Reopened but refusing to send (a window update, a reset): not a fit.
+    real = _h2_compat._reopen
+
+    def half(conn: h2.connection.H2Connection) -> None:
+        real(conn)
+        monkeypatch.setattr(
+            conn, "increment_flow_control_window", _refuse, raising=True
+        )
+
+    monkeypatch.setattr(_h2_compat, "_reopen", half)
+    assert _h2_compat._probe_reopen() is False
+
+
+def _refuse(*args: object, **kwargs: object) -> None:
+    raise h2.exceptions.ProtocolError("closed")
+
+
+def test_without_the_header_bound_h2_applies_its_own_until_acknowledged(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(_h2_compat, "BOUNDS_HEADERS", False)
+    state = new_client_state(HTTP2Options(max_header_list_size=5000))
+    # The setting is still sent; h2 applies it once the server acks it.
+    assert state.local_settings.max_header_list_size == 5000
+    assert state.decoder.max_header_list_size != 5000
+
+
+async def test_a_server_that_cannot_keep_streams_closes_after_its_goaway(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The test server's fallback: GOAWAY the public way, then close; the
+    # client's stream fails with a typed error, at once.
+    monkeypatch.setattr(_h2_compat, "KEEPS_SENDING", False)
+    async with h2c_server() as (server, _):
+        with trio.fail_after(10):
+            async with await trio_upgrade.upgrade(server.url(), "h2c") as conn:
+                with pytest.raises((ConnectionClosed, StreamRefused)):
+                    await conn.request("GET", "/goaway")
+                assert not conn.is_usable

@@ -1,21 +1,31 @@
 """Every use of h2 beyond its documented API, in one place.
 
-There is one. After a GOAWAY, h2 moves its connection state machine to
-``CLOSED`` and refuses every later frame with a ``ProtocolError``, although
-RFC 9113 §6.8 lets the server finish the streams up to the GOAWAY's
-``last_stream_id``, and servers do (h2o, hypercorn on a graceful shutdown).
-:func:`reopen_after_goaway` sets the state machine back to ``CLIENT_OPEN``,
-which is what h2 would be in had the GOAWAY not come; the streams themselves
-keep their own state, so h2 goes on checking every frame for them.
+Three operations, each checked at import by running the real h2 on sample
+input (:func:`_probe_reopen`, :func:`_probe_keep_sending`,
+:func:`_probe_header_limit`), each with the public behaviour as its
+fallback when the check fails (a future h2 that renames an attribute or
+changes what it means). None of them is a speed-up:
+``TRIO_UPGRADE_NO_SPEEDUPS=1`` does not turn them off, since each is the
+RFC's behaviour (or a bound) that h2's public API does not give.
 
-:data:`REOPENS` says whether that works with the h2 installed: at import, a
-real h2 client is fed a GOAWAY and then DATA for a stream it kept, and must
-hand that DATA over as a ``DataReceived`` event once reopened. If it does
-not (a future h2 that renames the attribute or changes what it means), the
-public behaviour is used instead: the GOAWAY ends the connection, so the
-streams it kept fail with :class:`~trio_upgrade.ConnectionClosed` instead of
-finishing. ``TRIO_UPGRADE_NO_SPEEDUPS=1`` does not turn this off: it is not
-a speed-up but the RFC's behaviour.
+* :func:`reopen_after_goaway` (client). After a GOAWAY, h2 moves its
+  connection state machine to ``CLOSED`` and refuses every later frame with
+  a ``ProtocolError``, although RFC 9113 §6.8 lets the server finish the
+  streams up to the GOAWAY's ``last_stream_id``, and servers do (h2o,
+  hypercorn on a graceful shutdown). This sets the state machine back to
+  ``CLIENT_OPEN``, what h2 would be in had the GOAWAY not come; the streams
+  keep their own state, so h2 goes on checking every frame for them.
+  Fallback (:data:`REOPENS` false): the GOAWAY ends the connection, so the
+  streams it kept fail with :class:`~trio_upgrade.ConnectionClosed`.
+* :func:`send_goaway_keeping_streams` (the test server). The same after
+  *sending* a GOAWAY: h2 would refuse to send the rest of the streams it
+  kept. Fallback (:data:`KEEPS_SENDING` false): the GOAWAY is sent the
+  public way and the caller closes the connection.
+* :func:`bound_header_list` (client). h2 applies our
+  ``SETTINGS_MAX_HEADER_LIST_SIZE`` to its HPACK decoder only once the
+  server acknowledged our SETTINGS; this applies it from the first byte.
+  Fallback (:data:`BOUNDS_HEADERS` false): the bound applies from the
+  server's acknowledgement on (h2's own behaviour).
 
 Sans-I/O: nothing here imports trio.
 """
@@ -27,52 +37,81 @@ import h2.connection
 import h2.events
 import h2.exceptions
 
-__all__ = ["REOPENS", "reopen_after_goaway"]
+__all__ = [
+    "BOUNDS_HEADERS",
+    "KEEPS_SENDING",
+    "REOPENS",
+    "bound_header_list",
+    "reopen_after_goaway",
+    "send_goaway_keeping_streams",
+]
+
+_REQUEST = [
+    (b":method", b"GET"),
+    (b":scheme", b"http"),
+    (b":authority", b"a"),
+    (b":path", b"/"),
+]
+# What h2 raises when an operation no longer fits it.
+_MISFITS = (AttributeError, TypeError, ValueError, h2.exceptions.ProtocolError)
+
+
+def _pair() -> tuple[h2.connection.H2Connection, h2.connection.H2Connection]:
+    """A client and a server h2, prefaces exchanged, stream 1 and 3 open."""
+    client = h2.connection.H2Connection(
+        h2.config.H2Configuration(client_side=True, header_encoding=None)
+    )
+    client.initiate_connection()
+    client.send_headers(1, _REQUEST, end_stream=True)
+    client.send_headers(3, _REQUEST, end_stream=False)
+    server = h2.connection.H2Connection(
+        h2.config.H2Configuration(client_side=False, header_encoding=None)
+    )
+    server.initiate_connection()
+    server.receive_data(client.data_to_send())
+    client.receive_data(server.data_to_send())
+    return client, server
 
 
 def _reopen(conn: h2.connection.H2Connection) -> None:
     conn.state_machine.state = h2.connection.ConnectionState.CLIENT_OPEN
 
 
-def _probe() -> bool:
-    """Whether reopening makes h2 accept frames for kept streams."""
+def _probe_reopen() -> bool:
+    """Whether reopening makes h2 take (and answer) frames for kept streams.
+
+    What the client does after a GOAWAY, on a real h2: receive DATA and the
+    end of a kept stream, give the window back, reset another kept stream.
+    """
     try:
-        config = h2.config.H2Configuration(client_side=True, header_encoding=None)
-        client = h2.connection.H2Connection(config)
-        client.initiate_connection()
-        client.send_headers(
-            1,
-            [
-                (b":method", b"GET"),
-                (b":scheme", b"http"),
-                (b":authority", b"a"),
-                (b":path", b"/"),
-            ],
-            end_stream=True,
-        )
-        server = h2.connection.H2Connection(
-            h2.config.H2Configuration(client_side=False, header_encoding=None)
-        )
-        server.initiate_connection()
-        server.receive_data(client.data_to_send())
+        client, server = _pair()
         server.send_headers(1, [(b":status", b"200")])
         client.receive_data(server.data_to_send())
-        server.close_connection(last_stream_id=1)
+        server.close_connection(last_stream_id=3)
         client.receive_data(server.data_to_send())
         _reopen(client)
         # The server's h2 is closed too: the DATA frame by hand (RFC 9113
         # §4.1, §6.1): length 4, type DATA, END_STREAM, stream 1.
         kept = b"\x00\x00\x04\x00\x01\x00\x00\x00\x01kept"
         events = client.receive_data(kept)
-    except (AttributeError, TypeError, ValueError, h2.exceptions.ProtocolError):
+        client.increment_flow_control_window(4)
+        client.reset_stream(3)
+        sent = client.data_to_send()
+    except _MISFITS:
         return False
     data = [e for e in events if isinstance(e, h2.events.DataReceived)]
     ended = [e for e in events if isinstance(e, h2.events.StreamEnded)]
-    return len(data) == 1 and data[0].data == b"kept" and len(ended) == 1
+    return (
+        len(data) == 1
+        and data[0].data == b"kept"
+        and len(ended) == 1
+        # WINDOW_UPDATE (13 bytes) and RST_STREAM (13 bytes) went out.
+        and len(sent) == 26
+    )
 
 
 #: Whether :func:`reopen_after_goaway` works with the installed h2.
-REOPENS = _probe()
+REOPENS = _probe_reopen()
 
 
 def reopen_after_goaway(conn: h2.connection.H2Connection) -> bool:
@@ -84,3 +123,86 @@ def reopen_after_goaway(conn: h2.connection.H2Connection) -> bool:
     if REOPENS:
         _reopen(conn)
     return REOPENS
+
+
+def _keep_sending(conn: h2.connection.H2Connection, code: int, last: int) -> None:
+    machine = conn.state_machine
+    state = machine.state
+    conn.close_connection(code, last_stream_id=last)
+    machine.state = state
+
+
+def _probe_keep_sending() -> bool:
+    """Whether a server h2 still sends a kept stream's answer after GOAWAY."""
+    try:
+        client, server = _pair()
+        _keep_sending(server, 0, 1)
+        goaway = server.data_to_send()
+        server.send_headers(1, [(b":status", b"200")])
+        server.send_data(1, b"kept", end_stream=True)
+        # The answer read by a client that has not seen the GOAWAY yet (a
+        # client that had would close, unless reopened).
+        answer = client.receive_data(server.data_to_send())
+        terminated = client.receive_data(goaway)
+    except _MISFITS:
+        return False
+    kinds = [type(e) for e in answer + terminated]
+    return kinds == [
+        h2.events.ResponseReceived,
+        h2.events.DataReceived,
+        h2.events.StreamEnded,
+        h2.events.ConnectionTerminated,
+    ]
+
+
+#: Whether :func:`send_goaway_keeping_streams` works with the installed h2.
+KEEPS_SENDING = _probe_keep_sending()
+
+
+def send_goaway_keeping_streams(
+    conn: h2.connection.H2Connection, code: int, last_stream_id: int
+) -> bool:
+    """Queue GOAWAY and go on sending on streams up to ``last_stream_id``.
+
+    Returns whether h2 will; when it will not (:data:`KEEPS_SENDING` is
+    false), the GOAWAY is queued the public way and h2 refuses to send
+    more: the caller should close the connection.
+    """
+    if KEEPS_SENDING:
+        _keep_sending(conn, code, last_stream_id)
+    else:
+        conn.close_connection(code, last_stream_id=last_stream_id)
+    return KEEPS_SENDING
+
+
+def _bound(conn: h2.connection.H2Connection, size: int) -> None:
+    conn.decoder.max_header_list_size = size
+
+
+def _probe_header_limit() -> bool:
+    """Whether the bound makes h2 refuse a larger header block at once."""
+    try:
+        client, server = _pair()
+        _bound(client, 100)
+        server.send_headers(1, [(b":status", b"200"), (b"x-big", b"x" * 200)])
+        client.receive_data(server.data_to_send())
+    except h2.exceptions.DenialOfServiceError:
+        return True
+    except _MISFITS:
+        return False
+    return False
+
+
+#: Whether :func:`bound_header_list` works with the installed h2.
+BOUNDS_HEADERS = _probe_header_limit()
+
+
+def bound_header_list(conn: h2.connection.H2Connection, size: int) -> bool:
+    """Refuse header blocks over ``size`` bytes (RFC 9113 §6.5.2) at once.
+
+    Returns whether it could; else the bound applies once the server has
+    acknowledged our SETTINGS.
+    """
+    if BOUNDS_HEADERS:
+        _bound(conn, size)
+    return BOUNDS_HEADERS

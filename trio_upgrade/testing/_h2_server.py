@@ -26,6 +26,7 @@ from h2.errors import ErrorCodes
 from h2.settings import SettingCodes
 
 from .._limits import RECEIVE_SIZE
+from .._sansio._h2_compat import send_goaway_keeping_streams
 from .._sansio._messages import Headers, Request
 from .._transport._stream import RawStream
 from ._h2_connect import H2ServerStream
@@ -189,21 +190,26 @@ class H2ServerConnection:
     ) -> None:
         """Send GOAWAY; streams above ``last_stream_id`` are dropped unanswered.
 
-        Streams up to it go on being served: h2's state machine is reopened
-        after sending, since it would refuse every frame after a GOAWAY.
+        Streams up to it go on being served (RFC 9113 §6.8), although h2
+        would refuse to send anything after a GOAWAY (see
+        ``_sansio._h2_compat.send_goaway_keeping_streams``). With an h2
+        where that does not work, the connection is closed after the
+        GOAWAY instead, its streams unanswered.
         """
         last = (
             self.h2.highest_inbound_stream_id
             if last_stream_id is None
             else last_stream_id
         )
-        machine = self.h2.state_machine
-        state = machine.state
-        self.h2.close_connection(code, last_stream_id=last)
-        machine.state = state
+        kept = send_goaway_keeping_streams(self.h2, code, last)
         self._goaway_last = last
         # Flush before cancelling: the caller may be one of those streams.
         await self.flush()
+        if not kept:
+            self._end()
+            assert self._stream is not None
+            await self._stream.aclose()
+            return
         for sid, scope in list(self._scopes.items()):
             if sid > last:
                 scope.cancel()
