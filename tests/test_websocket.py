@@ -25,7 +25,7 @@ from trio_upgrade import (
     WebSocket,
     WebSocketConnection,
 )
-from trio_upgrade._websocket._connection import _split
+from trio_upgrade._websocket._writer import _split
 from trio_upgrade.testing import UpgradeServer, open_upgrade_server
 from trio_upgrade.testing._websocket import (
     ServerWebSocket,

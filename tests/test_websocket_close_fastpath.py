@@ -20,9 +20,9 @@ from wsproto.connection import Connection, ConnectionType
 
 from trio_upgrade import ConnectionClosed, ProtocolError
 from trio_upgrade._sansio import _ws_frames as _frames
-from trio_upgrade._websocket import _engine
+from trio_upgrade._sansio import _wsproto_compat
 from trio_upgrade._websocket._connection import WebSocketConnection
-from trio_upgrade._websocket._engine import Engine
+from trio_upgrade._websocket._reader import FastReader
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -60,22 +60,7 @@ for _code in EDGE_CODES:
 
 
 def _wsproto_state(conn: WebSocketConnection) -> dict[str, Any]:
-    ws = conn._ws
-    proto = ws._proto
-    decoder = proto._frame_decoder
-    return {
-        "state": ws._state,
-        "events": list(ws._events),
-        "header": decoder.header,
-        "effective_opcode": decoder.effective_opcode,
-        "masker": decoder.masker,
-        "payload_required": decoder.payload_required,
-        "payload_consumed": decoder.payload_consumed,
-        "buffer": bytes(decoder.buffer.buffer),
-        "message_opcode": proto._message_decoder.opcode,
-        "outbound_opcode": proto._outbound_opcode,
-        "parser_left": list(proto._parse_more),
-    }
+    return _wsproto_compat.internals(conn._engine.state.ws)
 
 
 def _outcome(conn: WebSocketConnection, got: list[Any], sent: bytes) -> Any:
@@ -145,14 +130,14 @@ async def test_close_fast_path_gives_wsprotos_outcome(
     monkeypatch.setattr(_frames, "_urandom", lambda n: KEY)
     monkeypatch.setattr(os, "urandom", lambda n: KEY)
     taken: list[bool] = []
-    original = Engine._take_close
+    original = FastReader._take_close
 
-    def spy(self: Engine, data: bytes | bytearray, pos: int) -> bool:
+    def spy(self: FastReader, data: bytes | bytearray, pos: int) -> bool:
         result = original(self, data, pos)
         taken.append(result)
         return result
 
-    monkeypatch.setattr(Engine, "_take_close", spy)
+    monkeypatch.setattr(FastReader, "_take_close", spy)
     run = _server_closes_first if order == "server-first" else _we_close_first
     with_fast_path = await run(data, True)
     assert any(taken) == fast
@@ -175,5 +160,5 @@ async def test_close_answer_is_wsprotos_frame(
 
 
 def test_wsproto_fits_checks_close_parsing() -> None:
-    assert _engine._wsproto_close_fits()
-    assert _engine._WSPROTO_FITS
+    assert _wsproto_compat._close_fits()
+    assert _wsproto_compat.FITS

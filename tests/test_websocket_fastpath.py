@@ -262,7 +262,7 @@ async def test_cancelled_receive_in_a_long_frame_loses_nothing() -> None:
             nursery.start_soon(cancel_after_some)
             await conn.receive()
     assert not scope.cancelled_caught
-    assert conn._long is not None  # part of the frame is held
+    assert conn._engine.reader.long is not None  # part of the frame is held
     await server.send_all(data[150_000:])
     assert await conn.receive() == payload
     assert await conn.receive() == b"next"
@@ -277,7 +277,7 @@ async def test_fragmented_and_compressed_sends_go_through_wsproto(
             raise AssertionError("the fast path was used")
         return _frames.build_frame(opcode, payload)
 
-    monkeypatch.setattr("trio_upgrade._websocket._connection.build_frame", refuse)
+    monkeypatch.setattr("trio_upgrade._websocket._writer.build_frame", refuse)
     async with open_upgrade_server([WebSocketServerProtocol()]) as server:
         url = server.url("/echo", scheme="ws")
         async with trio_upgrade.open_upgrade(
@@ -302,7 +302,7 @@ def test_close_frames_are_wsprotos(
     from wsproto.connection import ConnectionState
     from wsproto.events import CloseConnection
 
-    from trio_upgrade._websocket._connection import _send_close
+    from trio_upgrade._websocket._writer import _send_close
 
     key = bytes([0x11, 0x22, code % 256, 0x44])
     monkeypatch.setattr(_frames, "_urandom", lambda n: key)
@@ -329,7 +329,7 @@ def test_close_frames_are_wsprotos(
 def test_close_frame_with_extensions_goes_through_wsproto() -> None:
     from wsproto.connection import ConnectionState
 
-    from trio_upgrade._websocket._connection import _send_close
+    from trio_upgrade._websocket._writer import _send_close
 
     ws = Connection(ConnectionType.CLIENT)
     frame = _send_close(ws, False, 1000, "")

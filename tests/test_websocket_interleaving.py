@@ -18,7 +18,7 @@ from ws_support import bare_connection, frame
 from wsproto import Connection, ConnectionType
 
 from trio_upgrade import ConnectionClosed, Request, Response, WebSocketConnection
-from trio_upgrade._websocket._engine import ConnectionSettings
+from trio_upgrade._websocket._shared import ConnectionSettings
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -39,10 +39,11 @@ async def test_tasks_woken_together_keep_max_queue(plain: bool) -> None:
             nursery.start_soon(conn.ping, b"2")
             await server.send_all(frame(b"m1") + frame(b"m2") + frame(b"m3"))
             await trio.testing.wait_all_tasks_blocked()
-            assert len(conn._queue) - conn._head == 1
+            state = conn._engine.state
+            assert len(state.queue) - state.head == 1
             assert await conn.receive() == b"m1"
             await trio.testing.wait_all_tasks_blocked()
-            waiting = len(conn._queue) - conn._head
+            waiting = len(state.queue) - state.head
             assert waiting <= 1, f"{waiting} messages queued with max_queue=1"
             assert await conn.receive() == b"m2"
             assert await conn.receive() == b"m3"
@@ -170,7 +171,7 @@ async def test_keepalive_leaves_a_closing_handshake_to_aclose(
 
     async with trio.open_nursery() as nursery:
         nursery.start_soon(silent_server)
-        conn._start_background(nursery)
+        conn._engine.start_background(nursery)
         await trio.sleep(1.5)  # the keepalive ping is out, unanswered
         assert written[:1] == b"\x89"
         started = trio.current_time()

@@ -8,11 +8,12 @@ from typing import Any
 
 import h11
 import trio
-from wsproto import Connection, ConnectionType
 
 from trio_upgrade import RawStream, Request, Response, WebSocketConnection
+from trio_upgrade._sansio import _speedups
 from trio_upgrade._sansio._ws_handshake import accept_key
-from trio_upgrade._websocket._engine import ConnectionSettings
+from trio_upgrade._websocket._reader import FastReader, client_wsproto
+from trio_upgrade._websocket._shared import ConnectionSettings
 from trio_upgrade.testing import (
     Handle,
     Script,
@@ -102,7 +103,8 @@ def bare_connection(
 ) -> WebSocketConnection:
     """A client connection on ``stream`` with no handshake and no keepalive.
 
-    ``plain=False`` turns the fast paths beside wsproto off, so a test can
+    ``plain=False`` turns the fast paths beside wsproto off (the switch of
+    ``_sansio._speedups``, read when the connection is built), so a test can
     run the same bytes both ways and compare.
     """
     settings = ConnectionSettings(
@@ -112,16 +114,20 @@ def bare_connection(
         ping_interval=None,
         ping_timeout=None,
     )
-    conn = WebSocketConnection(
-        stream,
-        Connection(ConnectionType.CLIENT),
-        settings,
-        close_timeout=5,
-        request=Request("GET", "/"),
-        response=Response(101),
-    )
-    assert conn._plain
-    conn._plain = plain
+    enabled = _speedups.ENABLED
+    _speedups.ENABLED = plain
+    try:
+        conn = WebSocketConnection(
+            stream,
+            client_wsproto(max_size),
+            settings,
+            close_timeout=5,
+            request=Request("GET", "/"),
+            response=Response(101),
+        )
+    finally:
+        _speedups.ENABLED = enabled
+    assert isinstance(conn._engine.reader, FastReader) == plain
     return conn
 
 

@@ -1,4 +1,4 @@
-"""permessage-deflate (RFC 7692) settings and a bounded wsproto extension.
+"""permessage-deflate (RFC 7692) settings and bounded wsproto extensions.
 
 wsproto's :class:`~wsproto.extensions.PerMessageDeflate` inflates each
 frame chunk whole: 64 KiB of a "deflate bomb" can expand to 64 MiB before
@@ -16,7 +16,7 @@ from __future__ import annotations
 import zlib
 from dataclasses import dataclass
 
-from wsproto.extensions import PerMessageDeflate
+from wsproto.extensions import Extension, PerMessageDeflate
 from wsproto.frame_protocol import (
     CloseReason,
     FrameDecoder,
@@ -27,7 +27,7 @@ from wsproto.frame_protocol import (
 
 from ._ws_handshake import DeflateParams, parse_deflate_params, parse_extensions
 
-__all__ = ["BoundedDeflate", "Deflate"]
+__all__ = ["BoundedDeflate", "Deflate", "SizeGuard"]
 
 # RFC 7692 §7.2.2: each compressed message ends with an empty stored block
 # whose last 4 bytes the sender drops and the receiver appends back.
@@ -297,3 +297,43 @@ class BoundedDeflate(PerMessageDeflate):
             f"<BoundedDeflate deflate_bits={self._deflate_bits} "
             f"inflate_bits={self._inflate_bits} max_size={self._max_size}>"
         )
+
+
+class SizeGuard(Extension):
+    """Fails a message from its frame headers when their lengths add up to
+    more than ``max_size`` (close code 1009), before its payload comes.
+
+    Through wsproto's public extension hooks, for connections without
+    extensions that use only wsproto's public API: the fast reader reads the
+    header itself, and :class:`BoundedDeflate` does the same check with
+    permessage-deflate. Nothing is negotiated: it changes no frame.
+    """
+
+    name = "trio-upgrade-size-guard"
+
+    def __init__(self, max_size: int) -> None:
+        self._max_size = max_size
+        self._announced = 0  # payload bytes of the message, by its headers
+
+    def enabled(self) -> bool:
+        return True
+
+    def offer(self) -> bool:
+        return False
+
+    def frame_inbound_header(
+        self,
+        proto: FrameDecoder | FrameProtocol,
+        opcode: Opcode,
+        rsv: RsvBits,
+        payload_length: int,
+    ) -> CloseReason | RsvBits:
+        if opcode.iscontrol():
+            return _NO_RSV
+        if opcode is Opcode.CONTINUATION:
+            self._announced += payload_length
+        else:
+            self._announced = payload_length
+        if self._announced > self._max_size:
+            return CloseReason.MESSAGE_TOO_BIG
+        return _NO_RSV

@@ -6,10 +6,10 @@ what wsproto would produce, and leave everything else to it.
 
 * :func:`build_frame` builds a client's unfragmented text or binary frame:
   FIN set, no RSV bits, a fresh masking key from :func:`os.urandom` per frame
-  (RFC 6455 §5.3). ``wsproto.Connection.send`` of such a frame changes no
+  (RFC 6455 §5.3). wsproto's ``Connection.send`` of such a frame changes no
   state when no extension is in force and no fragmented message is being
-  sent (``FrameProtocol._outbound_opcode`` is ``None`` before and after), so
-  the caller checks exactly that and otherwise calls wsproto.
+  sent, so the caller checks exactly that
+  (``_wsproto_compat.can_build_frames``) and otherwise calls wsproto.
 * :func:`plain_header` recognises the header of a server frame that wsproto
   would accept and turn into one complete message on its own: FIN, no RSV
   bits, text or binary, unmasked, the length in its shortest encoding. The
@@ -30,6 +30,9 @@ import os
 import struct
 from collections.abc import Callable
 
+from . import _speedups
+from ._wsproto_compat import xor_tables
+
 __all__ = ["ACCELERATED", "MORE", "build_frame", "mask", "plain_header"]
 
 _urandom = os.urandom
@@ -45,15 +48,7 @@ _INT_MASK_BELOW = 512
 _Masker = Callable[[bytes, bytes], bytes]
 
 
-def _xor_tables() -> list[bytes]:
-    try:  # the same 256 tables wsproto built at import: share them
-        from wsproto.frame_protocol import _XOR_TABLE
-    except ImportError:  # pragma: no cover - a wsproto without it
-        return [bytes(a ^ b for a in range(256)) for b in range(256)]
-    return _XOR_TABLE
-
-
-_TABLES = _xor_tables()
+_TABLES = xor_tables()
 
 
 def _load_accelerator() -> _Masker | None:
@@ -62,7 +57,7 @@ def _load_accelerator() -> _Masker | None:
     An optional accelerator, never required: it is checked against the pure
     Python result before use, and anything wrong with it means pure Python.
     """
-    if os.environ.get("TRIO_UPGRADE_NO_SPEEDUPS"):
+    if not _speedups._enabled(os.environ.get("TRIO_UPGRADE_NO_SPEEDUPS")):
         return None
     try:
         from websockets.speedups import apply_mask  # type: ignore[import-not-found,unused-ignore]

@@ -1,54 +1,27 @@
 """WebSocketConnection: the public face of a WebSocket connection.
 
-The moving parts (who reads, who writes, how it ends) are in ``_engine``.
+It holds its engine (``_engine``: who reads, who writes, how it ends) and
+exposes only the public methods.
 """
 
 from __future__ import annotations
 
-import os
-import struct
 from collections.abc import Sequence
 
 import trio
 from wsproto.connection import Connection, ConnectionState
-from wsproto.events import BytesMessage, CloseConnection, Ping, TextMessage
+from wsproto.events import Ping
 
 from .._errors import ConnectionClosed
 from .._sansio._messages import Request, Response
-from .._sansio._ws_frames import build_frame
+from ._engine import WebSocketEngine
+from ._pings import PingTracker
+from ._shared import ConnectionSettings
 
-# ConnectionSettings is re-exported: _h2_websocket builds connections too.
-from ._engine import ConnectionSettings, Engine, PingWaiter
-
-__all__ = ["ConnectionSettings", "WebSocketConnection"]
-
-_pack_code = struct.Struct("!H").pack
+__all__ = ["WebSocketConnection"]
 
 
-def _split(message: str | bytes, size: int) -> Sequence[str | bytes]:
-    """Cut a message into fragments of at most ``size`` bytes of payload."""
-    if isinstance(message, bytes):
-        return [message[i : i + size] for i in range(0, len(message), size)]
-    if message.isascii():
-        return [message[i : i + size] for i in range(0, len(message), size)]
-    data = message.encode("utf-8")
-    parts: list[str] = []
-    start = 0
-    while start < len(data):
-        end = min(start + size, len(data))
-        # Cut between code points: text frames carry whole characters here.
-        while end < len(data) and end > start and data[end] & 0xC0 == 0x80:
-            end -= 1
-        if end == start:  # size smaller than one character: take it whole
-            end = start + 1
-            while end < len(data) and data[end] & 0xC0 == 0x80:
-                end += 1
-        parts.append(data[start:end].decode("utf-8"))
-        start = end
-    return parts
-
-
-class WebSocketConnection(Engine, trio.abc.Channel[str | bytes]):
+class WebSocketConnection(trio.abc.Channel[str | bytes]):
     """A WebSocket connection (RFC 6455): a channel of text and binary messages.
 
     Returned by :func:`trio_upgrade.upgrade` when the server switched to
@@ -85,7 +58,48 @@ class WebSocketConnection(Engine, trio.abc.Channel[str | bytes]):
 
     protocol = "websocket"
 
-    __slots__ = ()
+    __slots__ = (
+        "_closing",
+        "_engine",
+        "_extensions",
+        "_receiving",
+        "_request",
+        "_response",
+        "_shared",
+        "_subprotocol",
+        "_writer",
+    )
+
+    def __init__(
+        self,
+        stream: trio.abc.Stream,
+        ws: Connection,
+        settings: ConnectionSettings,
+        *,
+        close_timeout: float,
+        request: Request,
+        response: Response,
+        subprotocol: str | None = None,
+        extensions: Sequence[str] = (),
+        buffered: bool = False,
+    ) -> None:
+        """Wrap an upgraded ``stream``; built by ``WebSocket``'s offer.
+
+        ``ws`` is a client-side wsproto connection already holding any bytes
+        that came after the 101 (``buffered`` says whether there are some).
+        """
+        engine = self._engine = WebSocketEngine(
+            stream, ws, settings, close_timeout=close_timeout, buffered=buffered
+        )
+        # Bound once: the parts receive() and send() use on every call.
+        self._shared = engine.state
+        self._writer = engine.writer
+        self._closing = engine.closing
+        self._request = request
+        self._response = response
+        self._subprotocol = subprotocol
+        self._extensions = tuple(extensions)
+        self._receiving = False
 
     # -- what it is ----------------------------------------------------
 
@@ -116,7 +130,7 @@ class WebSocketConnection(Engine, trio.abc.Channel[str | bytes]):
     @property
     def transport(self) -> trio.abc.Stream:
         """The byte stream underneath (a socket, or TLS)."""
-        return self._stream
+        return self._shared.stream
 
     @property
     def close_code(self) -> int | None:
@@ -128,15 +142,18 @@ class WebSocketConnection(Engine, trio.abc.Channel[str | bytes]):
         1006 (the transport ended without a closing handshake). ``None``
         while the connection is open.
         """
-        return self._closure.code if self._closure else None
+        closure = self._shared.closure
+        return closure.code if closure else None
 
     @property
     def close_reason(self) -> str | None:
         """The close reason that goes with :attr:`close_code`, or ``None``."""
-        return self._closure.reason if self._closure else None
+        closure = self._shared.closure
+        return closure.reason if closure else None
 
     def __repr__(self) -> str:
-        state = "open" if self._closure is None else f"closed {self._closure.code}"
+        closure = self._shared.closure
+        state = "open" if closure is None else f"closed {closure.code}"
         return f"<WebSocketConnection {state} subprotocol={self._subprotocol!r}>"
 
     # -- messages ------------------------------------------------------
@@ -158,28 +175,29 @@ class WebSocketConnection(Engine, trio.abc.Channel[str | bytes]):
         if self._receiving:
             raise trio.BusyResourceError("another task is already receiving")
         self._receiving = True
+        state = self._shared
         try:
             checkpointed = False
             while True:
-                if self._local_close:
+                if state.local_close:
                     break
-                queue = self._queue
-                head = self._head
+                queue = state.queue
+                head = state.head
                 if head < len(queue):
                     if not checkpointed:
                         await trio.lowlevel.checkpoint()
                         checkpointed = True
                         continue  # aclose() may have run meanwhile
                     message = queue[head]
-                    self._pop_front(head, queue)
+                    state.pop_front(head, queue)
                     return message
-                if self._closure is not None:
+                if state.closure is not None:
                     break
-                await self._progress()
+                await self._engine.progress()
                 checkpointed = True
             if not checkpointed:
                 await trio.lowlevel.checkpoint()
-            raise self._closed_error()
+            raise self._closing.closed_error()
         finally:
             self._receiving = False
 
@@ -214,60 +232,30 @@ class WebSocketConnection(Engine, trio.abc.Channel[str | bytes]):
             message = bytes(message)
         elif not isinstance(message, (str, bytes)):
             raise TypeError(f"expected str or bytes, got {type(message).__name__}")
-        if self._sending:
-            await self._acquire_send()
+        writer = self._writer
+        if writer.sending:
+            await writer.acquire()
         else:  # uncontended: take the turn without a coroutine call
-            self._sending = True
+            writer.sending = True
         try:
-            if self._closure is not None or self._local_close:
+            state = self._shared
+            if state.closure is not None or state.local_close:
                 await trio.lowlevel.checkpoint()
-                raise self._closed_error()
+                raise self._closing.closed_error()
             # Cancelled, the message must not touch the compressor's context
             # (permessage-deflate) nor take frames from the outbox: check
             # now, since nothing yields between here and the write.
             await trio.lowlevel.checkpoint_if_cancelled()
-            data = self._encode(message)
-            if self._outbox:  # control frames that were waiting for a turn
-                data = self._take_outbox() + data
-            if not await self._write(data) or (
+            data = writer.encode(message)
+            if writer.outbox:  # control frames that were waiting for a turn
+                data = writer.take_outbox() + data
+            if not await writer.write(data) or (
                 # Control frames the reader queued while we wrote.
-                self._outbox and not await self._flush_outbox()
+                writer.outbox and not await writer.flush_outbox()
             ):
-                raise self._closed_error()
+                raise self._closing.closed_error()
         finally:
-            self._release_send()
-
-    def _encode(self, message: str | bytes) -> bytes | bytearray:
-        ws = self._ws
-        size = self._settings.max_fragment_size
-        if (
-            size is None
-            or len(message) <= size // 4
-            or (isinstance(message, bytes) and len(message) <= size)
-        ):
-            if (
-                self._plain
-                and ws._proto._outbound_opcode is None
-                and ws.state is ConnectionState.OPEN
-            ):
-                # What wsproto would send, and its state stays as it is.
-                if isinstance(message, str):
-                    return build_frame(1, message.encode("utf-8"))
-                return build_frame(2, message)
-            if isinstance(message, str):
-                return ws.send(TextMessage(data=message))
-            return ws.send(BytesMessage(data=message))
-        parts = _split(message, size)
-        out = bytearray()
-        last = len(parts) - 1
-        for index, part in enumerate(parts):
-            event: TextMessage | BytesMessage
-            if isinstance(part, str):
-                event = TextMessage(data=part, message_finished=index == last)
-            else:
-                event = BytesMessage(data=part, message_finished=index == last)
-            out += ws.send(event)
-        return bytes(out)
+            writer.release()
 
     # -- ping and close ------------------------------------------------
 
@@ -289,36 +277,27 @@ class WebSocketConnection(Engine, trio.abc.Channel[str | bytes]):
             ConnectionClosed, ProtocolError, trio.ClosedResourceError: as
                 for :meth:`receive`.
         """
-        pings = self._pings
+        reader = self._engine.reader
+        pings = reader.pings
         if pings is None:
-            pings = self._pings = {}
-        if payload is None:
-            payload = os.urandom(4)
-            while payload in pings:
-                payload = os.urandom(4)
-        else:
-            payload = bytes(payload)
-            if len(payload) > 125:
-                raise ValueError("a ping payload has at most 125 bytes")
-            if payload in pings:
-                raise ValueError(
-                    "a ping with this payload is already awaiting its pong"
-                )
-        if self._closure is not None or self._local_close:
+            pings = reader.pings = PingTracker()
+        payload = pings.payload(payload)
+        state = self._shared
+        if state.closure is not None or state.local_close:
             await trio.lowlevel.checkpoint()
-            raise self._closed_error()
-        waiter = pings[payload] = PingWaiter(trio.current_time())
+            raise self._closing.closed_error()
+        waiter = pings.add(payload)
         try:
-            self._outbox += self._ws.send(Ping(payload=payload))
+            self._writer.outbox += state.ws.send(Ping(payload=payload))
             await trio.lowlevel.checkpoint()
-            await self._flush_control()
+            await self._writer.flush_control()
             while waiter.latency is None:
-                if self._closure is not None or self._local_close:
-                    raise self._closed_error()
-                await self._progress()
+                if state.closure is not None or state.local_close:
+                    raise self._closing.closed_error()
+                await self._engine.progress()
             return waiter.latency
         finally:
-            pings.pop(payload, None)
+            pings.discard(payload)
 
     async def aclose(self, code: int = 1000, reason: str = "") -> None:
         """Close with the closing handshake, then close the transport.
@@ -338,50 +317,35 @@ class WebSocketConnection(Engine, trio.abc.Channel[str | bytes]):
             ValueError: ``code`` may not be sent, or ``reason`` is too long.
         """
         _check_close(code, reason)
-        self._local_close = True
-        self._queue.clear()
-        self._head = 0
-        self._parts = None
-        self._notify()
-        self._wake_bg()
-        if self._transport_closed:
+        state = self._shared
+        writer = self._writer
+        state.local_close = True
+        state.queue.clear()
+        state.head = 0
+        self._engine.reader.parts = None
+        state.notify()
+        state.wake_bg()
+        if state.transport_closed:
             await trio.lowlevel.checkpoint()
             return
         try:
-            with trio.move_on_after(self._close_timeout):
-                if self._ws.state is ConnectionState.OPEN:
-                    self._outbox += _send_close(self._ws, self._plain, code, reason)
-                if self._outbox:  # also a close answer a cancelled read left
-                    await self._drain()
-                while not self._eof and not self._must_close:
-                    await self._progress()
+            with trio.move_on_after(state.close_timeout):
+                if state.ws.state is ConnectionState.OPEN:
+                    writer.outbox += writer.close_frame(code, reason)
+                if writer.outbox:  # also a close answer a cancelled read left
+                    await writer.drain()
+                while not state.eof and not state.must_close:
+                    await self._engine.progress()
         finally:
-            if self._closure is None:
-                self._set_closure(1006, "no closing handshake within close_timeout")
-            await self._close_transport(drain=False)
+            if state.closure is None:
+                state.set_closure(1006, "no closing handshake within close_timeout")
+            await self._closing.close_transport(drain=False)
 
 
 # RFC 6455 §7.4.1-2: codes an endpoint may put in a close frame.
 _SENDABLE = frozenset(
     {1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 1012, 1013, 1014}
 )
-
-
-def _send_close(ws: Connection, plain: bool, code: int, reason: str) -> bytes:
-    """The close frame for ``code`` and ``reason`` (checked by _check_close).
-
-    With no extension in force (``plain``), the frame is built here as
-    _encode() builds data frames, and wsproto is moved to the state its own
-    send would leave it in: wsproto's path costs about as much again, on
-    every connection's close. Otherwise wsproto builds it.
-    """
-    if plain:
-        # wsproto would map local-only codes (1005, 1006, 1015) to 1000 and
-        # truncate the reason at 123 bytes: neither can reach here.
-        frame = build_frame(8, _pack_code(code) + reason.encode("utf-8"))
-        ws._state = ConnectionState.LOCAL_CLOSING
-        return bytes(frame)
-    return ws.send(CloseConnection(code, reason))
 
 
 def _check_close(code: int, reason: str) -> None:

@@ -7,7 +7,6 @@ from collections.abc import Sequence
 from typing import Literal
 
 import trio
-from wsproto.connection import Connection, ConnectionType
 from wsproto.extensions import Extension
 
 from .._protocol import BuildContext, Offer, UpgradeProtocol, check_token
@@ -16,7 +15,8 @@ from .._sansio._url import Target
 from .._sansio._ws_deflate import BoundedDeflate, Deflate
 from .._sansio._ws_handshake import Switch, check_switch, new_key
 from ._connection import WebSocketConnection
-from ._engine import ConnectionSettings
+from ._reader import client_wsproto
+from ._shared import ConnectionSettings
 
 __all__ = [
     "DEFAULT_MAX_QUEUE",
@@ -111,9 +111,7 @@ class _WebSocketOffer(Offer[WebSocketConnection]):
             ]
             deflate.finalize(element)
             extensions.append(deflate)
-        ws = Connection(
-            ConnectionType.CLIENT, extensions=extensions, trailing_data=leftover
-        )
+        ws = client_wsproto(p.max_size, extensions, leftover)
         connection = WebSocketConnection(
             stream,
             ws,
@@ -126,7 +124,7 @@ class _WebSocketOffer(Offer[WebSocketConnection]):
             buffered=bool(leftover),
         )
         if context.nursery is not None:
-            connection._start_background(context.nursery)
+            connection._engine.start_background(context.nursery)
         # No checkpoint of its own: upgrade() has passed several already.
         return connection
 

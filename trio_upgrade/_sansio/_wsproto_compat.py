@@ -1,0 +1,229 @@
+"""Every access to wsproto's private state, in one place (DESIGN principle 8).
+
+The WebSocket fast paths (``_websocket._reader``, ``_websocket._writer``)
+take plain frames and the server's close frame without wsproto, and build
+our frames themselves; to stay exact they must see, and sometimes move,
+wsproto's state. They do that only through the named operations below. At
+import, :data:`FITS` runs the real wsproto on sample input and checks that
+its private layout is the one these operations assume (wsproto 1.2-1.3);
+when it is not, or ``TRIO_UPGRADE_NO_SPEEDUPS`` is set
+(:mod:`._speedups`), connections use only wsproto's public API
+(``Connection.receive_data``, ``events()``, ``send``), and the speed is all
+that is lost. ``tests/test_websocket_differential.py`` holds the two paths
+to the same events, errors and bytes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+from typing import Any
+
+from wsproto.connection import Connection, ConnectionState, ConnectionType
+from wsproto.events import CloseConnection
+from wsproto.frame_protocol import CloseReason, Frame, Opcode
+
+__all__ = [
+    "FITS",
+    "announced_rest",
+    "can_build_frames",
+    "has_extensions",
+    "internals",
+    "is_idle",
+    "mark_close_answered",
+    "mark_closing",
+    "take_close",
+    "xor_tables",
+]
+
+
+def has_extensions(conn: Connection) -> bool:
+    """Whether an extension (permessage-deflate) is in force."""
+    return bool(conn._proto.extensions)
+
+
+def is_idle(conn: Connection) -> bool:
+    """Whether wsproto holds no partial frame, message, buffered byte or
+    undelivered event: the next bytes may be parsed without it."""
+    proto = conn._proto
+    decoder = proto._frame_decoder
+    return (
+        decoder.header is None
+        and not decoder.buffer.buffer
+        and proto._message_decoder.opcode is None
+        and not conn._events
+    )
+
+
+def announced_rest(conn: Connection) -> int:
+    """The payload bytes still to come of the data frame wsproto is reading,
+    as its header announced them; 0 when it is reading none (or a control
+    frame). Only meaningful without an extension (:func:`has_extensions`)."""
+    decoder = conn._proto._frame_decoder
+    header = decoder.header
+    if header is None or header.opcode.iscontrol():
+        return 0
+    rest: int = header.payload_len - decoder.payload_consumed
+    return rest
+
+
+def _no_frames() -> Generator[Frame | None, None, None]:
+    """What wsproto's frame parser is once it has parsed a close frame."""
+    yield from ()
+
+
+def take_close(conn: Connection, size: int) -> bool:
+    """Leave wsproto as its parsing of a valid close frame with a ``size``
+    byte payload would: OPEN becomes REMOTE_CLOSING, LOCAL_CLOSING becomes
+    CLOSED, and its parser ends. ``False`` (nothing changed) in any other
+    state. The caller checked the frame and wsproto being idle."""
+    state = conn._state
+    if state is ConnectionState.OPEN:
+        after = ConnectionState.REMOTE_CLOSING
+    elif state is ConnectionState.LOCAL_CLOSING:
+        after = ConnectionState.CLOSED
+    else:
+        return False
+    proto = conn._proto
+    decoder = proto._frame_decoder
+    decoder.payload_required = size
+    decoder.payload_consumed = size
+    proto._parse_more = _no_frames()
+    conn._state = after
+    return True
+
+
+def mark_close_answered(conn: Connection) -> None:
+    """We sent the answer to the server's close frame ourselves: CLOSED, as
+    wsproto's ``send`` of the answer leaves it."""
+    conn._state = ConnectionState.CLOSED
+
+
+def mark_closing(conn: Connection) -> None:
+    """We sent our close frame ourselves: LOCAL_CLOSING, as wsproto's
+    ``send`` of it leaves it."""
+    conn._state = ConnectionState.LOCAL_CLOSING
+
+
+def can_build_frames(conn: Connection) -> bool:
+    """Whether an unfragmented data frame built by us is what wsproto's
+    ``send`` would build, leaving its state as it is: OPEN, and no
+    fragmented message of ours under way."""
+    return conn._proto._outbound_opcode is None and conn.state is ConnectionState.OPEN
+
+
+def xor_tables() -> list[bytes]:
+    """The 256 translate() tables of ``byte ^ key``, wsproto's if it has
+    them (built at its import: shared, not built again)."""
+    try:
+        from wsproto.frame_protocol import _XOR_TABLE
+    except ImportError:  # pragma: no cover - a wsproto without it
+        return [bytes(a ^ b for a in range(256)) for b in range(256)]
+    return _XOR_TABLE
+
+
+def internals(conn: Connection) -> dict[str, Any]:
+    """The private state the operations above read and write, as plain
+    values: for tests that compare the fast and the public path."""
+    proto = conn._proto
+    decoder = proto._frame_decoder
+    return {
+        "state": conn._state,
+        "events": list(conn._events),
+        "header": decoder.header,
+        "effective_opcode": decoder.effective_opcode,
+        "masker": decoder.masker,
+        "payload_required": decoder.payload_required,
+        "payload_consumed": decoder.payload_consumed,
+        "buffer": bytes(decoder.buffer.buffer),
+        "message_opcode": proto._message_decoder.opcode,
+        "outbound_opcode": proto._outbound_opcode,
+        "parser_left": list(proto._parse_more),
+    }
+
+
+# -- the probes: run the real wsproto on sample input ---------------------------
+
+
+def _close_fits() -> bool:
+    """Whether wsproto takes a server's close frame as :func:`take_close`
+    leaves it: OPEN to REMOTE_CLOSING and LOCAL_CLOSING to CLOSED, one
+    CloseConnection, the frame decoder idle with ``payload_required`` and
+    ``payload_consumed`` set to the payload length, the parser ended."""
+    for state, after in (
+        (ConnectionState.OPEN, ConnectionState.REMOTE_CLOSING),
+        (ConnectionState.LOCAL_CLOSING, ConnectionState.CLOSED),
+    ):
+        ws = Connection(ConnectionType.CLIENT)
+        ws._state = state
+        ws.receive_data(b"\x88\x04\x0f\xa0ok" + b"\x81\x01x")
+        events = list(ws.events())
+        proto = ws._proto
+        decoder = proto._frame_decoder
+        if not (
+            len(events) == 1
+            and isinstance(events[0], CloseConnection)
+            and type(events[0].code) is int
+            and events[0].code == 4000
+            and events[0].reason == "ok"
+            and ws._state is after
+            and decoder.header is None
+            and decoder.effective_opcode is None
+            and decoder.masker is None
+            and decoder.payload_required == 4
+            and decoder.payload_consumed == 4
+            and next(proto._parse_more, None) is None
+            and not ws._events
+        ):
+            return False
+    ws = Connection(ConnectionType.CLIENT)
+    ws.receive_data(b"\x88\x00")
+    events = list(ws.events())
+    return (
+        len(events) == 1
+        and isinstance(events[0], CloseConnection)
+        and events[0].code is CloseReason.NO_STATUS_RCVD
+        and events[0].reason == ""
+    )
+
+
+def _header_fits() -> bool:
+    """Whether wsproto keeps a data frame's header as :func:`announced_rest`
+    reads it while the payload arrives."""
+    ws = Connection(ConnectionType.CLIENT)
+    ws.receive_data(b"\x02\x7e\x01\x00" + b"x" * 10)
+    events = list(ws.events())
+    return len(events) == 1 and announced_rest(ws) == 256 - 10 and not is_idle(ws)
+
+
+def _layout_fits() -> bool:
+    """Whether a fresh connection has the fields the operations use."""
+    ws = Connection(ConnectionType.CLIENT)
+    proto = ws._proto
+    decoder = proto._frame_decoder
+    return (
+        proto._outbound_opcode is None
+        and ws._state is ConnectionState.OPEN
+        and decoder.header is None
+        and isinstance(decoder.buffer.buffer, bytearray)
+        and proto._message_decoder.opcode is None
+        and not ws._events
+        and decoder.payload_required == 0
+        and decoder.payload_consumed == 0
+        and hasattr(proto, "_parse_more")
+        and is_idle(ws)
+        and can_build_frames(ws)
+        and not has_extensions(ws)
+        and Opcode.BINARY.value == 2
+    )
+
+
+def _fits() -> bool:
+    try:
+        return _layout_fits() and _close_fits() and _header_fits()
+    except Exception:  # pragma: no cover - another wsproto
+        return False
+
+
+#: Whether this wsproto has the private layout the fast paths rely on. When
+#: ``False`` every connection uses wsproto's public API only.
+FITS: bool = _fits()

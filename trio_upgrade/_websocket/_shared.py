@@ -1,0 +1,198 @@
+"""What the parts of one WebSocket connection share.
+
+:class:`SharedState` is the small object the reader, the writer, the closing
+handshake and the engine all hold by reference: the transport, wsproto's
+connection, the queue of complete messages, who holds the reader role, how
+the connection ended, and the events that wake waiting tasks. Each part
+keeps the rest of its state to itself.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import trio
+from wsproto.connection import Connection
+
+__all__ = ["BG", "FG", "Closure", "ConnectionSettings", "SharedState"]
+
+FG = 1  # an application task holds the reader role
+BG = 2  # the background reader holds it
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionSettings:
+    """Per-connection bounds, shared by every connection of a ``WebSocket``."""
+
+    max_size: int | None
+    max_queue: int | None
+    max_fragment_size: int | None
+    ping_interval: float | None
+    ping_timeout: float | None
+
+
+class Closure:
+    """How the connection ended (the first cause wins)."""
+
+    __slots__ = ("cause", "code", "error", "reason")
+
+    def __init__(
+        self, code: int, reason: str, error: bool, cause: BaseException | None
+    ) -> None:
+        self.code = code
+        self.reason = reason
+        self.error = error  # the peer broke the protocol: ProtocolError
+        self.cause = cause
+
+
+class SharedState:
+    """The state every part of one connection reads and writes."""
+
+    __slots__ = (
+        "bg_event",
+        "close_timeout",
+        "closure",
+        "eof",
+        "fg_waiting",
+        "head",
+        "ka_event",
+        "local_close",
+        "must_close",
+        "queue",
+        "reader",
+        "settings",
+        "stream",
+        "traffic",
+        "transport_closed",
+        "waiter",
+        "ws",
+    )
+
+    def __init__(
+        self,
+        stream: trio.abc.Stream,
+        ws: Connection,
+        settings: ConnectionSettings,
+        close_timeout: float,
+    ) -> None:
+        self.stream = stream
+        self.ws = ws
+        self.settings = settings
+        self.close_timeout = close_timeout
+        # Complete messages: a list and a head index, not a deque (760 bytes
+        # per idle connection), still O(1) per message (see pop_front).
+        self.queue: list[str | bytes] = []
+        self.head = 0
+        self.reader = 0  # who holds the reader role: 0, FG or BG
+        self.closure: Closure | None = None
+        self.local_close = False  # aclose() was called
+        self.eof = False  # nothing more will be read
+        self.must_close = False  # the transport must close after our last frames
+        self.transport_closed = False
+        self.waiter: trio.Event | None = None  # tasks waiting for the reader
+        self.fg_waiting = 0  # how many of them are application tasks
+        self.bg_event: trio.Event | None = None  # the background reader waits
+        self.ka_event: trio.Event | None = None  # the keepalive waits
+        self.traffic: trio.Event | None = None  # the keepalive awaits data
+
+    def queue_full(self) -> bool:
+        limit = self.settings.max_queue
+        return limit is not None and len(self.queue) - self.head >= limit
+
+    def pop_front(self, head: int, queue: list[str | bytes]) -> None:
+        """Drop the message at ``head`` (the caller took it)."""
+        limit = self.settings.max_queue
+        was_full = limit is not None and len(queue) - head >= limit
+        head += 1
+        if head == len(queue):
+            queue.clear()
+            head = 0
+        elif head >= 64 and head * 2 >= len(queue):
+            del queue[:head]
+            head = 0
+        self.head = head
+        if was_full:
+            # Room again: whoever waits to read (the background reader, a
+            # ping() awaiting its pong) may go on.
+            self.wake_bg()
+            self.notify()
+
+    # -- waking --------------------------------------------------------
+
+    def notify(self) -> None:
+        """Wake the tasks that wait for the reader (:meth:`wait`)."""
+        waiter = self.waiter
+        if waiter is not None:
+            self.waiter = None
+            waiter.set()
+
+    async def wait(self) -> None:
+        waiter = self.waiter
+        if waiter is None:
+            waiter = self.waiter = trio.Event()
+        self.fg_waiting += 1
+        try:
+            await waiter.wait()
+        finally:
+            self.fg_waiting -= 1
+
+    def wake_bg(self) -> None:
+        event = self.bg_event
+        if event is not None:
+            self.bg_event = None
+            event.set()
+
+    async def bg_wait(self) -> None:
+        event = self.bg_event
+        if event is None:
+            event = self.bg_event = trio.Event()
+        await event.wait()
+
+    # -- ending --------------------------------------------------------
+
+    def set_closure(
+        self,
+        code: int,
+        reason: str,
+        *,
+        error: bool = False,
+        cause: BaseException | None = None,
+    ) -> None:
+        if self.closure is None:
+            self.closure = Closure(code, reason, error, cause)
+
+    def lost(self, cause: BaseException | None) -> None:
+        """The transport ended (EOF or error): no more reading."""
+        self.eof = True
+        self.set_closure(1006, "", cause=cause)
+        self.must_close = True
+
+    async def shut(self, *, checkpoint: bool = True) -> None:
+        """Close the transport now, and wake every task that waits.
+
+        ``checkpoint=False``: the caller has just passed one.
+        """
+        if self.transport_closed:
+            return
+        self.transport_closed = True
+        self.eof = True
+        self.set_closure(1006, "")
+        # Wake everything that waits, background tasks included, so that
+        # they see the end and return.
+        self.notify()
+        self.wake_bg()
+        for event in (self.ka_event, self.traffic):
+            if event is not None:
+                event.set()
+        # aclose() of a Trio stream closes even when cancelled; the timeout
+        # bounds a TLS close_notify to a silent peer. A socket closes at
+        # once: close() plus a checkpoint, which a caller that just passed
+        # one can skip.
+        stream = self.stream
+        if type(stream) is trio.SocketStream:
+            stream.socket.close()
+            if checkpoint:
+                await trio.lowlevel.checkpoint()
+        else:
+            with trio.move_on_after(self.close_timeout):
+                await stream.aclose()

@@ -1,0 +1,288 @@
+"""The writer role: turns to write, the outbox of control frames, encoding.
+
+Writers take turns (FIFO), so frames of concurrent messages never
+interleave. Control frames the reader must send (pongs, the close answer)
+are appended to an outbox that the next writer flushes with its own frames:
+one ``send_all`` carries as many frames as are ready. Pongs lead the outbox
+and are bounded (:data:`PONG_BACKLOG`).
+
+Two variants, chosen when the connection is built: :class:`Writer` encodes
+with wsproto's ``send``; :class:`FastWriter` builds unfragmented data
+frames and our close frame itself when that gives wsproto's bytes
+(``_sansio._ws_frames``), moving wsproto's state through
+``_sansio._wsproto_compat``.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Sequence
+
+import trio
+from wsproto.connection import Connection
+from wsproto.events import BytesMessage, CloseConnection, TextMessage
+
+from .._sansio._ws_frames import build_frame
+from .._sansio._wsproto_compat import (
+    can_build_frames,
+    mark_close_answered,
+    mark_closing,
+)
+from ._shared import SharedState
+
+__all__ = ["PONG_BACKLOG", "TRANSPORT_ERRORS", "FastWriter", "Writer"]
+
+#: Bytes of pongs that may wait for the transport. A burst of pings that
+#: arrives in one read is answered ping for ping (what peers and test suites
+#: expect, 15 pongs of the largest size); past this the server is not
+#: reading its pongs, and only the one for the latest ping is kept, which
+#: RFC 6455 §5.5.3 allows. It bounds what a ping flood can make us hold.
+PONG_BACKLOG = 2048
+
+TRANSPORT_ERRORS = (trio.BrokenResourceError, trio.ClosedResourceError, OSError)
+
+_pack_code = struct.Struct("!H").pack
+
+
+def _split(message: str | bytes, size: int) -> Sequence[str | bytes]:
+    """Cut a message into fragments of at most ``size`` bytes of payload."""
+    if isinstance(message, bytes):
+        return [message[i : i + size] for i in range(0, len(message), size)]
+    if message.isascii():
+        return [message[i : i + size] for i in range(0, len(message), size)]
+    data = message.encode("utf-8")
+    parts: list[str] = []
+    start = 0
+    while start < len(data):
+        end = min(start + size, len(data))
+        # Cut between code points: text frames carry whole characters here.
+        while end < len(data) and end > start and data[end] & 0xC0 == 0x80:
+            end -= 1
+        if end == start:  # size smaller than one character: take it whole
+            end = start + 1
+            while end < len(data) and data[end] & 0xC0 == 0x80:
+                end += 1
+        parts.append(data[start:end].decode("utf-8"))
+        start = end
+    return parts
+
+
+def _send_close(ws: Connection, fast: bool, code: int, reason: str) -> bytes:
+    """The close frame for ``code`` and ``reason`` (checked by the caller).
+
+    ``fast`` (no extension in force): the frame is built here as data
+    frames are, and wsproto is moved to the state its own send would leave
+    it in; wsproto's path costs about as much again, on every connection's
+    close. Otherwise wsproto builds it.
+    """
+    if fast:
+        # wsproto would map local-only codes (1005, 1006, 1015) to 1000 and
+        # truncate the reason at 123 bytes: neither can reach here.
+        frame = build_frame(8, _pack_code(code) + reason.encode("utf-8"))
+        mark_closing(ws)
+        return bytes(frame)
+    return ws.send(CloseConnection(code, reason))
+
+
+class Writer:
+    """Turns to write and the outbox; frames built by wsproto."""
+
+    __slots__ = ("_lot", "_shared", "outbox", "pong_end", "sending")
+
+    def __init__(self, state: SharedState) -> None:
+        self._shared = state
+        self.outbox = bytearray()
+        self.pong_end = 0  # the outbox starts with this many bytes of pongs
+        self.sending = False  # a task holds the turn
+        self._lot: trio.lowlevel.ParkingLot | None = None
+
+    # -- frames --------------------------------------------------------
+
+    def encode(self, message: str | bytes) -> bytes | bytearray:
+        """The frames of one message (several with ``max_fragment_size``)."""
+        ws = self._shared.ws
+        size = self._shared.settings.max_fragment_size
+        if (
+            size is None
+            or len(message) <= size // 4
+            or (isinstance(message, bytes) and len(message) <= size)
+        ):
+            if isinstance(message, str):
+                return ws.send(TextMessage(data=message))
+            return ws.send(BytesMessage(data=message))
+        parts = _split(message, size)
+        out = bytearray()
+        last = len(parts) - 1
+        for index, part in enumerate(parts):
+            event: TextMessage | BytesMessage
+            if isinstance(part, str):
+                event = TextMessage(data=part, message_finished=index == last)
+            else:
+                event = BytesMessage(data=part, message_finished=index == last)
+            out += ws.send(event)
+        return bytes(out)
+
+    def close_frame(self, code: int, reason: str) -> bytes:
+        """Our close frame; wsproto moves to LOCAL_CLOSING."""
+        return _send_close(self._shared.ws, False, code, reason)
+
+    def close_answer(self, event: CloseConnection, payload: bytes | None) -> None:
+        """Queue the answer to the server's close frame (REMOTE_CLOSING).
+
+        ``payload``: the close frame's payload when the fast reader took it.
+        """
+        self.outbox += self._shared.ws.send(event.response())
+
+    def queue_pong(self, pong: bytes) -> None:
+        """Put a pong frame in the outbox, after the pongs already there.
+
+        Pongs lead the outbox (a close frame, the last frame, can only be
+        queued once no more pings are answered). Past :data:`PONG_BACKLOG`
+        the waiting pongs are dropped for this one, the latest.
+        """
+        outbox = self.outbox
+        end = self.pong_end
+        if end + len(pong) > PONG_BACKLOG:
+            del outbox[:end]
+            end = 0
+        outbox[end:end] = pong
+        self.pong_end = end + len(pong)
+
+    def take_outbox(self) -> bytes:
+        """Everything in the outbox, which is left empty."""
+        data = bytes(self.outbox)
+        self.outbox.clear()
+        self.pong_end = 0
+        return data
+
+    # -- turns ---------------------------------------------------------
+
+    async def acquire(self) -> None:
+        """Take the writer's turn (FIFO); not a checkpoint when uncontended."""
+        if not self.sending:
+            self.sending = True
+            return
+        lot = self._lot
+        if lot is None:
+            lot = self._lot = trio.lowlevel.ParkingLot()
+        await lot.park()  # the releasing writer hands the turn over
+
+    def release(self) -> None:
+        lot = self._lot
+        if lot:
+            lot.unpark()
+        else:
+            self.sending = False
+
+    async def write(self, data: bytes | bytearray) -> bool:
+        """Write frames; ``False`` when the transport failed (recorded).
+
+        The caller has checked for cancellation with nothing awaited since
+        (``checkpoint_if_cancelled``), so ``send_all`` cannot be cancelled
+        before its first byte and a cancelled call never loses the frames.
+        """
+        state = self._shared
+        try:
+            await state.stream.send_all(data)
+        except TRANSPORT_ERRORS as exc:
+            state.lost(exc)
+            await state.shut()
+            return False
+        except BaseException:
+            # Interrupted midway (cancelled): a frame may be cut short and
+            # nothing can follow it. The connection is over.
+            state.set_closure(1006, "a write was interrupted")
+            await state.shut()
+            raise
+        return True
+
+    async def flush_outbox(self) -> bool:
+        """Write the outbox until empty; the caller holds the turn."""
+        while self.outbox:
+            # Cancelled here, the frames stay in the outbox for the next
+            # writer (or aclose()); once taken, they are written or the
+            # connection is aborted.
+            await trio.lowlevel.checkpoint_if_cancelled()
+            data = self.take_outbox()
+            if not await self.write(data):
+                return False
+        return True
+
+    async def flush_control(self) -> None:
+        """Write pending control frames now, unless a writer will."""
+        if self.sending or not self.outbox:
+            return
+        self.sending = True
+        try:
+            await self.flush_outbox()
+        finally:
+            self.release()
+
+    async def drain(self) -> None:
+        """Wait for our turn, so everything queued before is written."""
+        await self.acquire()
+        try:
+            await self.flush_outbox()
+        finally:
+            self.release()
+
+    async def answer(self, waiting: trio.CancelScope) -> None:
+        """Write the outbox once the transport may take it without blocking.
+
+        Gives up, writing nothing, when ``waiting`` is cancelled (or its
+        deadline passes) first; once the transport is ready, the write is
+        not cancelled by it.
+        """
+        if self.sending or not self.outbox:
+            # A writer took the turn meanwhile, and the frames with it.
+            await trio.lowlevel.checkpoint()
+            return
+        # The turn covers the wait too: wait_send_all_might_not_block() and
+        # send_all() may not overlap on a Trio stream.
+        self.sending = True
+        state = self._shared
+        ready = False
+        try:
+            with waiting:
+                await state.stream.wait_send_all_might_not_block()
+                ready = True
+            if ready:
+                await self.flush_outbox()
+        except TRANSPORT_ERRORS as exc:
+            state.lost(exc)
+            await state.shut()
+        finally:
+            self.release()
+
+
+class FastWriter(Writer):
+    """:class:`Writer` that builds plain frames itself (no extension)."""
+
+    __slots__ = ()
+
+    def encode(self, message: str | bytes) -> bytes | bytearray:
+        state = self._shared
+        size = state.settings.max_fragment_size
+        if (
+            size is None
+            or len(message) <= size // 4
+            or (isinstance(message, bytes) and len(message) <= size)
+        ) and can_build_frames(state.ws):
+            # What wsproto would send, and its state stays as it is.
+            if isinstance(message, str):
+                return build_frame(1, message.encode("utf-8"))
+            return build_frame(2, message)
+        return super().encode(message)
+
+    def close_frame(self, code: int, reason: str) -> bytes:
+        return _send_close(self._shared.ws, True, code, reason)
+
+    def close_answer(self, event: CloseConnection, payload: bytes | None) -> None:
+        if payload is None:
+            super().close_answer(event, payload)
+            return
+        # wsproto's answer echoes the code and the (valid, at most 123
+        # bytes) reason: the payload as received, or none for 1005. Its
+        # send moves REMOTE_CLOSING to CLOSED.
+        self.outbox += build_frame(8, payload)
+        mark_close_answered(self._shared.ws)
