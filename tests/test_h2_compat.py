@@ -34,17 +34,27 @@ def test_the_probe_fails_closed_when_h2_does_not_fit(
     assert _h2_compat._probe_reopen() is False
 
 
-async def test_without_reopening_a_goaway_ends_the_kept_streams_clearly(
-    monkeypatch: pytest.MonkeyPatch,
+@pytest.mark.parametrize(
+    ("fit", "errors"),
+    [
+        # The client's fallback, the public behaviour: h2 refuses the frames
+        # after GOAWAY, so the stream the server meant to finish fails.
+        ("REOPENS", (ConnectionClosed, ProtocolError)),
+        # The test server's fallback: GOAWAY the public way, then close.
+        ("KEEPS_SENDING", (ConnectionClosed, StreamRefused)),
+    ],
+)
+async def test_without_keeping_streams_a_goaway_ends_them_clearly(
+    monkeypatch: pytest.MonkeyPatch, fit: str, errors: tuple[type[Exception], ...]
 ) -> None:
-    # The public behaviour: h2 refuses the frames after GOAWAY, so the
-    # stream the server meant to finish fails with a typed error, at once.
-    monkeypatch.setattr(_h2_compat, "REOPENS", False)
+    # Either way the stream fails with a typed error, at once.
+    monkeypatch.setattr(_h2_compat, fit, False)
     async with h2c_server() as (server, _):
         with trio.fail_after(10):
             async with await trio_upgrade.upgrade(server.url(), "h2c") as conn:
-                with pytest.raises((ConnectionClosed, ProtocolError)):
+                with pytest.raises(errors):
                     await conn.request("GET", "/goaway")
+                assert not conn.is_usable
 
 
 def test_every_probe_finds_the_installed_h2_fits() -> None:
@@ -97,17 +107,3 @@ def test_without_the_header_bound_h2_applies_its_own_until_acknowledged(
     # The setting is still sent; h2 applies it once the server acks it.
     assert state.local_settings.max_header_list_size == 5000
     assert state.decoder.max_header_list_size != 5000
-
-
-async def test_a_server_that_cannot_keep_streams_closes_after_its_goaway(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    # The test server's fallback: GOAWAY the public way, then close; the
-    # client's stream fails with a typed error, at once.
-    monkeypatch.setattr(_h2_compat, "KEEPS_SENDING", False)
-    async with h2c_server() as (server, _):
-        with trio.fail_after(10):
-            async with await trio_upgrade.upgrade(server.url(), "h2c") as conn:
-                with pytest.raises((ConnectionClosed, StreamRefused)):
-                    await conn.request("GET", "/goaway")
-                assert not conn.is_usable

@@ -16,7 +16,7 @@ from ._engine import H2Engine
 from ._request import Body, HeadersArg, begin, bounded_body, request_head
 from ._state import StreamState
 from ._stream import HTTP2Response, HTTP2Stream
-from ._websocket import open_websocket
+from ._websocket import websocket_on_stream, websocket_request
 
 __all__ = ["Body", "HTTP2Connection", "HeadersArg"]
 
@@ -191,15 +191,7 @@ class HTTP2Connection:
         # The same steps as stream(), without the async context manager's
         # generator machinery: this is the hot path for small requests.
         engine = self._engine
-        state = await begin(
-            engine,
-            method,
-            target,
-            headers,
-            body,
-            scheme=self.scheme,
-            authority=self.authority,
-        )
+        state = await _begin(self, method, target, headers, body)
         try:
             await engine.wait_head(state)
             response = HTTP2Response(engine, state)
@@ -316,7 +308,22 @@ class HTTP2Connection:
             ValueError, StreamRefused, StreamReset, ConnectionClosed,
             ProtocolError, trio.ClosedResourceError: as for :meth:`stream`.
         """
-        return await open_websocket(self, target, protocol, headers)
+        options, fields = websocket_request(protocol, headers)
+        # end_before_reset=False: when the WebSocket closes before the server
+        # ended the stream, only RST_STREAM CANCEL is sent, not END_STREAM
+        # first: hypercorn 0.18 forgets the stream after the closing
+        # handshake and drops the whole connection on an END_STREAM for it.
+        stream = await self.open_stream(
+            "CONNECT",
+            target,
+            headers=fields,
+            protocol="websocket",
+            end_before_reset=False,
+        )
+        request = Request("CONNECT", target, Headers(fields))
+        return await websocket_on_stream(
+            stream, options, request, close_timeout=self.close_timeout
+        )
 
     @property
     def close_timeout(self) -> float:
@@ -374,8 +381,23 @@ async def _stream(
     body: Body,
 ) -> AsyncIterator[HTTP2Response]:
     engine = conn._engine
-    state = await begin(
-        engine,
+    state = await _begin(conn, method, target, headers, body)
+    try:
+        await engine.wait_head(state)
+        yield HTTP2Response(engine, state)
+    finally:
+        await engine.abandon(state)
+
+
+async def _begin(
+    conn: HTTP2Connection,
+    method: str,
+    target: str,
+    headers: HeadersArg | None,
+    body: Body,
+) -> StreamState:
+    return await begin(
+        conn._engine,
         method,
         target,
         headers,
@@ -383,8 +405,3 @@ async def _stream(
         scheme=conn.scheme,
         authority=conn.authority,
     )
-    try:
-        await engine.wait_head(state)
-        yield HTTP2Response(engine, state)
-    finally:
-        await engine.abandon(state)

@@ -324,14 +324,7 @@ def check_switch(
             f"Sec-WebSocket-Accept: {expected_accept}",
             f"Sec-WebSocket-Accept: {', '.join(accepts) or '(none)'}",
         )
-    return _negotiate(
-        response,
-        found["sec-websocket-protocol"],
-        found["sec-websocket-extensions"],
-        subprotocols,
-        deflate,
-        require_subprotocol,
-    )
+    return _negotiate(response, found, subprotocols, deflate, require_subprotocol)
 
 
 # The fields check_negotiation() reads.
@@ -366,25 +359,18 @@ def check_negotiation(
             carries what was expected and what was received.
     """
     found = response.headers._select(_NEGOTIATION_FIELDS)
-    return _negotiate(
-        response,
-        found["sec-websocket-protocol"],
-        found["sec-websocket-extensions"],
-        subprotocols,
-        deflate,
-        require_subprotocol,
-    )
+    return _negotiate(response, found, subprotocols, deflate, require_subprotocol)
 
 
 def _negotiate(
     response: Response,
-    protocol_fields: list[str],
-    fields: list[str],
+    found: dict[str, list[str]],
     subprotocols: Sequence[str],
     deflate: DeflateParams | None,
     require_subprotocol: bool,
 ) -> Switch:
-    chosen = [v.strip(_OWS) for v in protocol_fields]
+    # found: the values of the fields in _NEGOTIATION_FIELDS (at least).
+    chosen = [v.strip(_OWS) for v in found["sec-websocket-protocol"]]
     subprotocol: str | None = None
     if chosen:
         if len(chosen) != 1 or chosen[0] not in subprotocols:
@@ -404,6 +390,7 @@ def _negotiate(
             f"Sec-WebSocket-Protocol: one of {', '.join(subprotocols)}",
             "no Sec-WebSocket-Protocol",
         )
+    fields = found["sec-websocket-extensions"]
     if not fields:
         # The usual answer: nothing to parse, nothing agreed.
         return Switch(subprotocol, None, ())
