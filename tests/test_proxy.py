@@ -67,6 +67,15 @@ def tunnelling_proxy(
     return handler
 
 
+#: Every entry point that connects, by the same options: the URL and options
+#: in, the connection (to close) out.
+Connect = Callable[..., Awaitable[trio.abc.AsyncResource]]
+ENTRY_POINTS = [
+    pytest.param(partial(trio_upgrade.upgrade, protocols="echo"), id="upgrade"),
+    pytest.param(trio_upgrade.connect_http2, id="connect_http2"),
+]
+
+
 async def start(nursery: trio.Nursery, handler: ProxyHandler) -> str:
     listeners = await nursery.start(
         partial(trio.serve_tcp, handler, 0, host="127.0.0.1")
@@ -101,10 +110,13 @@ async def test_credentials_go_to_the_proxy_only(nursery: trio.Nursery) -> None:
         assert "proxy-authorization" not in server.requests[0].headers
 
 
-async def test_refused_tunnel_is_a_proxy_error(nursery: trio.Nursery) -> None:
+@pytest.mark.parametrize("connect", ENTRY_POINTS)
+async def test_refused_tunnel_is_a_proxy_error(
+    nursery: trio.Nursery, connect: Connect
+) -> None:
     proxy = await start(nursery, tunnelling_proxy([], require_auth="Basic nope"))
     with trio.fail_after(10), pytest.raises(ProxyError) as info:
-        await trio_upgrade.upgrade("http://127.0.0.1:9/", "echo", proxy=proxy)
+        await connect("http://127.0.0.1:9/", proxy=proxy)
     assert info.value.response is not None
     assert info.value.response.status_code == 407
     assert "407" in str(info.value)
@@ -127,7 +139,10 @@ async def test_broken_proxy_replies_are_proxy_errors(
         await trio_upgrade.upgrade("http://127.0.0.1:9/", "echo", proxy=proxy)
 
 
-async def test_silent_proxy_hits_the_connect_deadline(nursery: trio.Nursery) -> None:
+@pytest.mark.parametrize("connect", ENTRY_POINTS)
+async def test_silent_proxy_hits_the_connect_deadline(
+    nursery: trio.Nursery, connect: Connect
+) -> None:
     async def handler(client: trio.SocketStream) -> None:
         await read_head(client)
         await trio.sleep_forever()
@@ -135,9 +150,7 @@ async def test_silent_proxy_hits_the_connect_deadline(nursery: trio.Nursery) -> 
     proxy = await start(nursery, handler)
     limits = trio_upgrade.Limits(connect_timeout=0.2)
     with trio.fail_after(10), pytest.raises(trio_upgrade.UpgradeTimeout) as info:
-        await trio_upgrade.upgrade(
-            "http://127.0.0.1:9/", "echo", proxy=proxy, limits=limits
-        )
+        await connect("http://127.0.0.1:9/", proxy=proxy, limits=limits)
     assert info.value.phase == "connect"
 
 
@@ -169,29 +182,3 @@ async def test_connect_http2_through_a_connect_tunnel(nursery: trio.Nursery) -> 
     assert [h.split(b"\r\n")[0] for h in heads] == [
         f"CONNECT {authority} HTTP/1.1".encode()
     ] * 2
-
-
-async def test_connect_http2_refused_tunnel_is_a_proxy_error(
-    nursery: trio.Nursery,
-) -> None:
-    proxy = await start(nursery, tunnelling_proxy([], require_auth="Basic nope"))
-    with trio.fail_after(10), pytest.raises(ProxyError) as info:
-        await trio_upgrade.connect_http2("http://127.0.0.1:9/", proxy=proxy)
-    assert info.value.response is not None
-    assert info.value.response.status_code == 407
-
-
-async def test_connect_http2_silent_proxy_hits_the_connect_deadline(
-    nursery: trio.Nursery,
-) -> None:
-    async def handler(client: trio.SocketStream) -> None:
-        await read_head(client)
-        await trio.sleep_forever()
-
-    proxy = await start(nursery, handler)
-    limits = trio_upgrade.Limits(connect_timeout=0.2)
-    with trio.fail_after(10), pytest.raises(trio_upgrade.UpgradeTimeout) as info:
-        await trio_upgrade.connect_http2(
-            "http://127.0.0.1:9/", proxy=proxy, limits=limits
-        )
-    assert info.value.phase == "connect"

@@ -52,17 +52,24 @@ async def tls_server(
     return port
 
 
+def trusting(ca: trustme.CA, alpn: list[str]) -> ssl.SSLContext:
+    """A client context of the test's own that trusts ``ca`` and offers ``alpn``."""
+    context = ssl.create_default_context()
+    ca.configure_trust(context)
+    context.set_alpn_protocols(alpn)
+    return context
+
+
 async def test_https_upgrade_offers_only_http11(
     nursery: trio.Nursery, ca: trustme.CA
 ) -> None:
     alpn: list[str | None] = []
     port = await tls_server(nursery, ca, alpn)
-    client_context = ssl.create_default_context()
-    ca.configure_trust(client_context)
-    client_context.set_alpn_protocols(["http/1.1"])
     with trio.fail_after(10):
         conn = await trio_upgrade.upgrade(
-            f"https://localhost:{port}/", "echo", ssl_context=client_context
+            f"https://localhost:{port}/",
+            "echo",
+            ssl_context=trusting(ca, ["http/1.1"]),
         )
         async with conn:
             assert await conn.receive_some() == b"secret"
@@ -136,9 +143,7 @@ async def test_given_context_is_used_as_given(
 ) -> None:
     alpn: list[str | None] = []
     port = await tls_server(nursery, ca, alpn)
-    mine = ssl.create_default_context()
-    ca.configure_trust(mine)
-    mine.set_alpn_protocols(["h2", "http/1.1"])
+    mine = trusting(ca, ["h2", "http/1.1"])
     with trio.fail_after(10):
         conn = await trio_upgrade.upgrade(
             f"https://localhost:{port}/", "echo", ssl_context=mine
