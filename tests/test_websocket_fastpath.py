@@ -1,9 +1,10 @@
-"""The fast paths beside wsproto (``_websocket._frames``) give wsproto's results.
+"""The fast paths beside wsproto (``_sansio._ws_frames``) give wsproto's results.
 
 Outgoing: frames built here are byte for byte wsproto's for the same masking
 key, with and without the optional compiled masker. Incoming: the same byte
 stream, cut into reads anywhere, yields the same messages and the same end
-with the fast path as through wsproto alone.
+with the fast path as through wsproto alone. With the switch off
+(``_sansio._speedups.ENABLED``), no fast path runs at all.
 """
 
 from __future__ import annotations
@@ -21,8 +22,10 @@ from wsproto.events import BytesMessage, TextMessage
 
 import trio_upgrade
 from trio_upgrade import ConnectionClosed, ProtocolError
+from trio_upgrade._sansio import _speedups
 from trio_upgrade._sansio import _ws_frames as _frames
-from trio_upgrade.testing import open_upgrade_server
+from trio_upgrade._websocket import _engine, _reader, _writer
+from trio_upgrade.testing import ServerWebSocket, open_upgrade_server
 from trio_upgrade.testing._websocket import WebSocketServerProtocol
 
 pytestmark = pytest.mark.timeout(60)
@@ -334,3 +337,76 @@ def test_close_frame_with_extensions_goes_through_wsproto() -> None:
     ws = Connection(ConnectionType.CLIENT)
     frame = _send_close(ws, False, 1000, "")
     assert frame[:2] == b"\x88\x82" and ws.state is ConnectionState.LOCAL_CLOSING
+
+
+# -- the switch: every fast path off -------------------------------------------
+
+
+def _server_closes(code: int) -> WebSocketServerProtocol:
+    async def handler(ws: ServerWebSocket) -> None:
+        while (message := await ws.receive()) != "close":
+            await ws.send(message)
+
+    return WebSocketServerProtocol(handler, close_code=code, compression=False)
+
+
+@pytest.mark.parametrize("who_closes", ["server", "client"])
+async def test_switch_off_runs_no_fast_path(
+    who_closes: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Read when a connection is built: set after import, as a test may.
+    monkeypatch.setattr(_speedups, "ENABLED", False)
+
+    def forbidden(*args: object) -> Any:
+        raise AssertionError("a fast path ran with the switch off")
+
+    # Every operation on wsproto's private state, where it is used, and
+    # the frame builder (data and close frames).
+    for module, name in [
+        (_engine, "has_extensions"),
+        (_reader, "is_idle"),
+        (_reader, "announced_rest"),
+        (_reader, "take_close"),
+        (_reader, "plain_header"),
+        (_writer, "can_build_frames"),
+        (_writer, "mark_closing"),
+        (_writer, "mark_close_answered"),
+        (_writer, "build_frame"),
+    ]:
+        assert hasattr(module, name), name
+        monkeypatch.setattr(module, name, forbidden)
+    async with open_upgrade_server([_server_closes(4001)]) as server:
+        url = server.url("/", scheme="ws")
+        with trio.fail_after(10):
+            async with trio_upgrade.open_upgrade(
+                url, [trio_upgrade.WebSocket(compression=None)]
+            ) as ws:
+                # The plain reader and writer: wsproto's public API only.
+                assert type(ws._engine.reader) is _reader.Reader
+                assert type(ws._engine.writer) is _writer.Writer
+                await ws.send("text")
+                await ws.send(b"binary" * 30_000)
+                assert await ws.receive() == "text"
+                assert await ws.receive() == b"binary" * 30_000
+                assert await ws.ping(b"p") >= 0
+                if who_closes == "server":
+                    await ws.send("close")
+                    with pytest.raises(ConnectionClosed) as info:
+                        await ws.receive()
+                    assert info.value.code == 4001
+            assert ws.close_code == (4001 if who_closes == "server" else 1000)
+
+
+async def test_switch_on_chooses_the_fast_paths_without_extensions() -> None:
+    assert _speedups.ENABLED or os.environ.get("TRIO_UPGRADE_NO_SPEEDUPS")
+    async with open_upgrade_server([WebSocketServerProtocol()]) as server:
+        url = server.url("/echo", scheme="ws")
+        for compression, fast in [(None, _speedups.ENABLED), ("deflate", False)]:
+            offer = trio_upgrade.WebSocket(compression=compression)
+            async with trio_upgrade.open_upgrade(url, [offer]) as ws:
+                reader = type(ws._engine.reader)
+                writer = type(ws._engine.writer)
+                assert (reader is _reader.FastReader) == fast
+                assert (writer is _writer.FastWriter) == fast
+                await ws.send("x")
+                assert await ws.receive() == "x"

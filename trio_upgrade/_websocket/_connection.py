@@ -16,7 +16,7 @@ from .._errors import ConnectionClosed
 from .._sansio._messages import Request, Response
 from ._engine import WebSocketEngine
 from ._pings import PingTracker
-from ._shared import ConnectionSettings
+from ._shared import ConnectionSettings, SharedState
 
 __all__ = ["WebSocketConnection"]
 
@@ -88,11 +88,10 @@ class WebSocketConnection(trio.abc.Channel[str | bytes]):
         ``ws`` is a client-side wsproto connection already holding any bytes
         that came after the 101 (``buffered`` says whether there are some).
         """
-        engine = self._engine = WebSocketEngine(
-            stream, ws, settings, close_timeout=close_timeout, buffered=buffered
-        )
+        shared = SharedState(stream, ws, settings, close_timeout)
+        engine = self._engine = WebSocketEngine(shared, buffered=buffered)
         # Bound once: the parts receive() and send() use on every call.
-        self._shared = engine.state
+        self._shared = shared
         self._writer = engine.writer
         self._closing = engine.closing
         self._request = request

@@ -39,7 +39,7 @@ the background tasks.
 from __future__ import annotations
 
 import trio
-from wsproto.connection import Connection, ConnectionState
+from wsproto.connection import ConnectionState
 from wsproto.events import Ping
 
 from .._groups import lone_errors_unwrapped
@@ -48,7 +48,7 @@ from .._sansio._wsproto_compat import has_extensions
 from .._timeout import UpgradeTimeout
 from ._closing import ClosingHandshake
 from ._reader import FastReader, Reader, fast_paths_on
-from ._shared import BG, FG, ConnectionSettings, SharedState
+from ._shared import BG, FG, SharedState
 from ._writer import TRANSPORT_ERRORS, FastWriter, Writer
 
 __all__ = ["HANDOVER_DELAY", "REPLY_GRACE", "WebSocketEngine"]
@@ -83,20 +83,13 @@ class WebSocketEngine:
         "writer",
     )
 
-    def __init__(
-        self,
-        stream: trio.abc.Stream,
-        ws: Connection,
-        settings: ConnectionSettings,
-        *,
-        close_timeout: float,
-        buffered: bool,
-    ) -> None:
-        state = self.state = SharedState(stream, ws, settings, close_timeout)
+    def __init__(self, state: SharedState, *, buffered: bool) -> None:
+        """``buffered``: wsproto holds bytes that came after the 101."""
+        self.state = state
         # The fast paths only without an extension in force (their frames
         # are wsproto's only then), and only if the switch and the probes
         # allow them, read now.
-        fast = fast_paths_on() and not has_extensions(ws)
+        fast = fast_paths_on() and not has_extensions(state.ws)
         writer = self.writer = FastWriter(state) if fast else Writer(state)
         closing = self.closing = ClosingHandshake(state, writer)
         kind = FastReader if fast else Reader
