@@ -1,9 +1,9 @@
 """The engine of an HTTP/2 connection: h2 state, one socket, many tasks.
 
 Composed of three parts held by reference: the connection's state
-(:class:`~._state.ConnectionState`), its reader (:class:`~._reader.Reader`,
+(:class:`~._state.H2State`), its reader (:class:`~._reader.H2Reader`,
 the task whose turn it is to read for everyone) and its writer
-(:class:`~._writer.Writer`, the task whose turn it is to write what
+(:class:`~._writer.H2Writer`, the task whose turn it is to write what
 everyone queued). :class:`H2Engine` adds the operations streams are used
 through: opening a stream (waiting for a free one), sending a body as flow
 control allows, handing received data to the application and reopening the
@@ -24,19 +24,19 @@ from h2.errors import ErrorCodes
 
 from .._errors import BodyTooLarge, ConnectionClosed, ProtocolError, StreamRefused
 from .._sansio._h2_options import DEFAULT_WINDOW, HTTP2Options
-from ._reader import Reader
+from ._reader import H2Reader
 from ._state import (
     CLEANUP_GRACE,
-    ConnectionState,
     ErrorFactory,
     Grant,
+    H2State,
     Header,
     PendingPing,
     StreamState,
     Waiter,
     closed_error,
 )
-from ._writer import Writer
+from ._writer import H2Writer
 
 if TYPE_CHECKING:
     from .._limits import Limits
@@ -67,9 +67,9 @@ class H2Engine:
         limits: Limits,
     ) -> None:
         self.transport = transport
-        self.state = state = ConnectionState(machine, options, limits)
-        self.writer = Writer(transport, state)
-        self.reader = Reader(transport, state, self.writer)
+        self.state = state = H2State(machine, options, limits)
+        self.writer = H2Writer(transport, state)
+        self.reader = H2Reader(transport, state, self.writer)
         # Bound once: the stream operations use them on every call.
         self.h2 = machine
         self.wait = self.reader.wait

@@ -32,18 +32,18 @@ from .._sansio._h2_frames import FrameScanner, PrefaceError
 from ._state import (
     CLEANUP_GRACE,
     RECEIVE_SIZE,
-    ConnectionState,
+    H2State,
     Waiter,
     code_name,
     refused_by_goaway,
     split_head,
 )
-from ._writer import Writer, lost
+from ._writer import H2Writer, lost
 
-__all__ = ["Reader"]
+__all__ = ["H2Reader"]
 
 
-class Reader:
+class H2Reader:
     """The reader role of one connection; see the module docstring.
 
     Args:
@@ -54,7 +54,7 @@ class Reader:
     """
 
     def __init__(
-        self, transport: trio.abc.Stream, state: ConnectionState, writer: Writer
+        self, transport: trio.abc.Stream, state: H2State, writer: H2Writer
     ) -> None:
         self._transport = transport
         self._state = state
@@ -123,7 +123,7 @@ class Reader:
         elif data is not None:
             self.receive(data)
         # (No data and no problem: the read was cut short on purpose, by a
-        # failure or by ConnectionState.kick.)
+        # failure or by H2State.kick.)
         if state.failed():
             await self._shut_down()
         else:
@@ -346,15 +346,15 @@ class Reader:
             )
 
 
-_HANDLERS: dict[type[h2.events.Event], Callable[[Reader, h2.events.Event], None]] = {
-    h2.events.ResponseReceived: Reader._on_response,  # type: ignore[dict-item]
-    h2.events.InformationalResponseReceived: Reader._on_informational,  # type: ignore[dict-item]
-    h2.events.DataReceived: Reader._on_data,  # type: ignore[dict-item]
-    h2.events.TrailersReceived: Reader._on_trailers,  # type: ignore[dict-item]
-    h2.events.StreamEnded: Reader._on_ended,  # type: ignore[dict-item]
-    h2.events.StreamReset: Reader._on_reset,  # type: ignore[dict-item]
-    h2.events.WindowUpdated: Reader._on_window,  # type: ignore[dict-item]
-    h2.events.RemoteSettingsChanged: Reader._on_settings,  # type: ignore[dict-item]
-    h2.events.PingAckReceived: Reader._on_ping_ack,  # type: ignore[dict-item]
-    h2.events.ConnectionTerminated: Reader._on_goaway,  # type: ignore[dict-item]
+_HANDLERS: dict[type[h2.events.Event], Callable[[H2Reader, h2.events.Event], None]] = {
+    h2.events.ResponseReceived: H2Reader._on_response,  # type: ignore[dict-item]
+    h2.events.InformationalResponseReceived: H2Reader._on_informational,  # type: ignore[dict-item]
+    h2.events.DataReceived: H2Reader._on_data,  # type: ignore[dict-item]
+    h2.events.TrailersReceived: H2Reader._on_trailers,  # type: ignore[dict-item]
+    h2.events.StreamEnded: H2Reader._on_ended,  # type: ignore[dict-item]
+    h2.events.StreamReset: H2Reader._on_reset,  # type: ignore[dict-item]
+    h2.events.WindowUpdated: H2Reader._on_window,  # type: ignore[dict-item]
+    h2.events.RemoteSettingsChanged: H2Reader._on_settings,  # type: ignore[dict-item]
+    h2.events.PingAckReceived: H2Reader._on_ping_ack,  # type: ignore[dict-item]
+    h2.events.ConnectionTerminated: H2Reader._on_goaway,  # type: ignore[dict-item]
 }

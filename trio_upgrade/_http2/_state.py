@@ -1,6 +1,6 @@
 """What an HTTP/2 connection knows: its streams, its slots, why it stopped.
 
-:class:`ConnectionState` is the one object the roles of a connection share
+:class:`H2State` is the one object the roles of a connection share
 (the reader and the writer of :mod:`._reader` and :mod:`._writer`, the
 stream operations of :mod:`._engine`): h2's state machine, the streams in
 flight, the tasks waiting and why the connection can take no new stream.
@@ -33,7 +33,7 @@ if TYPE_CHECKING:
 __all__ = [
     "CLEANUP_GRACE",
     "RECEIVE_SIZE",
-    "ConnectionState",
+    "H2State",
     "ErrorFactory",
     "Grant",
     "Header",
@@ -164,7 +164,7 @@ class StreamState:
             )
 
 
-class ConnectionState:
+class H2State:
     """The state of one connection that its reader, writer and streams share.
 
     Args:
@@ -181,7 +181,7 @@ class ConnectionState:
         closed_locally: :meth:`~._engine.H2Engine.aclose` began.
         settings_seen: the server's SETTINGS preface arrived.
         parked: the tasks waiting for the reader to wake them, first in
-            first out (see :meth:`~._reader.Reader.wait`).
+            first out (see :meth:`~._reader.H2Reader.wait`).
     """
 
     __slots__ = (

@@ -9,7 +9,7 @@ A write cut short would leave half a frame on the wire and the connection
 unusable, so a cancelled sender must never stop in the middle of one. On a
 plain socket (h2c is cleartext) each write is a ``socket.send()``, which
 Trio cancels only before anything was written: the sender stops between
-writes and what is left stays in :attr:`Writer.pending` for the next sender,
+writes and what is left stays in :attr:`H2Writer.pending` for the next sender,
 frame boundaries intact. On other streams (TLS) ``send_all`` is the only
 primitive; cancelled in the middle, the connection is given up.
 """
@@ -21,12 +21,12 @@ from collections.abc import Awaitable, Callable
 import trio
 
 from .._errors import ConnectionClosed
-from ._state import ConnectionState, closed_error
+from ._state import H2State, closed_error
 
-__all__ = ["Writer"]
+__all__ = ["H2Writer"]
 
 
-class Writer:
+class H2Writer:
     """The sender role of one connection.
 
     Args:
@@ -35,7 +35,7 @@ class Writer:
             write that fails marks it failed.
     """
 
-    def __init__(self, transport: trio.abc.Stream, state: ConnectionState) -> None:
+    def __init__(self, transport: trio.abc.Stream, state: H2State) -> None:
         self._transport = transport
         self._state = state
         self._source = state.h2.data_to_send
@@ -144,7 +144,7 @@ class Writer:
         return data
 
 
-def lost(state: ConnectionState, exc: BaseException) -> None:
+def lost(state: H2State, exc: BaseException) -> None:
     """The transport broke (``exc``): fail the connection with why."""
     if state.closed_locally:
         state.fail(closed_error)
