@@ -415,7 +415,9 @@ def controls(draw: st.DrawFn) -> Frame:
 @st.composite
 def closes(draw: st.DrawFn) -> Frame:
     kind = draw(
-        st.sampled_from(["empty", "code", "reason", "bad-code", "bad-reason", "odd"])
+        st.sampled_from(
+            ["reason", "code", "reason", "empty", "bad-code", "bad-reason", "odd"]
+        )
     )
     if kind == "empty":
         payload = b""
@@ -425,7 +427,7 @@ def closes(draw: st.DrawFn) -> Frame:
         codes = BAD_CODES if kind == "bad-code" else GOOD_CODES
         payload = draw(st.sampled_from(codes)).to_bytes(2, "big")
         if kind == "reason":
-            reason = draw(st.text(max_size=10)).encode()
+            reason = draw(st.text(min_size=1, max_size=10)).encode()
             payload += draw(st.sampled_from([reason, _fill(b"r", 123)]))
         elif kind == "bad-reason":
             payload += draw(st.sampled_from(BAD_UTF8)) + b"x"
@@ -499,7 +501,7 @@ def pieces(deflate: bool) -> st.SearchStrategy[list[Piece]]:
 def tails(draw: st.DrawFn) -> bytes:
     """What ends the stream: nothing more, a close frame, or a frame that
     never ends (announcing a length past any ``max_size``)."""
-    kind = draw(st.sampled_from(["none", "close", "huge"]))
+    kind = draw(st.sampled_from(["close", "none", "close", "huge"]))
     if kind == "close":
         return draw(closes()).encode()
     if kind == "huge":
