@@ -59,6 +59,18 @@ class H2Engine:
         writer: the writer role; :meth:`flush` is its ``flush``.
     """
 
+    __slots__ = (
+        "_stream_threshold",
+        "flush",
+        "h2",
+        "reader",
+        "receive",
+        "state",
+        "transport",
+        "wait",
+        "writer",
+    )
+
     def __init__(
         self,
         transport: trio.abc.Stream,

@@ -53,6 +53,19 @@ class H2Reader:
             acks), and hands the last bytes to when the connection fails.
     """
 
+    __slots__ = (
+        "_conn_threshold",
+        "_conn_unacked",
+        "_h2",
+        "_reading",
+        "_scanner",
+        "_state",
+        "_streams",
+        "_transport",
+        "_wake",
+        "_writer",
+    )
+
     def __init__(
         self, transport: trio.abc.Stream, state: H2State, writer: H2Writer
     ) -> None:

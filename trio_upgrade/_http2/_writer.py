@@ -35,6 +35,16 @@ class H2Writer:
             write that fails marks it failed.
     """
 
+    __slots__ = (
+        "_done",
+        "_send",
+        "_source",
+        "_state",
+        "_transport",
+        "pending",
+        "sending",
+    )
+
     def __init__(self, transport: trio.abc.Stream, state: H2State) -> None:
         self._transport = transport
         self._state = state
