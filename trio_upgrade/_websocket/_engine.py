@@ -68,6 +68,10 @@ HANDOVER_DELAY = 0.1
 REPLY_GRACE = 0.001
 
 
+def _abort_sleep(_: object) -> trio.lowlevel.Abort:
+    return trio.lowlevel.Abort.SUCCEEDED
+
+
 class WebSocketEngine:
     """The parts of one connection and the reader role's I/O; see the
     module docstring. :class:`~trio_upgrade.WebSocketConnection` holds one."""
@@ -225,6 +229,11 @@ class WebSocketEngine:
     async def _background_reader(self) -> None:
         state = self.state
         writer = self.writer
+        stream = state.stream
+        # An idle socket is waited on here, not in receive_some(): on
+        # Pythons before 3.11 every frame of a suspended task's stack is an
+        # object of its own, and this stack is most of an idle connection.
+        sock = stream.socket if type(stream) is trio.SocketStream else None
         while not state.eof:
             if state.reader or state.queue_full() or state.local_close:
                 if (
@@ -243,6 +252,19 @@ class WebSocketEngine:
             if trio.current_time() < resume:
                 await trio.sleep_until(resume)
                 continue
+            if sock is not None and not (
+                self.reader.backlog or (writer.outbox and not writer.sending)
+            ):
+                # Hold the reader role until the socket has data, or ends.
+                state.reader = BG
+                try:
+                    await trio.lowlevel.wait_readable(sock)
+                except TRANSPORT_ERRORS:
+                    pass  # the read below meets the error, or the end
+                finally:
+                    state.reader = 0
+                if state.transport_closed:
+                    continue
             await self.progress(BG)
             if state.fg_waiting:
                 # An application task wants data: let it read itself.
@@ -256,9 +278,10 @@ class WebSocketEngine:
         while not state.eof:
             due = self._last_recv + interval
             if trio.current_time() < due:
-                wake = state.ka_event = trio.Event()
-                with trio.move_on_at(due):
-                    await wake.wait()
+                # Woken early (cancelled) when the connection closes.
+                with trio.CancelScope(deadline=due) as state.ka_scope:
+                    # trio.sleep_forever(), one frame less (see above)
+                    await trio.lowlevel.wait_task_rescheduled(_abort_sleep)
                 continue
             if state.ws.state is not ConnectionState.OPEN or state.local_close:
                 return

@@ -55,7 +55,7 @@ class SharedState:
         "eof",
         "fg_waiting",
         "head",
-        "ka_event",
+        "ka_scope",
         "local_close",
         "must_close",
         "queue",
@@ -92,7 +92,7 @@ class SharedState:
         self.waiter: trio.Event | None = None  # tasks waiting for the reader
         self.fg_waiting = 0  # how many of them are application tasks
         self.bg_event: trio.Event | None = None  # the background reader waits
-        self.ka_event: trio.Event | None = None  # the keepalive waits
+        self.ka_scope: trio.CancelScope | None = None  # the keepalive waits
         self.traffic: trio.Event | None = None  # the keepalive awaits data
 
     def queue_full(self) -> bool:
@@ -181,9 +181,10 @@ class SharedState:
         # they see the end and return.
         self.notify()
         self.wake_bg()
-        for event in (self.ka_event, self.traffic):
-            if event is not None:
-                event.set()
+        if self.ka_scope is not None:
+            self.ka_scope.cancel()
+        if self.traffic is not None:
+            self.traffic.set()
         # aclose() of a Trio stream closes even when cancelled; the timeout
         # bounds a TLS close_notify to a silent peer. A socket closes at
         # once: close() plus a checkpoint, which a caller that just passed
