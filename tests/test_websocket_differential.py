@@ -52,7 +52,6 @@ actions) and both observations; ``_run_both`` replays one by hand.
 from __future__ import annotations
 
 import bisect
-import codecs
 import hashlib
 import itertools
 import os
@@ -60,7 +59,7 @@ import re
 import zlib
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, replace
 from typing import Any
 
 import pytest
@@ -250,42 +249,39 @@ class Encoded:
 
     data: bytes
     starts: list[int]  # where each frame starts
-    # Spans that a read may not end inside: see _KNOWN_DIVERGENCES.
-    no_cut: list[tuple[int, int]] = field(default_factory=list)
+    # A frame the fast path may take holds invalid UTF-8: _KNOWN_DIVERGENCES.
+    bad_text: bool = False
 
 
-def _first_bad_utf8(payload: bytes) -> int | None:
-    """How many bytes of ``payload`` a UTF-8 decoder reads before it knows
-    the text is invalid (``None``: valid, or invalid only at its end)."""
-    decoder = codecs.getincrementaldecoder("utf-8")()
-    for index in range(len(payload)):
-        try:
-            decoder.decode(payload[index : index + 1])
-        except UnicodeDecodeError:
-            return index + 1
-    return None
+def _bad_text(frame: Frame) -> bool:
+    """Whether ``frame`` is a text frame the fast path may take (unmasked,
+    FIN, no RSV bit, any length) with a payload that is not UTF-8."""
+    if frame.opcode != TEXT or not frame.fin or frame.rsv or frame.mask:
+        return False
+    try:
+        frame.payload.decode("utf-8")
+    except UnicodeDecodeError:
+        return True
+    return False
 
 
-def encode_stream(pieces: Sequence[Piece], tail: bytes) -> Encoded:
+def encode_stream(pieces: Sequence[Piece], tail: Frame | None) -> Encoded:
     deflate = _ServerDeflate()
     out = bytearray()
     starts: list[int] = []
-    no_cut: list[tuple[int, int]] = []
+    bad_text = False
     for piece in pieces:
         frames = deflate.frames(piece) if isinstance(piece, Compressed) else [piece]
         for frame in frames:
             data = frame.encode()
             starts.append(len(out))
-            if _KNOWN_DIVERGENCES and _fast_candidate(frame):
-                bad = _first_bad_utf8(frame.payload)
-                if bad is not None:
-                    payload_at = len(out) + len(data) - len(frame.payload)
-                    no_cut.append((payload_at + bad, len(out) + len(data)))
+            bad_text = bad_text or _bad_text(frame)
             out += data
-    if tail:
+    if tail is not None:
         starts.append(len(out))
-        out += tail
-    return Encoded(bytes(out), starts, no_cut)
+        out += tail.encode()
+        bad_text = bad_text or _bad_text(tail)
+    return Encoded(bytes(out), starts, bad_text)
 
 
 #: Behaviours in which the fast path knowingly differs from wsproto's; each
@@ -296,14 +292,20 @@ def encode_stream(pieces: Sequence[Piece], tail: bytes) -> Encoded:
 #: in several pieces: wsproto validates as the payload arrives and fails the
 #: connection (1007) at the read that brings the invalid byte; the fast path
 #: holds the frame until its last byte, so it fails later, or never (1006)
-#: when the stream ends first. The strategy does not end a read inside such
-#: a frame past its first invalid byte.
+#: when the stream ends first. Where the stream holds such a frame
+#: (``Case.bad_text``), :func:`check` accepts exactly that difference: the
+#: same observations up to the step at which the plain run fails with 1007,
+#: then the fast run fails with 1007 too, or sees the stream end (1006).
 #:
 #: The same frame read in pieces before its invalid byte: both fail at the
 #: same read with 1007, but the reason quotes wsproto's decoder, whose
 #: "in position N" counts from the start of what it was given at once (the
 #: read's part of the payload; for the fast path, the whole payload). Such
 #: positions are compared as "in position N".
+#:
+#: Reads are not only where the strategy cuts: the client reads at most 64
+#: KiB at a time, and while receive() is not called (``paced``) the server's
+#: writes run together; so the strategy cannot keep reads out of a frame.
 _KNOWN_DIVERGENCES = True
 
 _POSITION = re.compile(r"in position \d+(-\d+)?")
@@ -316,17 +318,6 @@ def _positions_hidden(events: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
         tuple(_POSITION.sub("in position N", x) if isinstance(x, str) else x for x in e)
         for e in events
     ]
-
-
-def _fast_candidate(frame: Frame) -> bool:
-    return (
-        frame.opcode == TEXT
-        and frame.fin
-        and not frame.rsv
-        and frame.mask is None
-        and not frame.wide
-        and frame.length is None
-    )
 
 
 # -- strategies -----------------------------------------------------------------
@@ -498,20 +489,18 @@ def pieces(deflate: bool) -> st.SearchStrategy[list[Piece]]:
 
 
 @st.composite
-def tails(draw: st.DrawFn) -> bytes:
+def tails(draw: st.DrawFn) -> Frame | None:
     """What ends the stream: nothing more, a close frame, or a frame that
     never ends (announcing a length past any ``max_size``)."""
     kind = draw(st.sampled_from(["close", "none", "close", "huge"]))
     if kind == "close":
-        return draw(closes()).encode()
+        return draw(closes())
     if kind == "huge":
         opcode = draw(st.sampled_from([TEXT, BINARY, CONTINUATION]))
         length = draw(st.sampled_from(HUGE_LENGTHS))
         partial = draw(st.binary(max_size=6))
-        if opcode == TEXT and _KNOWN_DIVERGENCES and _first_bad_utf8(partial):
-            partial = b""  # see _KNOWN_DIVERGENCES: the frame never ends
-        return Frame(opcode, partial, length=length).encode()
-    return b""
+        return Frame(opcode, partial, length=length)
+    return None
 
 
 @dataclass(frozen=True)
@@ -523,11 +512,39 @@ class Case:
     max_queue: int | None
     max_fragment_size: int | None
     leftover: bytes  # arrived with the 101 (trailing data)
-    steps: tuple[tuple[str, Any], ...]  # ("read", bytes) or ("send", message)
+    # ("read", bytes), ("send", message), or ("receive", n) when paced.
+    steps: tuple[tuple[str, Any], ...]
     ending: tuple[str, int, str]  # ("eof" | "aclose", code, reason)
+    # Whether receive() is called only as the "receive" steps allow (data
+    # then waits in the transport, and reads come in other sizes than the
+    # server's writes), rather than all the time.
+    paced: bool = False
+    # The stream holds a text frame of the kind _KNOWN_DIVERGENCES is about.
+    bad_text: bool = False
 
     def reads(self) -> list[bytes]:
         return [value for kind, value in self.steps if kind == "read"]
+
+    def __repr__(self) -> str:
+        # Short: hypothesis prints it, and payloads run to 64 KiB and more.
+        steps = ",\n        ".join(f"({k!r}, {_short(v)})" for k, v in self.steps)
+        return (
+            f"Case(compression={self.compression}, max_size={self.max_size}, "
+            f"max_queue={self.max_queue}, "
+            f"max_fragment_size={self.max_fragment_size}, paced={self.paced},\n"
+            f"    leftover={_short(self.leftover)},\n"
+            f"    steps=(\n        {steps},\n    ),\n"
+            f"    ending={self.ending!r},\n)"
+        )
+
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
+        printer.text(repr(self))  # hypothesis's printer: the same short form
+
+
+def _short(value: Any) -> str:
+    if isinstance(value, (bytes, str)) and len(value) > 80:
+        return f"{value[:40]!r} + ... + {value[-20:]!r} ({len(value)} in all)"
+    return repr(value)
 
 
 client_messages = st.one_of(
@@ -544,11 +561,7 @@ client_messages = st.one_of(
 
 def _cut(encoded: Encoded, points: set[int]) -> list[bytes]:
     data = encoded.data
-    good = sorted(
-        p
-        for p in points
-        if 0 < p < len(data) and not any(a <= p < b for a, b in encoded.no_cut)
-    )
+    good = sorted(p for p in points if 0 < p < len(data))
     bounds = [0, *good, len(data)]
     return [data[a:b] for a, b in itertools.pairwise(bounds) if b > a]
 
@@ -578,6 +591,12 @@ def cases(draw: st.DrawFn) -> Case:
         st.lists(st.tuples(st.integers(0, 2**10), client_messages), max_size=4)
     ):
         steps.insert(position % (len(steps) + 1), ("send", message))
+    paced = draw(st.sampled_from([False, False, True]))
+    if paced:
+        for position, count in draw(
+            st.lists(st.tuples(st.integers(0, 2**10), st.integers(1, 4)), max_size=6)
+        ):
+            steps.insert(position % (len(steps) + 1), ("receive", count))
     ending = draw(
         st.one_of(
             st.just(("eof", 0, "")),
@@ -596,6 +615,8 @@ def cases(draw: st.DrawFn) -> Case:
         leftover=leftover,
         steps=tuple(steps),
         ending=ending,
+        paced=paced,
+        bad_text=encoded.bad_text,
     )
 
 
@@ -677,12 +698,7 @@ async def _connect(
     with pytest.MonkeyPatch.context() as patch:
         if not fast:
             patch.setattr(trio_upgrade._sansio._speedups, "ENABLED", False)
-        conn = await offer.build(stream, case.leftover, context)
-    if not fast and hasattr(conn, "_plain"):
-        # Until the switch is wired into the connection (issue 9), the
-        # connection's own flag selects the path; a no-op once it is.
-        conn._plain = False
-    return conn
+        return await offer.build(stream, case.leftover, context)
 
 
 def _digest(data: str | bytes) -> Any:
@@ -730,7 +746,7 @@ def _client_frames(wire: list[tuple[int, bytes]]) -> list[tuple[Any, ...]]:
         frames.append((step, first, head, _digest(payload), masked))
         pos = end
     if pos < len(data):
-        frames.append(("partial", data[pos:]))
+        frames.append((wire[-1][0], "partial", data[pos:]))
     return frames
 
 
@@ -764,8 +780,20 @@ async def _run(case: Case, fast: bool) -> Observed:
     with _watch_wsproto() as log:
         conn = await _connect(client, case, fast)
 
+        allowed = [0 if case.paced else -1]  # receive() calls left; -1: any
+        more = [trio.Event()]
+
+        def allow(count: int) -> None:
+            allowed[0] = -1 if count < 0 else allowed[0] + count
+            more[0].set()
+            more[0] = trio.Event()
+
         async def receiver() -> None:
             while True:
+                while not allowed[0]:
+                    await more[0].wait()
+                if allowed[0] > 0:
+                    allowed[0] -= 1
                 try:
                     message = await conn.receive()
                 except (
@@ -802,6 +830,8 @@ async def _run(case: Case, fast: bool) -> Observed:
                             await server.send_all(value)
                         except trio.BrokenResourceError:
                             events.append((step, "client closed its end"))
+                    elif kind == "receive":
+                        allow(value)
                     else:
                         before = log.sent_messages
                         try:
@@ -820,6 +850,7 @@ async def _run(case: Case, fast: bool) -> Observed:
                     await trio.testing.wait_all_tasks_blocked()
                     snapshot()
                 step = len(case.steps) + 1
+                allow(-1)
                 how, code, reason = case.ending
                 if how == "aclose":
                     nursery.start_soon(conn.aclose, code, reason)
@@ -887,7 +918,9 @@ def _run_both(case: Case) -> tuple[Observed, Observed]:
     return trio.run(both)
 
 
-def check(case: Case) -> None:
+def check(case: Case, *, tolerate: bool = _KNOWN_DIVERGENCES) -> None:
+    """Run ``case`` both ways and compare (``tolerate``: accept the known
+    divergence where the stream can show it)."""
     fast, plain = _run_both(case)
 
     # The plain run is plain: every byte read went to wsproto, in order,
@@ -905,8 +938,17 @@ def check(case: Case) -> None:
     )
 
     # The fast path changes nothing anyone can see.
-    assert _positions_hidden(fast.events) == _positions_hidden(plain.events)
-    assert fast.wire == plain.wire
+    fast_events = _positions_hidden(fast.events)
+    plain_events = _positions_hidden(plain.events)
+    if (
+        tolerate
+        and case.bad_text
+        and (fast_events != plain_events or fast.wire != plain.wire)
+    ):
+        _known_divergence(fast_events, plain_events, fast.wire, plain.wire)
+    else:
+        assert fast_events == plain_events
+        assert fast.wire == plain.wire
 
     # And both agree with wsproto alone.
     reference = _reference(case)
@@ -925,6 +967,34 @@ def check(case: Case) -> None:
     else:
         assert end[:2] == ("ConnectionClosed", 1006)
         assert reference.verdict is None
+
+
+def _known_divergence(
+    fast_events: list[tuple[Any, ...]],
+    plain_events: list[tuple[Any, ...]],
+    fast_wire: list[tuple[Any, ...]],
+    plain_wire: list[tuple[Any, ...]],
+) -> None:
+    """The runs differ as _KNOWN_DIVERGENCES says, and in nothing else."""
+    failed = [e[0] for e in plain_events if e[1:3] == ("close code", 1007)]
+    if not failed:  # not that difference: show the whole comparison
+        assert fast_events == plain_events
+        assert fast_wire == plain_wire
+    step = failed[0]
+    assert [e for e in fast_events if e[0] < step] == [
+        e for e in plain_events if e[0] < step
+    ]
+    assert [f for f in fast_wire if f[0] < step] == [
+        f for f in plain_wire if f[0] < step
+    ]
+    [fast_end] = [e[2:4] for e in fast_events if e[1] == "receive raised"]
+    # Failed later, or never: the stream ended first, or aclose() came first.
+    assert fast_end in (
+        ("ProtocolError", 1007),
+        ("ConnectionClosed", 1006),
+        ("ClosedResourceError",),
+    )
+    note_event("known divergence: invalid UTF-8 seen later by the fast path")
 
 
 # -- the tests ----------------------------------------------------------------------
@@ -996,4 +1066,22 @@ def test_the_two_runs_use_different_code() -> None:
     "it arrives (see _KNOWN_DIVERGENCES)",
 )
 def test_invalid_utf8_fails_at_the_same_read(reads: list[bytes]) -> None:
-    check(_plain_case(reads))
+    check(_plain_case(reads), tolerate=False)
+
+
+# Found by test_fast_path_is_invisible once the plain path got a SizeGuard
+# (wsproto extension failing a message from its headers, issue 9).
+
+
+def test_a_stray_continuation_is_not_counted_with_the_message_before() -> None:
+    # A finished 1-byte message, then a continuation frame (nothing to
+    # continue) announcing exactly max_size: no message is over max_size;
+    # wsproto waits for the payload, and the stream ends (1006).
+    case = _plain_case([Frame(TEXT, b"0").encode() + b"\x80\x7e\x00\x7e"])
+    check(replace(case, max_size=126))
+
+
+def test_a_header_over_max_size_fails_alike_whatever_follows() -> None:
+    # A text frame announcing max_size + 1 bytes, its first byte not UTF-8.
+    header = b"\x81\x7f" + (2**20 + 1).to_bytes(8, "big")
+    check(replace(_plain_case([header + b"\x80"]), max_size=2**20))
