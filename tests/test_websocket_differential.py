@@ -1094,3 +1094,14 @@ def test_a_header_over_max_size_fails_alike_whatever_follows() -> None:
     # A text frame announcing max_size + 1 bytes, its first byte not UTF-8.
     header = b"\x81\x7f" + (2**20 + 1).to_bytes(8, "big")
     check(replace(_plain_case([header + b"\x80"]), max_size=2**20))
+
+
+@pytest.mark.parametrize(
+    "header",
+    [b"\xc1\x7e\x03\xe9", b"\x82\xfe\x03\xe9"],
+    ids=["rsv1", "masked"],
+)
+def test_a_header_both_invalid_and_over_max_size_fails_alike(header: bytes) -> None:
+    # 1001 bytes announced, max_size 1000: which error wins must not depend
+    # on the path.
+    check(replace(_plain_case([header]), max_size=1000))
