@@ -119,7 +119,7 @@ def bare_connection(
     try:
         conn = WebSocketConnection(
             stream,
-            client_wsproto(max_size),
+            client_wsproto(),
             settings,
             close_timeout=5,
             request=Request("GET", "/"),

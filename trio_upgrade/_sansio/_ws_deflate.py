@@ -300,20 +300,25 @@ class BoundedDeflate(PerMessageDeflate):
 
 
 class SizeGuard(Extension):
-    """Fails a message from its frame headers when their lengths add up to
-    more than ``max_size`` (close code 1009), before its payload comes.
+    """Adds up, from frame headers, the payload a message announces.
 
-    Through wsproto's public extension hooks, for connections without
-    extensions that use only wsproto's public API: the fast reader reads the
-    header itself, and :class:`BoundedDeflate` does the same check with
-    permessage-deflate. Nothing is negotiated: it changes no frame.
+    For connections without extensions on wsproto's public path: the reader
+    fails the connection (1009) once :attr:`announced` passes ``max_size``,
+    after wsproto has parsed what it was given, as the fast reader does
+    from the header it reads itself, so that the same error wins on both
+    paths (a header wsproto rejects, masked or with an RSV bit, or a
+    payload it fails first, fails with wsproto's code). With
+    permessage-deflate, :class:`BoundedDeflate` checks the sizes. Nothing
+    is negotiated: it changes no frame.
     """
 
     name = "trio-upgrade-size-guard"
 
-    def __init__(self, max_size: int) -> None:
-        self._max_size = max_size
-        self._announced = 0  # payload bytes of the message, by its headers
+    def __init__(self) -> None:
+        #: Payload bytes of the message being read, by its frames' headers
+        #: (the frame being read included); 0 between messages.
+        self.announced = 0
+        self._in_control = False
 
     def enabled(self) -> bool:
         return True
@@ -328,12 +333,18 @@ class SizeGuard(Extension):
         rsv: RsvBits,
         payload_length: int,
     ) -> CloseReason | RsvBits:
-        if opcode.iscontrol():
-            return _NO_RSV
-        if opcode is Opcode.CONTINUATION:
-            self._announced += payload_length
+        self._in_control = opcode.iscontrol()
+        if self._in_control:
+            pass
+        elif opcode is Opcode.CONTINUATION:
+            self.announced += payload_length
         else:
-            self._announced = payload_length
-        if self._announced > self._max_size:
-            return CloseReason.MESSAGE_TOO_BIG
+            self.announced = payload_length
         return _NO_RSV
+
+    def frame_inbound_complete(
+        self, proto: FrameDecoder | FrameProtocol, fin: bool
+    ) -> bytes | CloseReason | None:
+        if fin and not self._in_control:
+            self.announced = 0  # the message is whole
+        return None

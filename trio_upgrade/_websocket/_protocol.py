@@ -111,7 +111,7 @@ class _WebSocketOffer(Offer[WebSocketConnection]):
             ]
             deflate.finalize(element)
             extensions.append(deflate)
-        ws = client_wsproto(p.max_size, extensions, leftover)
+        ws = client_wsproto(extensions, leftover)
         connection = WebSocketConnection(
             stream,
             ws,

@@ -40,6 +40,7 @@ __all__ = [
     "FastReader",
     "LongFrame",
     "Reader",
+    "GuardedConnection",
     "client_wsproto",
     "fast_paths_on",
 ]
@@ -61,19 +62,28 @@ def fast_paths_on() -> bool:
     return _speedups.ENABLED and FITS
 
 
+class GuardedConnection(Connection):
+    """wsproto's client connection with a :class:`SizeGuard` among its
+    extensions, which the reader of the public path reads."""
+
+    def __init__(self, guard: SizeGuard, trailing_data: bytes) -> None:
+        super().__init__(
+            ConnectionType.CLIENT, extensions=[guard], trailing_data=trailing_data
+        )
+        self.size_guard = guard
+
+
 def client_wsproto(
-    max_size: int | None,
-    extensions: list[Extension] | None = None,
-    trailing_data: bytes = b"",
+    extensions: list[Extension] | None = None, trailing_data: bytes = b""
 ) -> Connection:
     """wsproto's client connection for a new WebSocket connection.
 
-    On the public path without extensions it carries a :class:`SizeGuard`,
+    On the public path without extensions it is a :class:`GuardedConnection`,
     so that a frame header announcing more than ``max_size`` fails the
     connection at once there too (the fast path reads the header itself).
     """
-    if not extensions and max_size is not None and not fast_paths_on():
-        extensions = [SizeGuard(max_size)]
+    if not extensions and not fast_paths_on():
+        return GuardedConnection(SizeGuard(), trailing_data)
     return Connection(
         ConnectionType.CLIENT, extensions=extensions, trailing_data=trailing_data
     )
@@ -206,7 +216,12 @@ class Reader:
             self._check_announced(max_size)
 
     def _check_announced(self, max_size: int) -> None:
-        """On the public path, :class:`SizeGuard` checks frame headers."""
+        """Fail at once (1009) when the frame headers of the message wsproto
+        is reading announce more than ``max_size`` (see :class:`SizeGuard`;
+        without one, the size is checked as the payload comes)."""
+        ws = self._shared.ws
+        if type(ws) is GuardedConnection and ws.size_guard.announced > max_size:
+            self._fail_too_big()
 
     def _fail_too_big(self) -> None:
         self._closing.fail(1009, self._closing.too_big())
