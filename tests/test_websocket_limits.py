@@ -16,6 +16,7 @@ from ws_support import bare_connection, frame, read_client_frame, serve_ws, ws_s
 
 import trio_upgrade
 from trio_upgrade import ProtocolError, RawStream, WebSocket
+from trio_upgrade._sansio import _speedups
 from trio_upgrade.testing import open_upgrade_server
 from trio_upgrade.testing._websocket import ServerWebSocket
 
@@ -307,8 +308,14 @@ _ANNOUNCED = {
 }
 
 
+@pytest.mark.parametrize("speedups", [True, False])
 @pytest.mark.parametrize("case", list(_ANNOUNCED))
-async def test_announced_size_over_max_size_fails_at_once(case: str) -> None:
+async def test_announced_size_over_max_size_fails_at_once(
+    case: str, speedups: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Without the fast paths, wsproto's public path (SizeGuard) must fail
+    # from the header as soon.
+    monkeypatch.setattr(_speedups, "ENABLED", speedups)
     data, deflate = _ANNOUNCED[case]
     closes: list[bytes] = []
 

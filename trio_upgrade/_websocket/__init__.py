@@ -2,9 +2,17 @@
 
 The library owns the HTTP handshake (h11, ``_sansio._handshake``); the
 WebSocket offer and the strict check of its 101 (``_sansio._ws_handshake``),
-permessage-deflate with bounded inflation (``_sansio._ws_deflate``) and the
-frame codec (``_sansio._ws_frames``) are sans-I/O; this package holds the
-option object (``_protocol``) and the Trio connection (``_connection``).
+permessage-deflate with bounded inflation (``_sansio._ws_deflate``), the
+frame codec (``_sansio._ws_frames``) and every access to wsproto's private
+state (``_sansio._wsproto_compat``) are sans-I/O. This package holds the
+option object (``_protocol``) and the Trio connection, composed of parts
+held by reference, from the bottom: the state they share (``_shared``), the
+writer role (``_writer``), the closing handshake (``_closing``), our pings
+(``_pings``), the reader role's parsing (``_reader``), the engine that holds
+them and does the reader role's I/O and the background tasks (``_engine``),
+and the public :class:`WebSocketConnection` (``_connection``) that holds
+its engine. The reader and writer come in a fast and a plain variant,
+chosen when a connection is built (``_sansio._speedups``).
 """
 
 from __future__ import annotations
