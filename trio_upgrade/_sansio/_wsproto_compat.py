@@ -19,7 +19,7 @@ from collections.abc import Generator
 from typing import Any
 
 from wsproto.connection import Connection, ConnectionState, ConnectionType
-from wsproto.events import CloseConnection
+from wsproto.events import CloseConnection, TextMessage
 from wsproto.frame_protocol import CloseReason, Frame, Opcode
 
 __all__ = [
@@ -55,14 +55,21 @@ def is_idle(conn: Connection) -> bool:
 
 
 def announced_rest(conn: Connection) -> int:
-    """The payload bytes still to come of the data frame wsproto is reading,
-    as its header announced them; 0 when it is reading none (or a control
-    frame). Only meaningful without an extension (:func:`has_extensions`)."""
-    decoder = conn._proto._frame_decoder
+    """The bytes of the message wsproto is reading that it has not handed
+    out yet: the payload still to come of the data frame it is reading, as
+    its header announced it, plus the start of a character its UTF-8
+    decoder holds back; 0 when it is reading no data frame. Only meaningful
+    without an extension (:func:`has_extensions`)."""
+    proto = conn._proto
+    decoder = proto._frame_decoder
     header = decoder.header
     if header is None or header.opcode.iscontrol():
         return 0
     rest: int = header.payload_len - decoder.payload_consumed
+    text = proto._message_decoder.decoder
+    if text is not None:
+        held: bytes = text.getstate()[0]
+        rest += len(held)
     return rest
 
 
@@ -187,12 +194,24 @@ def _close_fits() -> bool:
 
 
 def _header_fits() -> bool:
-    """Whether wsproto keeps a data frame's header as :func:`announced_rest`
-    reads it while the payload arrives."""
+    """Whether wsproto keeps a data frame's header, and the UTF-8 decoder's
+    pending bytes, as :func:`announced_rest` reads them while the payload
+    arrives."""
     ws = Connection(ConnectionType.CLIENT)
     ws.receive_data(b"\x02\x7e\x01\x00" + b"x" * 10)
     events = list(ws.events())
-    return len(events) == 1 and announced_rest(ws) == 256 - 10 and not is_idle(ws)
+    if not (len(events) == 1 and announced_rest(ws) == 256 - 10 and not is_idle(ws)):
+        return False
+    ws = Connection(ConnectionType.CLIENT)
+    ws.receive_data(b"\x01\x7e\x01\x00" + b"x" * 9 + "é".encode()[:1])
+    events = list(ws.events())
+    # 9 characters handed out, the first byte of "é" held: 247 to come.
+    return (
+        len(events) == 1
+        and isinstance(events[0], TextMessage)
+        and events[0].data == "x" * 9
+        and announced_rest(ws) == 256 - 9
+    )
 
 
 def _layout_fits() -> bool:
