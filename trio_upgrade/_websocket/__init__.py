@@ -12,7 +12,9 @@ writer role (``_writer``), the closing handshake (``_closing``), our pings
 them and does the reader role's I/O and the background tasks (``_engine``),
 and the public :class:`WebSocketConnection` (``_connection``) that holds
 its engine. The reader and writer come in a fast and a plain variant,
-chosen when a connection is built (``_sansio._speedups``).
+chosen when a connection is built (``_sansio._speedups``);
+:func:`client_wsproto` makes the wsproto connection to build one on (RFC
+8441 builds its connections too).
 """
 
 from __future__ import annotations
@@ -20,5 +22,6 @@ from __future__ import annotations
 from .._sansio._ws_deflate import Deflate as Deflate
 from ._connection import WebSocketConnection as WebSocketConnection
 from ._protocol import WebSocket as WebSocket
+from ._reader import client_wsproto as client_wsproto
 
-__all__ = ["Deflate", "WebSocket", "WebSocketConnection"]
+__all__ = ["Deflate", "WebSocket", "WebSocketConnection", "client_wsproto"]
