@@ -52,9 +52,10 @@ night's run::
 A failure prints the shrunk stream (the frames, the reads, the client's
 actions) and both observations; ``_run_both(case)`` replays one by hand.
 
-Where the fast path knowingly differs, ``_KNOWN_DIVERGENCES`` says how,
-:func:`check` accepts exactly that difference, and a strict xfail test
-turns red once it is gone.
+There is no known divergence: the runs must agree everywhere, error
+reasons included (a text frame with invalid UTF-8 read in pieces used to be
+one, until the fast path decoded each read's part as it came, as wsproto
+does; ``Case.bad_text`` still marks such streams in the statistics).
 """
 
 from __future__ import annotations
@@ -63,7 +64,6 @@ import bisect
 import hashlib
 import itertools
 import os
-import re
 import zlib
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -266,7 +266,7 @@ class Encoded:
 
     data: bytes
     starts: list[int]  # where each frame starts
-    # A frame the fast path may take holds invalid UTF-8: _KNOWN_DIVERGENCES.
+    # A frame the fast path may take holds invalid UTF-8 (statistics).
     bad_text: bool = False
 
 
@@ -299,42 +299,6 @@ def encode_stream(pieces: Sequence[Piece], tail: Frame | None) -> Encoded:
         out += tail.encode()
         bad_text = bad_text or _bad_text(tail)
     return Encoded(bytes(out), starts, bad_text)
-
-
-#: Behaviours in which the fast path knowingly differs from wsproto's; each
-#: has an xfail(strict) test below that turns red once it is fixed, and then
-#: this should become False (and the exclusions it makes disappear).
-#:
-#: An unfragmented text frame whose payload is invalid UTF-8 early on, read
-#: in several pieces: wsproto validates as the payload arrives and fails the
-#: connection (1007) at the read that brings the invalid byte; the fast path
-#: holds the frame until its last byte, so it fails later, or never (1006)
-#: when the stream ends first. Where the stream holds such a frame
-#: (``Case.bad_text``), :func:`check` accepts exactly that difference: the
-#: same observations up to the step at which the plain run fails with 1007,
-#: then the fast run fails with 1007 too, or sees the stream end (1006).
-#:
-#: The same frame read in pieces before its invalid byte: both fail at the
-#: same read with 1007, but the reason quotes wsproto's decoder, whose
-#: "in position N" counts from the start of what it was given at once (the
-#: read's part of the payload; for the fast path, the whole payload). Such
-#: positions are compared as "in position N".
-#:
-#: Reads are not only where the strategy cuts: the client reads at most 64
-#: KiB at a time, and while receive() is not called (``paced``) the server's
-#: writes run together; so the strategy cannot keep reads out of a frame.
-_KNOWN_DIVERGENCES = True
-
-_POSITION = re.compile(r"in position \d+(-\d+)?")
-
-
-def _positions_hidden(events: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
-    if not _KNOWN_DIVERGENCES:
-        return events
-    return [
-        tuple(_POSITION.sub("in position N", x) if isinstance(x, str) else x for x in e)
-        for e in events
-    ]
 
 
 # -- strategies -----------------------------------------------------------------
@@ -537,7 +501,8 @@ class Case:
     # then waits in the transport, and reads come in other sizes than the
     # server's writes), rather than all the time.
     paced: bool = False
-    # The stream holds a text frame of the kind _KNOWN_DIVERGENCES is about.
+    # The stream holds a text frame the fast path may take, with invalid
+    # UTF-8 (it used to be a known divergence when read in pieces).
     bad_text: bool = False
 
     def reads(self) -> list[bytes]:
@@ -940,9 +905,8 @@ def _run_both(case: Case) -> tuple[Observed, Observed]:
     return trio.run(both)
 
 
-def check(case: Case, *, tolerate: bool = _KNOWN_DIVERGENCES) -> None:
-    """Run ``case`` both ways and compare (``tolerate``: accept the known
-    divergence where the stream can show it)."""
+def check(case: Case) -> None:
+    """Run ``case`` both ways and compare."""
     fast, plain = _run_both(case)
 
     # The plain run is plain: every byte read went to wsproto, in order,
@@ -956,19 +920,12 @@ def check(case: Case, *, tolerate: bool = _KNOWN_DIVERGENCES) -> None:
         note_event(f"fast path: {'skipped wsproto' if skipped else 'unused'}")
         ended = next(e[2:4] for e in plain.events if e[1] == "receive raised")
         note_event(f"ended by: {ended}")
+        if case.bad_text:
+            note_event("a text frame the fast path may take is not UTF-8")
 
     # The fast path changes nothing anyone can see.
-    fast_events = _positions_hidden(fast.events)
-    plain_events = _positions_hidden(plain.events)
-    if (
-        tolerate
-        and case.bad_text
-        and (fast_events != plain_events or fast.wire != plain.wire)
-    ):
-        _known_divergence(fast_events, plain_events, fast.wire, plain.wire)
-    else:
-        assert fast_events == plain_events
-        assert fast.wire == plain.wire
+    assert fast.events == plain.events
+    assert fast.wire == plain.wire
 
     # And both agree with wsproto alone.
     reference = _reference(case)
@@ -987,35 +944,6 @@ def check(case: Case, *, tolerate: bool = _KNOWN_DIVERGENCES) -> None:
     else:
         assert end[:2] == ("ConnectionClosed", 1006)
         assert reference.verdict is None
-
-
-def _known_divergence(
-    fast_events: list[tuple[Any, ...]],
-    plain_events: list[tuple[Any, ...]],
-    fast_wire: list[tuple[Any, ...]],
-    plain_wire: list[tuple[Any, ...]],
-) -> None:
-    """The runs differ as _KNOWN_DIVERGENCES says, and in nothing else."""
-    failed = [e[0] for e in plain_events if e[1:3] == ("close code", 1007)]
-    if not failed:  # not that difference: show the whole comparison
-        assert fast_events == plain_events
-        assert fast_wire == plain_wire
-    step = failed[0]
-    assert [e for e in fast_events if e[0] < step] == [
-        e for e in plain_events if e[0] < step
-    ]
-    assert [f for f in fast_wire if f[0] < step] == [
-        f for f in plain_wire if f[0] < step
-    ]
-    [fast_end] = [e[2:4] for e in fast_events if e[1] == "receive raised"]
-    # Failed later, or never: the stream ended first, or aclose() came first.
-    assert fast_end in (
-        ("ProtocolError", 1007),
-        ("ConnectionClosed", 1006),
-        ("ClosedResourceError",),
-    )
-    if currently_in_test_context():
-        note_event("known divergence: invalid UTF-8 seen later by the fast path")
 
 
 # -- the tests ----------------------------------------------------------------------
@@ -1064,31 +992,48 @@ def test_the_two_runs_use_different_code() -> None:
     assert fast.wire == plain.wire
 
 
+_BAD = Frame(TEXT, b"ok\xff" + b"x" * 100).encode()
+_BAD_LONG = Frame(TEXT, b"\xe2(" + b"x" * 70000).encode()
+# Valid text, then a character cut by the read, then one invalid byte.
+_BAD_LATE = Frame(TEXT, "é".encode() * 60 + b"\xc3" + b"\xff" + b"y" * 40).encode()
+# The frame's last character is cut short by its end (decoded as final).
+_BAD_END = Frame(TEXT, b"x" * 200 + "€".encode()[:2]).encode()
+
+
 @pytest.mark.parametrize(
     "reads",
     [
         # The invalid byte arrives in the first read, the frame's end later.
-        [Frame(TEXT, b"ok\xff" + b"x" * 100).encode()[:10]],
-        [
-            Frame(TEXT, b"ok\xff" + b"x" * 100).encode()[:10],
-            Frame(TEXT, b"ok\xff" + b"x" * 100).encode()[10:],
-        ],
-        [
-            Frame(TEXT, b"\xe2(" + b"x" * 70000).encode()[:100],
-            Frame(TEXT, b"\xe2(" + b"x" * 70000).encode()[100:],
-        ],
+        [_BAD[:10]],
+        [_BAD[:10], _BAD[10:]],
+        [_BAD_LONG[:100], _BAD_LONG[100:]],
+        # The header alone first, then the payload with the invalid byte.
+        [_BAD[:2], _BAD[2:20], _BAD[20:]],
+        # The invalid byte in a later read, after a character that the
+        # decoder holds back: the reason's position counts that byte too.
+        [_BAD_LATE[:50], _BAD_LATE[50:125], _BAD_LATE[125:], b"\x81\x01z"],
+        [_BAD_LATE[:50], _BAD_LATE[50:125], _BAD_LATE[125:126]],
+        [_BAD_END[:100], _BAD_END[100:]],
+        [_BAD_END[:100], _BAD_END[100:] + Frame(TEXT, b"next").encode()],
     ],
-    ids=["stream-ends", "frame-ends-later", "long-frame"],
-)
-@pytest.mark.xfail(
-    _KNOWN_DIVERGENCES,
-    raises=AssertionError,
-    strict=True,
-    reason="the fast path checks UTF-8 once a text frame is whole; wsproto as "
-    "it arrives (see _KNOWN_DIVERGENCES)",
+    ids=[
+        "stream-ends",
+        "frame-ends-later",
+        "long-frame",
+        "header-alone",
+        "later-read",
+        "later-read-stream-ends",
+        "cut-at-the-end",
+        "cut-at-the-end-more-follows",
+    ],
 )
 def test_invalid_utf8_fails_at_the_same_read(reads: list[bytes]) -> None:
-    check(_plain_case(reads), tolerate=False)
+    # Was a known divergence: the fast path checked UTF-8 once a text frame
+    # was whole, wsproto as it arrives. Now the same read fails, with the
+    # same code and reason (positions included), on both paths.
+    check(_plain_case(reads))
+    fast, _ = _run_both(_plain_case(reads))
+    assert ("ProtocolError", 1007) in [e[2:4] for e in fast.events]
 
 
 # Found by test_fast_path_is_invisible once the plain path got a SizeGuard

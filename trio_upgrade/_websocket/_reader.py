@@ -20,6 +20,8 @@ server's close and protocol errors to the closing handshake.
 
 from __future__ import annotations
 
+import codecs
+from codecs import getincrementaldecoder
 from typing import cast
 
 from wsproto.connection import Connection, ConnectionState, ConnectionType
@@ -99,6 +101,9 @@ def _join(parts: list[str | bytes]) -> str | bytes:
     return b"".join(parts)  # type: ignore[arg-type]
 
 
+_Utf8Decoder = getincrementaldecoder("utf-8")
+
+
 class LongFrame:
     """A plain frame that is still arriving (:class:`FastReader`).
 
@@ -106,15 +111,38 @@ class LongFrame:
     With ``opcode`` 0, ``head`` holds bytes not parsed yet: the start of a
     header (the next read continues it), or, with ``backlog`` set, what came
     after a message that filled the queue.
+
+    A text frame (``opcode`` 1) is decoded as it arrives, each read's part
+    of the payload on its own, by the incremental UTF-8 decoder wsproto
+    uses, so that invalid UTF-8 fails at the read that brings it, with
+    wsproto's reason ("in position N" counts from the start of that read's
+    part, plus the bytes of a character the decoder held back); ``parts``
+    then holds the decoded text, ``text`` the decoder.
     """
 
-    __slots__ = ("head", "need", "opcode", "parts")
+    __slots__ = ("head", "need", "opcode", "parts", "text")
 
-    def __init__(self, opcode: int, head: bytes, first: bytes, need: int) -> None:
+    def __init__(
+        self,
+        opcode: int,
+        head: bytes,
+        first: bytes | str,
+        need: int,
+        text: codecs.IncrementalDecoder | None = None,
+    ) -> None:
         self.opcode = opcode
         self.head = head  # the header, for wsproto should it get the frame
-        self.parts: list[bytes | bytearray] = [first]
+        self.parts: list[bytes | bytearray | str] = [first]
         self.need = need  # payload bytes still to come
+        self.text = text
+
+    def raw(self) -> bytes:
+        """The payload read so far, as read (text is encoded again: a strict
+        UTF-8 decoding round-trips), for wsproto should it get the frame."""
+        if self.text is None:
+            return b"".join(cast("list[bytes]", self.parts))
+        held: bytes = self.text.getstate()[0]
+        return "".join(cast("list[str]", self.parts)).encode() + held
 
 
 class Reader:
@@ -292,8 +320,18 @@ class FastReader(Reader):
                 start = pos + head
                 stop = start + size
                 if stop > end:
+                    head_bytes = bytes(data[pos:start])
+                    if opcode == 1:
+                        # As wsproto: each read's part decoded as it comes.
+                        decoder = _Utf8Decoder()
+                        try:
+                            text = decoder.decode(data[start:])
+                        except UnicodeDecodeError:
+                            break  # wsproto fails the connection (1007)
+                        self.long = LongFrame(1, head_bytes, text, stop - end, decoder)
+                        return
                     self.long = LongFrame(
-                        opcode, bytes(data[pos:start]), bytes(data[start:]), stop - end
+                        opcode, head_bytes, bytes(data[start:]), stop - end
                     )
                     return
                 payload = bytes(data[start:stop])
@@ -362,22 +400,32 @@ class FastReader(Reader):
             self.take(long.head + data)
             return
         need = long.need
+        text = long.text
         if len(data) < need:
-            long.parts.append(data)
+            if text is None:
+                long.parts.append(data)
+            else:
+                try:
+                    long.parts.append(text.decode(data))
+                except UnicodeDecodeError:
+                    self._fail_text(long, data)
+                    return
             long.need = need - len(data)
             return
         self.long = None
         rest = data[need:] if len(data) > need else b""
-        long.parts.append(data[:need] if rest else data)
-        payload = b"".join(long.parts)
-        message: str | bytes = payload
-        if long.opcode == 1:
+        last = data[:need] if rest else data
+        message: str | bytes
+        if text is None:
+            long.parts.append(last)
+            message = b"".join(cast("list[bytes]", long.parts))
+        else:
             try:
-                message = payload.decode("utf-8")
+                long.parts.append(text.decode(last, True))
             except UnicodeDecodeError:
-                # wsproto gets the whole frame and fails the connection.
-                Reader.take(self, long.head + payload + rest)
+                self._fail_text(long, data)
                 return
+            message = "".join(cast("list[str]", long.parts))
         state = self._shared
         if state.local_close:
             pass  # after aclose() messages are dropped
@@ -391,3 +439,12 @@ class FastReader(Reader):
                 return
         if rest:
             self.take(rest)
+
+    def _fail_text(self, long: LongFrame, data: bytes | bytearray) -> None:
+        """The read ``data`` brings invalid UTF-8 into the text frame
+        ``long``: wsproto gets the frame as read so far (valid, so it only
+        starts a message), then ``data``, and fails the connection (1007)
+        on the same bytes, with the same reason, as on the public path."""
+        self.long = None
+        Reader.take(self, long.head + long.raw())
+        Reader.take(self, data)
