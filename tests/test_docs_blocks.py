@@ -630,7 +630,7 @@ def test_docstring_blocks_run() -> None:
     upgrade = [b for b in RUN if b.where.startswith("trio_upgrade/_upgrade.py:")]
     assert any("open_upgrade(" in b.source for b in upgrade)
     assert any(b.where.startswith("trio_upgrade/testing/") for b in RUN)
-    tree = [b for b in BLOCKS if b.where.startswith("trio_upgrade/_errors.py:")]
+    tree = [b for b in BLOCKS if b.where.startswith("trio_upgrade/_sansio/_errors.py:")]
     assert [b.language for b in tree] == ["text"]
 
 

@@ -10,8 +10,8 @@ from h2_helpers import h2c_server
 
 import trio_upgrade
 from trio_upgrade import ConnectionClosed, ProtocolError
-from trio_upgrade._errors import StreamRefused
 from trio_upgrade._sansio import _h2_compat
+from trio_upgrade._sansio._errors import StreamRefused
 from trio_upgrade._sansio._h2_options import HTTP2Options, new_client_state
 
 pytestmark = pytest.mark.timeout(30)

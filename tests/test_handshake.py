@@ -448,7 +448,7 @@ def test_reusable_connection_takes_a_second_request() -> None:
 PACKAGE = pathlib.Path(__file__).parent.parent / "trio_upgrade"
 SANS_IO = sorted(
     [f"_sansio.{path.stem}" for path in (PACKAGE / "_sansio").glob("_*.py")]
-    + ["_limits", "_errors", "_protocol"]
+    + ["_protocol"]
 )
 
 

@@ -19,15 +19,15 @@ from h2_helpers import h2c_server, prior_knowledge_server
 
 import trio_upgrade
 from trio_upgrade import Limits, UpgradeRefused
-
-# Not exported from trio_upgrade yet (the lead adds them to __init__).
-from trio_upgrade._errors import BodyTooLarge, StreamRefused, StreamReset
 from trio_upgrade._http2._protocol import (
     H2C,
     HTTP2Connection,
     connect_http2,
     open_http2,
 )
+
+# Not exported from trio_upgrade yet (the lead adds them to __init__).
+from trio_upgrade._sansio._errors import BodyTooLarge, StreamRefused, StreamReset
 from trio_upgrade._sansio._h2_options import HTTP2Options
 from trio_upgrade.testing._http2 import H2CServerProtocol, H2Reply, H2Request, pattern
 

@@ -877,7 +877,7 @@ def _reference(case: Case) -> Reference:
         extensions.append(deflate)
     ws = Connection(ConnectionType.CLIENT, extensions=extensions)
     messages: list[Any] = []
-    parts: list[str | bytes] = []
+    parts: list[str | bytes | bytearray] = []
     for data in [case.leftover, *case.reads()]:
         ws.receive_data(data)
         for event in ws.events():
@@ -888,7 +888,10 @@ def _reference(case: Case) -> Reference:
                         text = "".join(p for p in parts if isinstance(p, str))
                         messages.append(_digest(text))
                     else:
-                        whole = b"".join(p for p in parts if isinstance(p, bytes))
+                        # wsproto 1.2 gives bytearray chunks, later bytes.
+                        whole = b"".join(
+                            p for p in parts if isinstance(p, (bytes, bytearray))
+                        )
                         messages.append(_digest(whole))
                     parts = []
             elif isinstance(event, CloseConnection):

@@ -6,29 +6,12 @@ server chose: a :class:`WebSocketConnection`, an :class:`HTTP2Connection` or,
 for any other token, a :class:`RawStream` of bytes.
 """
 
-from ._errors import Attempt as Attempt
-from ._errors import BodyTooLarge as BodyTooLarge
-from ._errors import ConnectError as ConnectError
-from ._errors import ConnectionClosed as ConnectionClosed
-from ._errors import ContentLengthError as ContentLengthError
-from ._errors import HandshakeError as HandshakeError
-from ._errors import InvalidResponse as InvalidResponse
-from ._errors import InvalidUpgrade as InvalidUpgrade
-from ._errors import InvalidURL as InvalidURL
-from ._errors import ProtocolError as ProtocolError
-from ._errors import ProtocolNotOffered as ProtocolNotOffered
-from ._errors import ResponseTooLarge as ResponseTooLarge
-from ._errors import StreamRefused as StreamRefused
-from ._errors import StreamReset as StreamReset
-from ._errors import UpgradeError as UpgradeError
-from ._errors import UpgradeRefused as UpgradeRefused
 from ._http2._protocol import H2C as H2C
 from ._http2._protocol import HTTP2Connection as HTTP2Connection
 from ._http2._protocol import connect_http2 as connect_http2
 from ._http2._protocol import open_http2 as open_http2
 from ._http2._stream import HTTP2Response as HTTP2Response
 from ._http2._stream import HTTP2Stream as HTTP2Stream
-from ._limits import Limits as Limits
 from ._options import ConnectOptions as ConnectOptions
 from ._options import Strategy as Strategy
 from ._options import UpgradeOptions as UpgradeOptions
@@ -37,7 +20,24 @@ from ._protocol import Offer as Offer
 from ._protocol import UpgradeProtocol as UpgradeProtocol
 from ._raw import Raw as Raw
 from ._raw import RawStream as RawStream
+from ._sansio._errors import Attempt as Attempt
+from ._sansio._errors import BodyTooLarge as BodyTooLarge
+from ._sansio._errors import ConnectError as ConnectError
+from ._sansio._errors import ConnectionClosed as ConnectionClosed
+from ._sansio._errors import ContentLengthError as ContentLengthError
+from ._sansio._errors import HandshakeError as HandshakeError
+from ._sansio._errors import InvalidResponse as InvalidResponse
+from ._sansio._errors import InvalidUpgrade as InvalidUpgrade
+from ._sansio._errors import InvalidURL as InvalidURL
+from ._sansio._errors import ProtocolError as ProtocolError
+from ._sansio._errors import ProtocolNotOffered as ProtocolNotOffered
+from ._sansio._errors import ResponseTooLarge as ResponseTooLarge
+from ._sansio._errors import StreamRefused as StreamRefused
+from ._sansio._errors import StreamReset as StreamReset
+from ._sansio._errors import UpgradeError as UpgradeError
+from ._sansio._errors import UpgradeRefused as UpgradeRefused
 from ._sansio._h2_options import HTTP2Options as HTTP2Options
+from ._sansio._limits import Limits as Limits
 from ._sansio._messages import Headers as Headers
 from ._sansio._messages import Request as Request
 from ._sansio._messages import Response as Response

@@ -16,7 +16,7 @@ from typing import Literal, TypedDict
 
 import trio
 
-from ._limits import Limits
+from ._sansio._limits import Limits
 from ._sansio._messages import HeadersArg
 from ._transport._proxy import Proxy, parse_proxy
 

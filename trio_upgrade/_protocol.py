@@ -28,7 +28,7 @@ from ._sansio._syntax import PROTOCOL
 if TYPE_CHECKING:
     import trio
 
-    from ._limits import Limits
+    from ._sansio._limits import Limits
     from ._sansio._messages import Request, Response
     from ._sansio._url import Target
 

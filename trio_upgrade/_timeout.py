@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import trio
 
-from ._errors import UpgradeError
+from ._sansio._errors import UpgradeError
 
 __all__ = ["UpgradeTimeout"]
 

@@ -17,10 +17,8 @@ from typing import Any, Literal, TypeVar, overload
 
 import trio
 
-from ._errors import Attempt, InvalidResponse, UpgradeError, UpgradeRefused
 from ._groups import lone_errors_unwrapped
 from ._http2._protocol import H2C, HTTP2Connection
-from ._limits import RECEIVE_SIZE
 from ._options import (
     UPGRADE_KEYS,
     ConnectSettings,
@@ -33,6 +31,7 @@ from ._options import (
 from ._protocol import BuildContext, Offer, UpgradeProtocol
 from ._raw import Raw, RawStream
 from ._resolve import ProtocolSpec, resolve_protocols
+from ._sansio._errors import Attempt, InvalidResponse, UpgradeError, UpgradeRefused
 from ._sansio._handshake import (
     NEED_DATA,
     CheckedFields,
@@ -44,6 +43,7 @@ from ._sansio._handshake import (
     check_extra_headers,
     select_offer,
 )
+from ._sansio._limits import RECEIVE_SIZE
 from ._sansio._url import Target, parse_url
 from ._timeout import UpgradeTimeout
 from ._transport._connect import connect_transport, deadline_from

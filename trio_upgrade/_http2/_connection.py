@@ -9,7 +9,7 @@ from types import TracebackType
 import trio
 from h2.settings import SettingCodes
 
-from .._errors import UpgradeError, UpgradeRefused
+from .._sansio._errors import UpgradeError, UpgradeRefused
 from .._sansio._messages import Headers, Request, Response
 from .._websocket import WebSocket, WebSocketConnection
 from ._engine import H2Engine

@@ -22,7 +22,12 @@ import h2.exceptions
 import trio
 from h2.errors import ErrorCodes
 
-from .._errors import BodyTooLarge, ConnectionClosed, ProtocolError, StreamRefused
+from .._sansio._errors import (
+    BodyTooLarge,
+    ConnectionClosed,
+    ProtocolError,
+    StreamRefused,
+)
 from .._sansio._h2_options import DEFAULT_WINDOW, HTTP2Options
 from ._reader import H2Reader
 from ._state import (
@@ -39,7 +44,7 @@ from ._state import (
 from ._writer import H2Writer
 
 if TYPE_CHECKING:
-    from .._limits import Limits
+    from .._sansio._limits import Limits
 
 __all__ = ["H2Engine"]
 

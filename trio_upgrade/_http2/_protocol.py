@@ -22,7 +22,6 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
 import trio
 
-from .._errors import ConnectError, InvalidURL
 from .._options import (
     CONNECT_KEYS,
     ConnectOptions,
@@ -31,6 +30,7 @@ from .._options import (
     connect_settings,
 )
 from .._protocol import BuildContext, Offer, UpgradeProtocol
+from .._sansio._errors import ConnectError, InvalidURL
 from .._sansio._h2_options import HTTP2Options, new_client_state
 from .._sansio._url import Target, parse_url
 from .._timeout import UpgradeTimeout

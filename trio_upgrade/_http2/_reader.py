@@ -25,8 +25,13 @@ import trio
 from h2.errors import ErrorCodes
 from h2.settings import SettingCodes
 
-from .._errors import ConnectionClosed, ContentLengthError, ProtocolError, StreamRefused
-from .._errors import StreamReset as StreamResetError
+from .._sansio._errors import (
+    ConnectionClosed,
+    ContentLengthError,
+    ProtocolError,
+    StreamRefused,
+)
+from .._sansio._errors import StreamReset as StreamResetError
 from .._sansio._h2_compat import reopen_after_goaway
 from .._sansio._h2_frames import FrameScanner, PrefaceError
 from ._state import (

@@ -12,7 +12,7 @@ from collections.abc import AsyncIterable, Iterable, Mapping
 
 import trio
 
-from .._errors import StreamReset, UpgradeError
+from .._sansio._errors import StreamReset, UpgradeError
 from .._sansio._messages import HeadersArg
 from .._sansio._syntax import TOKEN, TOKEN_LOWER_BYTES
 from ._engine import H2Engine

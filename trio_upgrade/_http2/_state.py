@@ -23,12 +23,12 @@ import h2.exceptions
 import trio
 from h2.errors import ErrorCodes
 
-from .._errors import ContentLengthError, StreamRefused
-from .._limits import RECEIVE_SIZE
+from .._sansio._errors import ContentLengthError, StreamRefused
 from .._sansio._h2_options import HTTP2Options
+from .._sansio._limits import RECEIVE_SIZE
 
 if TYPE_CHECKING:
-    from .._limits import Limits
+    from .._sansio._limits import Limits
 
 __all__ = [
     "CLEANUP_GRACE",

@@ -15,7 +15,7 @@ from types import TracebackType
 
 import trio
 
-from .._errors import UpgradeError
+from .._sansio._errors import UpgradeError
 from .._sansio._messages import Headers
 from ._engine import H2Engine
 from ._state import StreamState

@@ -17,11 +17,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from wsproto.connection import Connection, ConnectionType
-
 from .._sansio._messages import HeadersArg, Request, Response
 from .._sansio._ws_handshake import check_negotiation
-from .._websocket import WebSocket, WebSocketConnection
+from .._websocket import WebSocket, WebSocketConnection, connection_on_stream
 from ._stream import HTTP2Stream
 
 __all__ = ["websocket_on_stream", "websocket_request"]
@@ -68,13 +66,9 @@ async def websocket_on_stream(
             None,
             require_subprotocol=protocol.require_subprotocol,
         )
-        # The one place that builds the connection: its constructor belongs
-        # to the WebSocket package, which may change it.
-        return WebSocketConnection(
+        return connection_on_stream(
+            protocol,
             stream,
-            Connection(ConnectionType.CLIENT),
-            # The same per-connection bounds the HTTP/1.1 offer hands over.
-            protocol._settings,
             close_timeout=close_timeout,
             request=request,
             response=response,

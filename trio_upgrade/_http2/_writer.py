@@ -20,7 +20,7 @@ from collections.abc import Awaitable, Callable
 
 import trio
 
-from .._errors import ConnectionClosed
+from .._sansio._errors import ConnectionClosed
 from ._state import H2State, closed_error
 
 __all__ = ["H2Writer"]

@@ -23,9 +23,9 @@ from typing import Protocol
 
 import h11
 
-from .._errors import InvalidResponse, ProtocolNotOffered, ResponseTooLarge
-from .._limits import Limits
 from .._version import __version__
+from ._errors import InvalidResponse, ProtocolNotOffered, ResponseTooLarge
+from ._limits import Limits
 from ._messages import Headers, HeadersArg, Request, Response, header_tokens
 from ._syntax import FIELD_VALUE_BAD, TOKEN
 from ._url import Target

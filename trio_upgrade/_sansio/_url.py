@@ -7,7 +7,7 @@ import ipaddress
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from .._errors import InvalidURL
+from ._errors import InvalidURL
 
 __all__ = ["Target", "parse_url"]
 

@@ -17,7 +17,7 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from .._errors import InvalidUpgrade
+from ._errors import InvalidUpgrade
 from ._messages import Response, header_tokens
 from ._syntax import TOKEN
 

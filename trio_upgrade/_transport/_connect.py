@@ -8,7 +8,7 @@ import ssl
 
 import trio
 
-from .._errors import ConnectError
+from .._sansio._errors import ConnectError
 from .._sansio._url import Target
 from .._timeout import UpgradeTimeout
 from ._proxy import Proxy, open_tunnel

@@ -9,8 +9,8 @@ from urllib.parse import unquote, urlsplit
 import h11
 import trio
 
-from .._errors import ConnectError, InvalidURL
-from .._limits import RECEIVE_SIZE
+from .._sansio._errors import ConnectError, InvalidURL
+from .._sansio._limits import RECEIVE_SIZE
 from .._sansio._messages import Headers, Response
 from .._sansio._url import Target, parse_url
 from ._stream import RawStream

@@ -13,8 +13,9 @@ them and does the reader role's I/O and the background tasks (``_engine``),
 and the public :class:`WebSocketConnection` (``_connection``) that holds
 its engine. The reader and writer come in a fast and a plain variant,
 chosen when a connection is built (``_sansio._speedups``);
-:func:`client_wsproto` makes the wsproto connection to build one on (RFC
-8441 builds its connections too).
+:func:`connection_on_stream` builds one on a stream whose handshake was done
+elsewhere: the HTTP/2 package uses it for RFC 8441, with this package's
+public names only.
 """
 
 from __future__ import annotations
@@ -22,6 +23,6 @@ from __future__ import annotations
 from .._sansio._ws_deflate import Deflate as Deflate
 from ._connection import WebSocketConnection as WebSocketConnection
 from ._protocol import WebSocket as WebSocket
-from ._reader import client_wsproto as client_wsproto
+from ._protocol import connection_on_stream as connection_on_stream
 
-__all__ = ["Deflate", "WebSocket", "WebSocketConnection", "client_wsproto"]
+__all__ = ["Deflate", "WebSocket", "WebSocketConnection", "connection_on_stream"]

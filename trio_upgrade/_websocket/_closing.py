@@ -15,8 +15,8 @@ import trio
 from wsproto.connection import ConnectionState
 from wsproto.events import CloseConnection
 
-from .._errors import ConnectionClosed, ProtocolError
-from .._limits import RECEIVE_SIZE
+from .._sansio._errors import ConnectionClosed, ProtocolError
+from .._sansio._limits import RECEIVE_SIZE
 from ._shared import FG, SharedState
 from ._writer import TRANSPORT_ERRORS, Writer
 

@@ -12,7 +12,7 @@ import trio
 from wsproto.connection import Connection, ConnectionState
 from wsproto.events import Ping
 
-from .._errors import ConnectionClosed
+from .._sansio._errors import ConnectionClosed
 from .._sansio._messages import Request, Response
 from ._engine import WebSocketEngine
 from ._pings import PingTracker

@@ -43,7 +43,7 @@ from wsproto.connection import ConnectionState
 from wsproto.events import Ping
 
 from .._groups import lone_errors_unwrapped
-from .._limits import RECEIVE_SIZE
+from .._sansio._limits import RECEIVE_SIZE
 from .._sansio._wsproto_compat import has_extensions
 from .._timeout import UpgradeTimeout
 from ._closing import ClosingHandshake

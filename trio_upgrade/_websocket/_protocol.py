@@ -10,7 +10,7 @@ import trio
 from wsproto.extensions import Extension
 
 from .._protocol import BuildContext, Offer, UpgradeProtocol, check_token
-from .._sansio._messages import Response
+from .._sansio._messages import Request, Response
 from .._sansio._url import Target
 from .._sansio._ws_deflate import BoundedDeflate, Deflate
 from .._sansio._ws_handshake import Switch, check_switch, new_key
@@ -127,6 +127,33 @@ class _WebSocketOffer(Offer[WebSocketConnection]):
             connection._engine.start_background(context.nursery)
         # No checkpoint of its own: upgrade() has passed several already.
         return connection
+
+
+def connection_on_stream(
+    protocol: WebSocket,
+    stream: trio.abc.Stream,
+    *,
+    close_timeout: float,
+    request: Request,
+    response: Response,
+    subprotocol: str | None,
+) -> WebSocketConnection:
+    """A client connection on a stream whose handshake was done elsewhere.
+
+    For WebSockets over HTTP/2 (RFC 8441): the extended CONNECT and the
+    check of its 2xx belong to the HTTP/2 package, which hands over the
+    stream; no extension is in force (compression is not offered there).
+    The connection gets the same per-connection bounds as after a 101.
+    """
+    return WebSocketConnection(
+        stream,
+        client_wsproto(),
+        protocol._settings,
+        close_timeout=close_timeout,
+        request=request,
+        response=response,
+        subprotocol=subprotocol,
+    )
 
 
 class WebSocket(UpgradeProtocol[WebSocketConnection]):

@@ -25,8 +25,8 @@ import trio
 from h2.errors import ErrorCodes
 from h2.settings import SettingCodes
 
-from .._limits import RECEIVE_SIZE
 from .._sansio._h2_compat import send_goaway_keeping_streams
+from .._sansio._limits import RECEIVE_SIZE
 from .._sansio._messages import Headers, Request
 from .._transport._stream import RawStream
 from ._h2_connect import H2ServerStream

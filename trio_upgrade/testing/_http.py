@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import h11
 import trio
 
-from .._limits import RECEIVE_SIZE
+from .._sansio._limits import RECEIVE_SIZE
 from .._sansio._messages import Headers, Request, Response
 from ._records import ConnectionRecord
 from ._wire import status_phrase

@@ -37,8 +37,8 @@ from wsproto.events import (
 )
 from wsproto.extensions import Extension, PerMessageDeflate
 
-from .._errors import ConnectionClosed
-from .._limits import RECEIVE_SIZE
+from .._sansio._errors import ConnectionClosed
+from .._sansio._limits import RECEIVE_SIZE
 from .._sansio._messages import Request
 from .._sansio._syntax import list_elements
 from .._sansio._ws_handshake import (
