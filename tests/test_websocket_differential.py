@@ -1051,6 +1051,37 @@ def test_a_stray_continuation_is_not_counted_with_the_message_before() -> None:
     check(replace(case, max_size=126))
 
 
+def test_a_stray_continuation_is_not_counted_with_the_message_before_deflate() -> None:
+    # The same with permessage-deflate (BoundedDeflate adds up the headers
+    # there): the finished message must not count, so no 1009; wsproto
+    # waits for the continuation's payload and the stream ends (1006).
+    case = _plain_case([Frame(TEXT, b"0").encode() + b"\x80\x7e\x00\x7e"])
+    case = replace(case, max_size=126, compression=True)
+    check(case)
+    fast, plain = _run_both(case)
+    for run in (fast, plain):
+        [end] = [e[2:4] for e in run.events if e[1] == "receive raised"]
+        assert end == ("ConnectionClosed", 1006)
+
+
+@pytest.mark.parametrize(
+    "frame",
+    [b"\xc1\x02\xff\xfe", b"\x81\x02\xff\xfe"],
+    ids=["rsv1", "plain"],
+)
+def test_a_data_frame_inside_a_message_fails_as_in_wsproto_with_deflate(
+    frame: bytes,
+) -> None:
+    # Found under wsproto 1.2 (the same on 1.3): with permessage-deflate, a
+    # text frame inside a fragmented uncompressed message, its payload not
+    # deflate data. wsproto's own extension keeps the message's
+    # (un)compressed state for it, so its parser says 1002 (expected a
+    # continuation); BoundedDeflate took it for a new compressed message and
+    # failed inflating it (1007).
+    reads = [b"\x81\x00\x01\x00" + frame + b"\x88\x03\x03\xe80"]
+    check(replace(_plain_case(reads), compression=True, max_size=None))
+
+
 def test_a_header_over_max_size_fails_alike_whatever_follows() -> None:
     # A text frame announcing max_size + 1 bytes, its first byte not UTF-8.
     header = b"\x81\x7f" + (2**20 + 1).to_bytes(8, "big")

@@ -152,6 +152,7 @@ class BoundedDeflate(PerMessageDeflate):
         self._out_compressed = False
         self._in_compressed = False
         self._in_control = False
+        self._in_message = False  # a data message's frames are arriving
         self._inflated = 0
         self._announced = 0  # payload bytes of the message, by its headers
         self._frame_limit = None if max_size is None else _deflated_bound(max_size)
@@ -202,9 +203,15 @@ class BoundedDeflate(PerMessageDeflate):
                 return CloseReason.PROTOCOL_ERROR
             self._announced += payload_length
         else:
-            self._in_compressed = rsv.rsv1
-            self._inflated = 0
+            if not self._in_message:
+                self._in_compressed = rsv.rsv1
+                self._inflated = 0
+            # else: a text or binary frame inside a fragmented message, which
+            # wsproto's parser fails (1002) when its payload comes; as with
+            # wsproto's own extension, that payload is taken the way the
+            # message's is, so that the same error wins.
             self._announced = payload_length
+        self._in_message = True
         # A length over the bound fails the message from its header (1009),
         # before any of its payload comes: uncompressed, the headers' total
         # is the message's size; compressed, each frame has a bound of its
@@ -229,7 +236,13 @@ class BoundedDeflate(PerMessageDeflate):
     def frame_inbound_complete(
         self, proto: FrameDecoder | FrameProtocol, fin: bool
     ) -> bytes | CloseReason | None:
-        if self._in_control or not fin or not self._in_compressed:
+        if self._in_control or not fin:
+            return None
+        # The message is whole: the next frame's headers start a new count
+        # (a stray continuation is not added to this message's).
+        self._in_message = False
+        self._announced = 0
+        if not self._in_compressed:
             return None
         self._in_compressed = False
         result = self._inflate(_TAIL)
