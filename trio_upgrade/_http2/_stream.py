@@ -17,6 +17,7 @@ import trio
 
 from .._sansio._errors import UpgradeError
 from .._sansio._messages import Headers
+from .._transport._stream import check_max_bytes
 from ._engine import H2Engine
 from ._state import StreamState
 
@@ -254,11 +255,7 @@ class HTTP2Stream(trio.abc.HalfCloseableStream):
 
     async def receive_some(self, max_bytes: int | None = None) -> bytes:
         """The next piece of the server's DATA, or ``b""`` once it ended."""
-        if max_bytes is not None:
-            if not isinstance(max_bytes, int) or isinstance(max_bytes, bool):
-                raise TypeError("max_bytes must be an int or None")
-            if max_bytes < 1:
-                raise ValueError("max_bytes must be >= 1")
+        check_max_bytes(max_bytes)
         with _Guard(self, "_receiving", "receiving on this stream"):
             self._check_open()
             with _as_stream_errors(self.stream_id):

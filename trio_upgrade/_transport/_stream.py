@@ -13,7 +13,7 @@ import trio
 
 from .._sansio._messages import Request, Response
 
-__all__ = ["RawStream"]
+__all__ = ["RawStream", "check_max_bytes"]
 
 
 class RawStream(trio.abc.HalfCloseableStream):
@@ -100,11 +100,7 @@ class RawStream(trio.abc.HalfCloseableStream):
     async def receive_some(self, max_bytes: int | None = None) -> bytes | bytearray:
         """The bytes that came with the 101 first, then the transport's;
         ``b""`` at end of stream."""
-        if max_bytes is not None:
-            if not isinstance(max_bytes, int) or isinstance(max_bytes, bool):
-                raise TypeError("max_bytes must be an int or None")
-            if max_bytes < 1:
-                raise ValueError("max_bytes must be >= 1")
+        check_max_bytes(max_bytes)
         if self._receiving:
             raise trio.BusyResourceError("another task is already receiving")
         self._receiving = True
@@ -135,3 +131,17 @@ class RawStream(trio.abc.HalfCloseableStream):
 
     def __repr__(self) -> str:
         return f"<RawStream protocol={self.protocol!r} buffered={len(self._buffer)}>"
+
+
+def check_max_bytes(max_bytes: int | None) -> None:
+    """The argument check of every ``receive_some`` (trio's stream contract).
+
+    Raises:
+        TypeError: ``max_bytes`` is neither an int nor None.
+        ValueError: ``max_bytes`` is below 1.
+    """
+    if max_bytes is not None:
+        if not isinstance(max_bytes, int) or isinstance(max_bytes, bool):
+            raise TypeError("max_bytes must be an int or None")
+        if max_bytes < 1:
+            raise ValueError("max_bytes must be >= 1")

@@ -19,6 +19,8 @@ import h2.exceptions
 import trio
 from h2.errors import ErrorCodes
 
+from .._transport._stream import check_max_bytes
+
 __all__ = ["H2ServerStream", "StreamSender"]
 
 #: Seconds a cancelled close may still take to send END_STREAM/RST_STREAM.
@@ -103,11 +105,7 @@ class H2ServerStream(trio.abc.HalfCloseableStream):
 
     async def receive_some(self, max_bytes: int | None = None) -> bytes:
         """The next piece of the client's DATA, or ``b""`` once it ended."""
-        if max_bytes is not None:
-            if not isinstance(max_bytes, int) or isinstance(max_bytes, bool):
-                raise TypeError("max_bytes must be an int or None")
-            if max_bytes < 1:
-                raise ValueError("max_bytes must be >= 1")
+        check_max_bytes(max_bytes)
         self._check("_receiving", "receiving")
         self._receiving = True
         if trio.lowlevel.current_task() is self._handler_task:
