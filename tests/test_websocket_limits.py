@@ -199,8 +199,11 @@ async def test_backpressure_stops_reading() -> None:
             async with trio_upgrade.open_upgrade(server.url(), offer) as ws:
                 # Not reading: the background reader queues 4 messages, then
                 # stops, and TCP flow control stops the server (19 MiB in all,
-                # far more than the socket buffers hold).
-                await trio.sleep(0.5)
+                # far more than the socket buffers hold). Wait for that to
+                # happen, not for a fixed time (0.5 s was once too short on a
+                # loaded machine: 75 sent, then 76): until every task, the
+                # server's included, has been blocked with no I/O for 0.2 s.
+                await trio.testing.wait_all_tasks_blocked(cushion=0.2)
                 stalled = sent
                 assert stalled < count
                 await trio.sleep(0.2)
