@@ -981,6 +981,10 @@ def _plain_case(reads: Sequence[bytes], sends: Sequence[str | bytes] = ()) -> Ca
     return Case(False, 2**20, None, None, b"", tuple(steps), ("eof", 0, ""))
 
 
+@pytest.mark.skipif(
+    not trio_upgrade._sansio._speedups.ENABLED,
+    reason="TRIO_UPGRADE_NO_SPEEDUPS is set: both runs are plain (nox -s tests_plain)",
+)
 def test_the_two_runs_use_different_code() -> None:
     """Plain frames skip wsproto with the fast paths on, and go through it
     with them off; so the differential test compares two different paths."""
