@@ -26,7 +26,9 @@ async def _connect_tcp(target: Target) -> trio.SocketStream:
     family = socket.AF_INET6 if ":" in target.host else socket.AF_INET
     sock = trio.socket.socket(family, socket.SOCK_STREAM)
     try:
-        await sock.connect((target.host, target.port))
+        # connect_host keeps an IPv6 zone id ("fe80::1%eth0"), which only
+        # this end can use; Host and SNI never carry it.
+        await sock.connect((target.connect_host, target.port))
     except BaseException:
         sock.close()
         raise
