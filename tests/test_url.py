@@ -88,37 +88,26 @@ def test_limits_validation() -> None:
 
 
 @pytest.mark.parametrize(
-    ("url", "host", "zone", "connect_host", "authority"),
+    ("url", "host", "zone", "authority"),
     [
-        ("ws://[::1]:8080/", "::1", "", "::1", "[::1]:8080"),
-        ("ws://[::1]/", "::1", "", "::1", "[::1]"),
+        ("ws://[::1]:8080/", "::1", "", "[::1]:8080"),
+        ("ws://[::1]/", "::1", "", "[::1]"),
         # Canonical text form, so one address is one origin.
-        ("ws://[0:0:0:0:0:0:0:1]:8080/", "::1", "", "::1", "[::1]:8080"),
-        ("ws://[2001:DB8::A]:80/", "2001:db8::a", "", "2001:db8::a", "[2001:db8::a]"),
+        ("ws://[0:0:0:0:0:0:0:1]:8080/", "::1", "", "[::1]:8080"),
+        ("ws://[2001:DB8::A]:80/", "2001:db8::a", "", "[2001:db8::a]"),
         # RFC 6874: the "%" written as "%25"; the zone id is used to connect,
         # never sent (case kept: interface names are case-sensitive).
-        (
-            "ws://[fe80::1%25Eth0]:8080/",
-            "fe80::1",
-            "Eth0",
-            "fe80::1%Eth0",
-            "[fe80::1]:8080",
-        ),
+        ("ws://[fe80::1%25Eth0]:8080/", "fe80::1", "Eth0", "[fe80::1]:8080"),
         # As curl (and RFC 6874bis) do, a bare "%" too.
-        ("ws://[fe80::1%eth0]/", "fe80::1", "eth0", "fe80::1%eth0", "[fe80::1]"),
-        # A percent-encoded zone id is decoded.
-        ("ws://[fe80::1%25en%2D1]/", "fe80::1", "en-1", "fe80::1%en-1", "[fe80::1]"),
+        ("ws://[fe80::1%eth0]/", "fe80::1", "eth0", "[fe80::1]"),
+        # A percent-encoded zone id is decoded; a number is an index.
+        ("ws://[fe80::1%25en%2D1]/", "fe80::1", "en-1", "[fe80::1]"),
+        ("ws://[fe80::1%252]/", "fe80::1", "2", "[fe80::1]"),
     ],
 )
-def test_ipv6_literal(
-    url: str, host: str, zone: str, connect_host: str, authority: str
-) -> None:
+def test_ipv6_literal(url: str, host: str, zone: str, authority: str) -> None:
     parsed = parse_url(url)
-    assert (parsed.host, parsed.zone, parsed.connect_host) == (
-        host,
-        zone,
-        connect_host,
-    )
+    assert (parsed.host, parsed.zone) == (host, zone)
     assert parsed.authority == authority
     assert parsed.is_ip_literal
 

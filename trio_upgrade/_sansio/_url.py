@@ -82,11 +82,6 @@ class Target:
         return f"{host}:{self.port}"
 
     @property
-    def connect_host(self) -> str:
-        """The address to connect to: ``host``, with ``%zone`` if any."""
-        return f"{self.host}%{self.zone}" if self.zone else self.host
-
-    @property
     def is_ip_literal(self) -> bool:
         """Whether ``host`` is an IP address rather than a name."""
         return _is_ip_literal(self.host)
