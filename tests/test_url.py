@@ -3,6 +3,8 @@ from __future__ import annotations
 import math
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from trio_upgrade import InvalidURL, Limits
 from trio_upgrade._sansio._url import parse_url
@@ -252,3 +254,53 @@ def test_userinfo_never_in_host_nor_in_errors(url: str) -> None:
     assert "s3cret" not in str(info.value)
     assert "user" not in str(info.value)
     assert "***@" in str(info.value)
+
+
+_URL_PIECES = st.sampled_from(
+    [
+        "ws://",
+        "http://",
+        "wss://",
+        "[",
+        "]",
+        ":",
+        "%",
+        "%25",
+        "@",
+        "/",
+        "?",
+        "#",
+        "::1",
+        "fe80::1",
+        "xn--",
+        "ß",
+        "ü",
+        "☃",
+        ".",
+        "。",
+        "80",
+        "99999",
+        "a",
+        "-",
+    ]
+)
+
+
+@settings(max_examples=1000, deadline=None)
+@given(st.lists(st.one_of(_URL_PIECES, st.text(max_size=3)), max_size=12))
+def test_any_string_parses_or_is_invalid_url(pieces: list[str]) -> None:
+    url = "".join(pieces)
+    try:
+        parsed = parse_url(url)
+    except InvalidURL:
+        return
+    # What is sent is ASCII, printable, and carries no user info, zone id
+    # or fragment.
+    for sent in (parsed.authority, parsed.target, parsed.host):
+        assert sent.isascii()
+        assert all(0x21 <= ord(c) < 0x7F for c in sent)
+    assert "@" not in parsed.authority
+    assert "%" not in parsed.authority
+    assert "#" not in parsed.target
+    assert parsed.target.startswith("/")
+    assert 1 <= parsed.port <= 65535
