@@ -44,9 +44,9 @@ _URI = re.compile(r"^(?:([^:/?#]+):)?(?://([^/?#]*))?([^?#]*)(?:\?([^#]*))?(?:#.
 _REG_NAME = re.compile(r"^[A-Za-z0-9\-._~!$&'()*+,;=]+$")
 # RFC 6874 ZoneID = 1*( unreserved / pct-encoded ).
 _ZONE_ID = re.compile(r"^(?:[A-Za-z0-9\-._~]|%[0-9A-Fa-f]{2})+$")
-# What a request target may carry as is: RFC 3986 pchar, "/" and "?", and
-# "%" (an escape the user wrote stays as written). Everything else ASCII is
-# left alone too; only non-ASCII characters are encoded.
+# Every printable ASCII character, "%" included: the target is sent as the
+# URL writes it (escapes stay as written, whitespace never gets this far);
+# only non-ASCII characters are encoded.
 _TARGET_SAFE = "".join(chr(c) for c in range(0x21, 0x7F))
 
 
