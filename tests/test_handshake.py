@@ -496,3 +496,37 @@ def test_handshake_core_does_not_import_trio(module: str) -> None:
                 continue
             for imported in names:
                 assert imported.split(".")[0] != "trio", f"{name} imports trio"
+
+
+# -- hosts of every form: the bytes on the wire (docs/explanation/hosts.rst)
+
+
+@pytest.mark.parametrize(
+    ("url", "request_line", "host"),
+    [
+        ("ws://[::1]:8080/", b"GET / HTTP/1.1", b"[::1]:8080"),
+        ("ws://[fe80::1%25eth0]:8080/x", b"GET /x HTTP/1.1", b"[fe80::1]:8080"),
+        ("wss://[::1]:443/", b"GET / HTTP/1.1", b"[::1]"),
+        ("ws://bücher.example/", b"GET / HTTP/1.1", b"xn--bcher-kva.example"),
+        ("ws://h/", b"GET / HTTP/1.1", b"h"),
+        ("ws://h:80/", b"GET / HTTP/1.1", b"h"),
+        ("wss://h:443/", b"GET / HTTP/1.1", b"h"),
+        ("http://h:8080/", b"GET / HTTP/1.1", b"h:8080"),
+        ("ws://h/p?a=1&b=%20", b"GET /p?a=1&b=%20 HTTP/1.1", b"h"),
+        ("ws://h/p?", b"GET /p? HTTP/1.1", b"h"),
+        ("ws://h/p?q#frag", b"GET /p?q HTTP/1.1", b"h"),
+        ("ws://h/ü?é", b"GET /%C3%BC?%C3%A9 HTTP/1.1", b"h"),
+    ],
+)
+def test_request_bytes_for_every_host_form(
+    url: str, request_line: bytes, host: bytes
+) -> None:
+    target = parse_url(url)
+    offer = Raw("my-proto").offer(target)
+    data = Handshake(Limits()).send_request(build_request(target, [offer], []))
+    lines = data.split(b"\r\n")
+    assert lines[0] == request_line
+    assert [line for line in lines if line.lower().startswith(b"host:")] == [
+        b"Host: " + host
+    ]
+    assert b"%25" not in data and b"eth0" not in data and b"#" not in data

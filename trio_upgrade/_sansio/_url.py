@@ -1,11 +1,30 @@
-"""URL parsing for upgrade targets (sans-I/O)."""
+"""URL parsing for upgrade targets (sans-I/O).
+
+The rules for hosts, ports and request targets are documented in
+``docs/explanation/hosts.rst``; in short:
+
+* a name is sent as its ASCII form: a Unicode name becomes its A-label
+  (IDNA 2008 with the UTS #46 mapping, the ``idna`` package that trio
+  itself depends on);
+* an IPv6 literal is sent in brackets, in its canonical text form; a zone
+  id (RFC 6874, ``[fe80::1%25eth0]``) is used to connect but never sent,
+  neither in ``Host`` nor in ``:authority`` nor to a proxy (RFC 6874 §4);
+* the port is left out of ``Host`` when it is the scheme's default, given
+  or not (as curl, httpx, websockets and the WHATWG URL standard do);
+* the path and query are sent as written (non-ASCII characters are
+  percent-encoded as UTF-8, RFC 3987 §3.1); the fragment is never sent;
+* user info is never part of ``Host``.
+"""
 
 from __future__ import annotations
 
 import functools
 import ipaddress
+import re
 from dataclasses import dataclass
-from urllib.parse import urlsplit
+from urllib.parse import quote, unquote
+
+import idna
 
 from ._errors import InvalidURL
 
@@ -18,6 +37,18 @@ _SCHEMES = {
     "wss": (443, True),
 }
 
+# RFC 3986 Appendix B, with the presence of "?" kept (group 4 is None when
+# the URL has no "?", "" when it has an empty query).
+_URI = re.compile(r"^(?:([^:/?#]+):)?(?://([^/?#]*))?([^?#]*)(?:\?([^#]*))?(?:#.*)?$")
+# RFC 3986 reg-name without pct-encoded: unreserved / sub-delims.
+_REG_NAME = re.compile(r"^[A-Za-z0-9\-._~!$&'()*+,;=]+$")
+# RFC 6874 ZoneID = 1*( unreserved / pct-encoded ).
+_ZONE_ID = re.compile(r"^(?:[A-Za-z0-9\-._~]|%[0-9A-Fa-f]{2})+$")
+# Every printable ASCII character, "%" included: the target is sent as the
+# URL writes it (escapes stay as written, whitespace never gets this far);
+# only non-ASCII characters are encoded.
+_TARGET_SAFE = "".join(chr(c) for c in range(0x21, 0x7F))
+
 
 @dataclass(frozen=True)
 class Target:
@@ -25,10 +56,14 @@ class Target:
 
     Attributes:
         scheme: ``http``, ``ws``, ``https`` or ``wss``, lower-cased.
-        host: the host name or address, without IPv6 brackets.
+        host: the host as sent: an ASCII name (an A-label for an
+            internationalised name), an IPv4 address or an IPv6 address
+            without brackets and without zone id.
         port: the TCP port.
         target: the request target: path and query, never empty.
         secure: whether TLS is used.
+        zone: the IPv6 zone id (interface) to connect through, decoded;
+            empty when the URL has none. Never sent.
     """
 
     scheme: str
@@ -36,6 +71,7 @@ class Target:
     port: int
     target: str
     secure: bool
+    zone: str = ""
 
     @property
     def authority(self) -> str:
@@ -51,7 +87,7 @@ class Target:
         return _is_ip_literal(self.host)
 
     def with_target(self, target: str) -> Target:
-        return Target(self.scheme, self.host, self.port, target, self.secure)
+        return Target(self.scheme, self.host, self.port, target, self.secure, self.zone)
 
 
 @functools.lru_cache(maxsize=256)
@@ -65,41 +101,138 @@ def _is_ip_literal(host: str) -> bool:
     return True
 
 
+def _redacted(url: str) -> str:
+    # Error messages show the URL, but never a password in it.
+    match = _URI.match(url)
+    authority = match.group(2) if match else None
+    if authority is None or "@" not in authority:
+        return url
+    start = url.index(authority)
+    rest = authority.rpartition("@")[2]
+    return f"{url[:start]}***@{rest}{url[start + len(authority) :]}"
+
+
+def _parse_ipv6(literal: str, url: str) -> tuple[str, str]:
+    """``(address, zone)`` from what is between the brackets."""
+    address, percent, zone = literal.partition("%")
+    if percent:
+        # RFC 6874 writes the "%" as "%25"; curl and RFC 6874bis also take a
+        # bare "%". The zone id itself may be percent-encoded.
+        if zone.startswith("25"):
+            zone = zone[2:]
+        if not _ZONE_ID.match(zone):
+            raise InvalidURL(
+                f"invalid IPv6 zone id {zone!r} in {url!r}: expected "
+                "letters, digits, '-', '.', '_', '~' (as in [fe80::1%25eth0])"
+            )
+        zone = unquote(zone)
+    try:
+        parsed = ipaddress.IPv6Address(address)
+    except ValueError as exc:
+        raise InvalidURL(
+            f"invalid IPv6 address [{literal}] in {url!r}: {exc}"
+        ) from None
+    return str(parsed), zone
+
+
+def _parse_name(name: str, url: str) -> str:
+    """The ASCII form of a host name (A-labels for Unicode), lower-cased."""
+    if name.isascii():
+        if "%" in name:
+            raise InvalidURL(
+                f"percent-encoded host {name!r} in {url!r} is not supported: "
+                "write the name itself (Unicode names are fine)"
+            )
+        if not _REG_NAME.match(name):
+            raise InvalidURL(f"invalid character in host {name!r} of {url!r}")
+        lowered = name.lower()
+        if not any(label.startswith("xn--") for label in lowered.split(".")):
+            return lowered
+    try:
+        # uts46: the mapping browsers apply first (case, full-width dots);
+        # non-transitional, so "ß" stays itself, as in IDNA 2008.
+        return idna.encode(name, uts46=True).decode("ascii")
+    except idna.IDNAError as exc:
+        raise InvalidURL(
+            f"host {name!r} in {url!r} is not a valid internationalised "
+            f"domain name (IDNA 2008): {exc}"
+        ) from None
+
+
+def _parse_port(text: str, default: int, url: str) -> int:
+    if not text:
+        # RFC 3986 §3.2.3: an empty port is the scheme's default.
+        return default
+    if not text.isascii() or not text.isdigit():
+        raise InvalidURL(f"port {text!r} in {url!r} is not a number")
+    port = int(text)
+    if not 1 <= port <= 65535:
+        raise InvalidURL(f"port {port} in {url!r} is out of range 1-65535")
+    return port
+
+
+def _encode_target(target: str) -> str:
+    # RFC 3987 §3.1: an IRI's non-ASCII characters become the percent-encoded
+    # UTF-8 of the URI; every ASCII character is kept byte for byte.
+    return target if target.isascii() else quote(target, safe=_TARGET_SAFE)
+
+
 def parse_url(url: str) -> Target:
     """Parse ``url`` into a :class:`Target`.
 
     Raises:
-        InvalidURL: for a scheme other than http, https, ws or wss, a missing
-            host, a bad port, user info (credentials in URLs are refused
-            rather than sent in the clear by accident) or a fragment-only
-            oddity such as control characters.
+        InvalidURL: for a scheme other than http, https, ws or wss; a missing
+            or malformed host (an empty name, a bad character, an IPv6
+            address without brackets, a name that is not valid IDNA 2008);
+            a port that is not a number in 1-65535; user info (credentials
+            in URLs are refused rather than sent in the clear by accident);
+            whitespace or control characters anywhere. The message never
+            shows a password from the URL.
     """
     if not isinstance(url, str):
         raise InvalidURL(f"URL must be a str, got {type(url).__name__}")
+    shown = _redacted(url)
     if any(ord(c) < 0x21 or ord(c) == 0x7F for c in url):
-        raise InvalidURL(f"URL contains whitespace or control characters: {url!r}")
-    try:
-        parts = urlsplit(url)
-        port = parts.port
-    except ValueError as exc:
-        raise InvalidURL(f"invalid URL {url!r}: {exc}") from None
-    scheme = parts.scheme.lower()
+        raise InvalidURL(f"URL contains whitespace or control characters: {shown!r}")
+    match = _URI.match(url)
+    assert match is not None  # every group is optional
+    scheme_text, authority, path, query = match.groups()
+    scheme = (scheme_text or "").lower()
     if scheme not in _SCHEMES:
         raise InvalidURL(
-            f"unsupported URL scheme {parts.scheme!r} in {url!r}: "
+            f"unsupported URL scheme {scheme_text or ''!r} in {shown!r}: "
             "expected http, https, ws or wss"
         )
-    if parts.username is not None or parts.password is not None:
-        raise InvalidURL(f"credentials in the URL are not supported: {url!r}")
-    host = parts.hostname
-    if not host:
-        raise InvalidURL(f"URL has no host: {url!r}")
     default_port, secure = _SCHEMES[scheme]
-    if port == 0:
-        raise InvalidURL(f"port 0 is not a valid destination: {url!r}")
-    target = parts.path or "/"
-    if parts.query:
-        target += "?" + parts.query
-    return Target(
-        scheme, host, port if port is not None else default_port, target, secure
-    )
+    if authority is None:
+        raise InvalidURL(f"URL has no host: {shown!r}")
+    if "@" in authority:
+        raise InvalidURL(f"credentials in the URL are not supported: {shown!r}")
+    zone = ""
+    if authority.startswith("["):
+        literal, bracket, after = authority[1:].partition("]")
+        if not bracket:
+            raise InvalidURL(f"unclosed '[' in the host of {shown!r}")
+        if after and not after.startswith(":"):
+            raise InvalidURL(f"unexpected {after!r} after the host in {shown!r}")
+        if literal[:1].lower() == "v":
+            raise InvalidURL(
+                f"IPvFuture address [{literal}] in {shown!r} is not supported"
+            )
+        host, zone = _parse_ipv6(literal, shown)
+        port_text = after[1:]
+    else:
+        name, _, port_text = authority.partition(":")
+        if ":" in port_text:
+            raise InvalidURL(
+                f"an IPv6 address in a URL must be in brackets, as in "
+                f"http://[::1]:8080/: {shown!r}"
+            )
+        if not name:
+            raise InvalidURL(f"URL has no host: {shown!r}")
+        host = _parse_name(name, shown)
+    port = _parse_port(port_text, default_port, shown)
+    target = path or "/"
+    if query is not None:
+        target += "?" + query
+    return Target(scheme, host, port, _encode_target(target), secure, zone)

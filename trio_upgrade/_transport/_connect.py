@@ -17,16 +17,45 @@ from ._tls import HTTP11_ALPN, client_context
 __all__ = ["connect_transport", "open_transport"]
 
 
+def _scope_id(zone: str) -> int:
+    """The interface index of an IPv6 zone id (a name or a number); 0: none.
+
+    The index goes in the socket address rather than ``%zone`` in the host
+    string, which getaddrinfo resolves only for link-local addresses.
+
+    Raises:
+        OSError: no interface has that name.
+    """
+    if not zone:
+        return 0
+    if zone.isascii() and zone.isdigit():
+        return int(zone)
+    try:
+        return socket.if_nametoindex(zone)
+    except OSError:
+        raise OSError(
+            f"no network interface named {zone!r} (the URL's zone id)"
+        ) from None
+
+
 async def _connect_tcp(target: Target) -> trio.SocketStream:
     if not target.is_ip_literal:
         return await trio.open_tcp_stream(target.host, target.port)
     # A literal address needs no resolution nor happy eyeballs: one socket,
     # one connect. This saves the nursery and getaddrinfo thread round trip
     # that open_tcp_stream pays even for literals.
-    family = socket.AF_INET6 if ":" in target.host else socket.AF_INET
+    address: tuple[str, int] | tuple[str, int, int, int]
+    if ":" in target.host:
+        # The scope id first: an unknown interface raises before a socket
+        # exists to be closed.
+        address = (target.host, target.port, 0, _scope_id(target.zone))
+        family = socket.AF_INET6
+    else:
+        address = (target.host, target.port)
+        family = socket.AF_INET
     sock = trio.socket.socket(family, socket.SOCK_STREAM)
     try:
-        await sock.connect((target.host, target.port))
+        await sock.connect(address)
     except BaseException:
         sock.close()
         raise

@@ -54,6 +54,8 @@ class H2Request:
         headers: the regular header fields.
         body: the whole request body.
         connection: the connection it came on, to misbehave from a handler.
+        authority: ``:authority`` (for stream 1, the upgrading request's
+            ``Host``); empty when the request had none.
     """
 
     stream_id: int
@@ -62,6 +64,7 @@ class H2Request:
     headers: Headers
     body: bytes
     connection: H2ServerConnection
+    authority: str = ""
 
     @property
     def path(self) -> str:
@@ -262,8 +265,9 @@ class H2ServerConnection:
         self.h2.initiate_upgrade_connection(
             settings.encode("ascii") if settings else None
         )
+        host = request.headers.get("host") or ""
         first: H2Request | None = H2Request(
-            1, request.method, request.target, request.headers, b"", self
+            1, request.method, request.target, request.headers, b"", self, host
         )
         if protocol.reset_upgrade_stream is not None:
             self.h2.reset_stream(1, protocol.reset_upgrade_stream)
@@ -272,7 +276,7 @@ class H2ServerConnection:
             self._stream = stream
             await self._answer(
                 H2Request(
-                    1, request.method, request.target, request.headers, b"", self
+                    1, request.method, request.target, request.headers, b"", self, host
                 ),
                 protocol.route,
             )
@@ -421,6 +425,7 @@ class H2ServerConnection:
             Headers([(n, v) for n, v in head if not n.startswith(b":")]),
             bytes(self._bodies.pop(sid, b"")),
             self,
+            pseudo.get(b":authority", b"").decode("latin-1"),
         )
 
     def _wake_senders(self) -> None:
