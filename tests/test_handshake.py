@@ -9,6 +9,7 @@ import pathlib
 import pytest
 
 from trio_upgrade import (
+    TLS,
     InvalidResponse,
     Limits,
     ProtocolNotOffered,
@@ -419,6 +420,19 @@ def test_select_offer_rejects_unoffered_and_several() -> None:
         select_offer(_response(["a, b"]), offers)
     with pytest.raises(ProtocolNotOffered, match="several"):
         select_offer(_response(["a", "b"]), offers)
+
+
+def test_select_offer_takes_a_stack_only_from_the_offer_that_claims_it() -> None:
+    # RFC 9110 7.8 / RFC 2817 3.3: "Upgrade: TLS/1.0, HTTP/1.1" lists the
+    # layers bottom up; only TLS claims such a list, and only one may.
+    offers = [Raw("a").offer(TARGET), TLS("TLS/1.0").offer(TARGET)]
+    assert select_offer(_response(["TLS/1.0, HTTP/1.1"]), offers) == 1
+    assert select_offer(_response(["TLS/1.3", "TLS/1.2"]), offers) == 1
+    with pytest.raises(ProtocolNotOffered, match="several"):
+        select_offer(_response(["a, HTTP/1.1"]), offers)
+    both = [TLS("TLS/1.0").offer(TARGET), TLS("TLS/1.2").offer(TARGET)]
+    with pytest.raises(ProtocolNotOffered, match="several"):
+        select_offer(_response(["TLS/1.2, HTTP/1.1"]), both)
 
 
 def test_missing_upgrade_header() -> None:

@@ -18,6 +18,7 @@ from ._options import UpgradeOptions as UpgradeOptions
 from ._protocol import BuildContext as BuildContext
 from ._protocol import Offer as Offer
 from ._protocol import UpgradeProtocol as UpgradeProtocol
+from ._raw import TLS as TLS
 from ._raw import Raw as Raw
 from ._raw import RawStream as RawStream
 from ._sansio._errors import Attempt as Attempt
@@ -84,6 +85,7 @@ __all__ = [
     "Response",
     "ResponseTooLarge",
     "Strategy",
+    "TLS",
     "UpgradeError",
     "UpgradeOptions",
     "UpgradeProtocol",

@@ -90,6 +90,18 @@ class Offer(abc.ABC, Generic[ConnT_co]):
         """Header fields this offer adds to the request."""
         return []
 
+    def claims(self, tokens: Sequence[str]) -> bool:
+        """Whether a 101 naming several protocols switched to this offer.
+
+        RFC 9110 §7.8 lets a 101 that switches several layers list them,
+        bottom layer first (RFC 2817 §3.3: ``Upgrade: TLS/1.0, HTTP/1.1``).
+        ``tokens`` are the 101's ``Upgrade`` tokens, lower-cased, without
+        repeats, at least two. The default is ``False``: a 101 must name
+        exactly this offer's token. The 101 is taken as choosing this offer
+        only when no other offer claims it too.
+        """
+        return False
+
     def validate(self, response: Response) -> None:
         """Check the 101 that chose this protocol, beyond the Upgrade token.
 

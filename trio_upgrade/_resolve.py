@@ -10,7 +10,8 @@ from typing import Any
 
 from ._http2._protocol import H2C
 from ._protocol import UpgradeProtocol, check_token
-from ._raw import Raw
+from ._raw import TLS, Raw, is_tls_token
+from ._sansio._url import Target
 from ._websocket import WebSocket
 
 __all__ = ["BUILTIN_PROTOCOLS", "ProtocolSpec", "resolve_protocols"]
@@ -26,16 +27,19 @@ ProtocolSpec = str | UpgradeProtocol[Any]
 
 def resolve_protocols(
     protocols: ProtocolSpec | Sequence[ProtocolSpec],
+    target: Target | None = None,
 ) -> list[UpgradeProtocol[Any]]:
     """Turn the caller's offer list into protocol objects, in order.
 
     A lone string or protocol object is a one-element list. ``"websocket"``
     and ``"h2c"`` (any case) become :class:`WebSocket` and :class:`H2C` with
-    their defaults; any other token becomes :class:`Raw`.
+    their defaults; ``TLS`` and ``TLS/x.y`` (RFC 2817) become :class:`TLS`;
+    any other token becomes :class:`Raw`.
 
     Raises:
-        ValueError: the list is empty, a token is malformed, or the same
-            token is offered twice.
+        ValueError: the list is empty, a token is malformed, the same
+            token is offered twice, or :class:`TLS` is offered for a
+            ``target`` that is TLS already (checked before connecting).
         TypeError: an element is neither a string nor an UpgradeProtocol.
     """
     items: Sequence[ProtocolSpec]
@@ -46,7 +50,13 @@ def resolve_protocols(
         if isinstance(item, str):
             check_token(item)
             builtin = BUILTIN_PROTOCOLS.get(item.lower())
-            protocol: UpgradeProtocol[Any] = builtin() if builtin else Raw(item)
+            protocol: UpgradeProtocol[Any]
+            if builtin is not None:
+                protocol = builtin()
+            elif is_tls_token(item):
+                protocol = TLS(item)
+            else:
+                protocol = Raw(item)
         elif isinstance(item, UpgradeProtocol):
             protocol = item
         else:
@@ -54,6 +64,8 @@ def resolve_protocols(
                 f"expected a protocol token (str) or an UpgradeProtocol, got "
                 f"{type(item).__name__}"
             )
+        if isinstance(protocol, TLS) and target is not None:
+            protocol.check_target(target)
         key = protocol.token.lower()
         if key in seen:
             raise ValueError(f"protocol {protocol.token!r} is offered twice")

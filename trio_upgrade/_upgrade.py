@@ -337,7 +337,7 @@ async def upgrade(
     """
     settings = connect_settings("upgrade", options, UPGRADE_KEYS)
     target = _parse_url_cached(url) if type(url) is str else parse_url(url)
-    resolved = resolve_protocols(protocols)
+    resolved = resolve_protocols(protocols, target)
     return await _negotiate(
         target,
         resolved,

@@ -11,6 +11,7 @@ from typing_extensions import assert_type
 import trio_upgrade
 from trio_upgrade import (
     H2C,
+    TLS,
     HTTP2Connection,
     Raw,
     RawStream,
@@ -32,6 +33,8 @@ async def check() -> None:
     assert_type(raw, RawStream)
     raw2 = await trio_upgrade.upgrade("http://h/", [Raw("x"), Raw("y")])
     assert_type(raw2, RawStream)
+    tls = await trio_upgrade.upgrade("http://h/", TLS("TLS/1.2"))
+    assert_type(tls, RawStream)
     # The built-in tokens resolve to exactly their protocols; any other
     # string may be anything raw (more mixes in check_mixed_protocols.py).
     any_of = await trio_upgrade.upgrade("http://h/", ["websocket", "h2c"])

@@ -108,6 +108,7 @@ class _HasToken(Protocol):
     def accept_missing_upgrade_header(self) -> bool: ...
     @property
     def connection_options(self) -> Sequence[str]: ...
+    def claims(self, tokens: Sequence[str]) -> bool: ...
 
 
 # h11 events are frozen: one end-of-message serves every request.
@@ -197,7 +198,9 @@ def select_offer(response: Response, offers: Sequence[_HasToken]) -> int:
 
     Raises:
         ProtocolNotOffered: the response names no protocol (and the missing
-            header cannot be excused), several, or one not offered.
+            header cannot be excused), several that no single offer claims
+            as its stack (:meth:`~trio_upgrade.Offer.claims`), or one not
+            offered.
     """
     # One scan of the headers; the joined value and the offer list are only
     # built for an error message.
@@ -224,6 +227,13 @@ def select_offer(response: Response, offers: Sequence[_HasToken]) -> int:
         )
     received = ", ".join(upgrade)
     if len(tokens) > 1:
+        # RFC 9110 7.8: a 101 that switches several layers lists them bottom
+        # up ("TLS/1.0, HTTP/1.1" in RFC 2817 3.3). Only a protocol that
+        # knows its stack may take such a list; for every other the 101
+        # must name exactly one token.
+        claiming = [i for i, offer in enumerate(offers) if offer.claims(tokens)]
+        if len(claiming) == 1:
+            return claiming[0]
         raise ProtocolNotOffered(
             "the 101 response names several protocols",
             response=response,

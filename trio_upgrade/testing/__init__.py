@@ -1,7 +1,8 @@
 """A real upgrade server for tests and demos: :mod:`trio_upgrade.testing`.
 
 ``open_upgrade_server()`` runs an h11-based HTTP/1.1 server on loopback
-port 0 (or over memory streams) that upgrades to the protocols it is given,
+port 0 (or over memory streams) that upgrades to the protocols it is given
+(raw, WebSocket, h2c, TLS),
 answers offers it does not take the way real servers do (426, or 200 when it
 ignores Upgrade), and records what it saw. A :class:`Script` replaces the
 normal handling with byte-exact steps to stage misbehaving servers. For
@@ -41,6 +42,9 @@ from ._script import Sleep as Sleep
 from ._script import Step as Step
 from ._server import UpgradeServer as UpgradeServer
 from ._server import open_upgrade_server as open_upgrade_server
+from ._tls import TLSHandler as TLSHandler
+from ._tls import TLSServerProtocol as TLSServerProtocol
+from ._tls import respond_over_tls as respond_over_tls
 from ._websocket import ServerWebSocket as ServerWebSocket
 from ._websocket import WebSocketHandler as WebSocketHandler
 from ._websocket import WebSocketServerProtocol as WebSocketServerProtocol
@@ -83,10 +87,13 @@ __all__ = [
     "ServerProtocol",
     "Sleep",
     "Step",
+    "TLSHandler",
+    "TLSServerProtocol",
     "UpgradeServer",
     "echo",
     "http_response",
     "open_upgrade_server",
+    "respond_over_tls",
     "response_head",
     "switching_response",
 ]

@@ -28,7 +28,13 @@ import trio
 
 from ._records import ConnectionRecord
 
-__all__ = ["ConnectionHandlers", "HandlerTimeout", "own", "run_handler"]
+__all__ = [
+    "ConnectionHandlers",
+    "HandlerTimeout",
+    "current_record",
+    "own",
+    "run_handler",
+]
 
 T = TypeVar("T")
 F = TypeVar("F", bound=Callable[..., Any])
@@ -173,3 +179,9 @@ async def run_handler(handler: Callable[..., Awaitable[T]], *args: object) -> T:
     if handlers is None or _is_own(handler):
         return await handler(*args)
     return await handlers.run(handler, *args)
+
+
+def current_record() -> ConnectionRecord | None:
+    """The record of the connection the current task serves, if any."""
+    handlers = _CURRENT.get()
+    return None if handlers is None else handlers.record

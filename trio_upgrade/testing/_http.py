@@ -35,8 +35,12 @@ async def _next_event(stream: trio.abc.Stream, conn: h11.Connection) -> h11.Even
             raise RuntimeError("h11 paused: the request was already read whole")
 
 
-async def read_request(stream: trio.abc.Stream, conn: h11.Connection) -> Request | None:
-    """Read the next request head and discard its body, if any.
+async def read_request(
+    stream: trio.abc.Stream, conn: h11.Connection, *, body: bytearray | None = None
+) -> Request | None:
+    """Read the next request head and its body, if any, into ``body``.
+
+    Without ``body`` the request's body is read and discarded.
 
     The bytes after the request's end stay in ``conn`` (its
     ``trailing_data`` after a switch, or the next request after a refusal).
@@ -62,8 +66,9 @@ async def read_request(stream: trio.abc.Stream, conn: h11.Connection) -> Request
     # A body (h2c allows one on the upgrade request) is read and dropped, so
     # that what follows it is the next protocol or the next request. It is
     # bounded by the connection timeout, not by size: dropping costs nothing.
-    while not isinstance(await _next_event(stream, conn), h11.EndOfMessage):
-        pass
+    while not isinstance(part := await _next_event(stream, conn), h11.EndOfMessage):
+        if body is not None and isinstance(part, h11.Data):
+            body += part.data
     return request
 
 

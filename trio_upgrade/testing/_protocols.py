@@ -31,7 +31,9 @@ class ServerProtocol(abc.ABC):
         """Header fields to add to the 101, or ``None`` to decline the offer.
 
         Declining makes the server consider the next offered token, and
-        answer without switching if none is left.
+        answer without switching if none is left. The 101's ``Upgrade``
+        field names the offered token, unless these fields hold one of
+        their own (a stack of protocols, RFC 9110 §7.8).
         """
         return []
 

@@ -490,9 +490,13 @@ class UpgradeServer:
                 await stream.send_all(conn.send(informational(status, headers)) or b"")
             if choice is not None:
                 protocol, token, fields = choice
+                # accept() may name the protocols itself: a stack of layers
+                # (RFC 9110 7.8), as an RFC 2817 server does.
+                own_upgrade = any(n.lower() == "upgrade" for n, _ in fields)
+                upgrade = [] if own_upgrade else [("Upgrade", token)]
                 event = h11.InformationalResponse(
                     status_code=101,
-                    headers=[("Upgrade", token), ("Connection", "Upgrade"), *fields],
+                    headers=[*upgrade, ("Connection", "Upgrade"), *fields],
                     reason=b"Switching Protocols",
                 )
                 await stream.send_all(conn.send(event) or b"")
