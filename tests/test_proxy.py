@@ -182,3 +182,18 @@ async def test_connect_http2_through_a_connect_tunnel(nursery: trio.Nursery) -> 
     assert [h.split(b"\r\n")[0] for h in heads] == [
         f"CONNECT {authority} HTTP/1.1".encode()
     ] * 2
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "socks5://user:s3cr3t@127.0.0.1:1080",
+        "http://user:s3cr3t@127.0.0.1:99999",
+        "http://user:s3cr3t@[::1/",
+    ],
+)
+def test_a_bad_proxy_url_error_does_not_show_its_password(url: str) -> None:
+    with pytest.raises(InvalidURL) as info:
+        parse_proxy(url)
+    assert "s3cr3t" not in str(info.value)
+    assert "user" not in str(info.value)

@@ -101,8 +101,8 @@ def _is_ip_literal(host: str) -> bool:
     return True
 
 
-def _redacted(url: str) -> str:
-    # Error messages show the URL, but never a password in it.
+def redacted(url: str) -> str:
+    """``url`` with its user info, if any, shown as ``***`` (for messages)."""
     match = _URI.match(url)
     authority = match.group(2) if match else None
     if authority is None or "@" not in authority:
@@ -191,7 +191,7 @@ def parse_url(url: str) -> Target:
     """
     if not isinstance(url, str):
         raise InvalidURL(f"URL must be a str, got {type(url).__name__}")
-    shown = _redacted(url)
+    shown = redacted(url)
     if any(ord(c) < 0x21 or ord(c) == 0x7F for c in url):
         raise InvalidURL(f"URL contains whitespace or control characters: {shown!r}")
     match = _URI.match(url)

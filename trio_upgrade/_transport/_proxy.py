@@ -12,7 +12,7 @@ import trio
 from .._sansio._errors import ConnectError, InvalidURL
 from .._sansio._limits import RECEIVE_SIZE
 from .._sansio._messages import Headers, Response
-from .._sansio._url import Target, parse_url
+from .._sansio._url import Target, parse_url, redacted
 from ._stream import RawStream
 
 __all__ = ["Proxy", "ProxyError", "open_tunnel", "parse_proxy"]
@@ -35,9 +35,13 @@ def parse_proxy(url: str) -> Proxy:
     Raises:
         InvalidURL: not an ``http://`` URL with a host.
     """
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+        _ = parts.port  # raises ValueError on a bad port
+    except ValueError as exc:
+        raise InvalidURL(f"invalid proxy URL {redacted(url)!r}: {exc}") from None
     if parts.scheme.lower() != "http":
-        raise InvalidURL(f"proxy URL must be http://host:port, got {url!r}")
+        raise InvalidURL(f"proxy URL must be http://host:port, got {redacted(url)!r}")
     headers: list[tuple[str, str]] = []
     if parts.username is not None:
         user = unquote(parts.username)
