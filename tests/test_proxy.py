@@ -8,6 +8,7 @@ from functools import partial
 import pytest
 import trio
 from h2_helpers import prior_knowledge_server
+from proxy_support import pipe, read_head
 
 import trio_upgrade
 from trio_upgrade import InvalidURL, ProxyError
@@ -17,26 +18,6 @@ from trio_upgrade.testing import open_upgrade_server
 pytestmark = pytest.mark.timeout(30)
 
 ProxyHandler = Callable[[trio.SocketStream], Awaitable[None]]
-
-
-async def read_head(stream: trio.SocketStream) -> bytes:
-    data = b""
-    while b"\r\n\r\n" not in data:
-        chunk = await stream.receive_some(65536)
-        if not chunk:
-            raise EOFError
-        data += chunk
-    return data
-
-
-async def pipe(source: trio.abc.Stream, sink: trio.abc.Stream) -> None:
-    try:
-        async for data in source:
-            await sink.send_all(data)
-    except (trio.BrokenResourceError, trio.ClosedResourceError):
-        pass
-    finally:
-        await sink.aclose()
 
 
 def tunnelling_proxy(

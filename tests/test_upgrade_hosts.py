@@ -14,6 +14,7 @@ from functools import partial
 import pytest
 import trio
 from h2_helpers import h2c_server
+from proxy_support import pipe, read_head
 
 import trio_upgrade
 from trio_upgrade import InvalidURL
@@ -171,26 +172,6 @@ async def test_connect_http2_authority_over_ipv6() -> None:
 # -- names and ports, through a proxy that maps every name to one server --
 
 
-async def _read_head(stream: trio.SocketStream) -> bytes:
-    data = b""
-    while b"\r\n\r\n" not in data:
-        chunk = await stream.receive_some(65536)
-        if not chunk:
-            raise EOFError
-        data += chunk
-    return data
-
-
-async def _pipe(source: trio.abc.Stream, sink: trio.abc.Stream) -> None:
-    try:
-        async for data in source:
-            await sink.send_all(data)
-    except (trio.BrokenResourceError, trio.ClosedResourceError):
-        pass
-    finally:
-        await sink.aclose()
-
-
 async def _mapping_proxy(
     nursery: trio.Nursery, upstream_port: int, heads: list[bytes]
 ) -> str:
@@ -198,12 +179,12 @@ async def _mapping_proxy(
     the authority asked for, recording each request head."""
 
     async def handler(client: trio.SocketStream) -> None:
-        heads.append(await _read_head(client))
+        heads.append(await read_head(client))
         upstream = await trio.open_tcp_stream("127.0.0.1", upstream_port)
         await client.send_all(b"HTTP/1.1 200 Connection established\r\n\r\n")
         async with trio.open_nursery() as inner:
-            inner.start_soon(_pipe, client, upstream)
-            inner.start_soon(_pipe, upstream, client)
+            inner.start_soon(pipe, client, upstream)
+            inner.start_soon(pipe, upstream, client)
 
     listeners = await nursery.start(
         partial(trio.serve_tcp, handler, 0, host="127.0.0.1")
