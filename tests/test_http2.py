@@ -498,3 +498,54 @@ async def test_negotiation_falls_through_to_h2c_and_open_upgrade() -> None:
                 assert "h2c" in repr(H2C()) and "open" in repr(conn)
     offered = [r.headers.get("upgrade") for r in server.requests]
     assert offered == ["websocket", "h2c"]
+
+
+class _Tap(trio.abc.Stream):
+    """A transport that lets the test write raw bytes beside the client."""
+
+    def __init__(self, inner: trio.abc.Stream) -> None:
+        self.inner = inner
+
+    async def send_all(self, data: bytes | bytearray | memoryview) -> None:
+        await self.inner.send_all(data)
+
+    async def wait_send_all_might_not_block(self) -> None:
+        await self.inner.wait_send_all_might_not_block()
+
+    async def receive_some(self, max_bytes: int | None = None) -> bytes | bytearray:
+        return await self.inner.receive_some(max_bytes)
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
+async def test_a_request_and_the_clients_goaway_after_the_servers_goaway() -> None:
+    """The test server refuses a stream above its GOAWAY with RST_STREAM; when
+    the client's own GOAWAY came in the same read, h2 is closed and the
+    stream is just dropped (the client is leaving), not a server error."""
+    import hpack
+    from hyperframe.frame import GoAwayFrame, HeadersFrame
+
+    protocol = H2CServerProtocol(goaway_after_upgrade=True)
+    async with h2c_server(protocol, tcp=False) as (server, _):
+        with trio.fail_after(10):
+            tap = _Tap(await server.connect_in_memory())
+            conn = await trio_upgrade.upgrade("http://test/", "h2c", transport=tap)
+            async with conn:
+                assert await conn.upgrade_response.read() == b"ok"
+                await trio.testing.wait_all_tasks_blocked()
+                head = HeadersFrame(3)
+                head.flags.add("END_HEADERS")
+                head.flags.add("END_STREAM")
+                head.data = hpack.Encoder().encode(
+                    [
+                        (":method", "GET"),
+                        (":scheme", "http"),
+                        (":path", "/"),
+                        (":authority", "test"),
+                    ]
+                )
+                goaway = GoAwayFrame(0)
+                goaway.last_stream_id = 0
+                await tap.send_all(head.serialize() + goaway.serialize())
+                await trio.testing.wait_all_tasks_blocked()

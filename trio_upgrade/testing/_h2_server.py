@@ -380,7 +380,10 @@ class H2ServerConnection:
     def _on_request(self, event: h2.events.RequestReceived) -> None:
         sid = event.stream_id
         if self._goaway_last is not None and sid > self._goaway_last:
-            self.h2.reset_stream(sid, ErrorCodes.REFUSED_STREAM)
+            # RFC 9113 §6.8: refused, unless the client's own GOAWAY came in
+            # the same read and closed h2: it is leaving and reads no reset.
+            with contextlib.suppress(h2.exceptions.ProtocolError):
+                self.h2.reset_stream(sid, ErrorCodes.REFUSED_STREAM)
             return
         self._heads[sid] = list(event.headers)
         self._bodies[sid] = bytearray()
