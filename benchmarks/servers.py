@@ -716,6 +716,67 @@ def nginx_proxy(backend: tuple[str, int]) -> RunningServer:
     return _launch_on_free_port("nginx", start)
 
 
+def nginx_tls(
+    cert_chain: Path,
+    key: Path,
+    *,
+    http2: bool = True,
+    backend: tuple[str, int] | None = None,
+) -> RunningServer:
+    """nginx serving HTTPS, with HTTP/2 selected by ALPN when ``http2``.
+
+    ``cert_chain`` and ``key`` are PEM files (a trustme certificate for
+    ``localhost``). With ``http2``, ALPN offers ``h2`` and ``http/1.1``
+    (the server's preference: h2); without, ``http/1.1`` only. Serves
+    ``/index.html`` (also ``/``) and ``/big.bin`` like lighttpd; with
+    ``backend``, ``/ws`` is reverse-proxied there over HTTP/1.1 with
+    upgrades passed on (nginx does not proxy WebSocket over HTTP/2 streams).
+    Runs in the foreground like :func:`nginx_proxy`.
+    """
+    binary = _require_binary("nginx", "nginx")
+
+    def start(port: int, workdir: Path) -> tuple[subprocess.Popen[bytes], list[Path]]:
+        docroot = _make_docroot(workdir)
+        error_log = workdir / "error.log"
+        user = "user root;\n" if os.geteuid() == 0 else ""  # workers must reach workdir
+        temps = "".join(
+            f'  {name}_temp_path "{workdir / name}";\n'
+            for name in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
+        )
+        ws = ""
+        if backend is not None:
+            ws = (
+                "    location /ws {\n"
+                f"      proxy_pass http://{backend[0]}:{backend[1]}/;\n"
+                "      proxy_http_version 1.1;\n"
+                "      proxy_set_header Upgrade $http_upgrade;\n"
+                '      proxy_set_header Connection "upgrade";\n'
+                "      proxy_read_timeout 300s;\n"
+                "    }\n"
+            )
+        config = workdir / "nginx.conf"
+        config.write_text(
+            f"{user}daemon off;\nworker_processes 1;\n"
+            f'pid "{workdir / "nginx.pid"}";\nerror_log "{error_log}" info;\n'
+            "events { worker_connections 256; }\n"
+            "http {\n  access_log off;\n"
+            f"{temps}"
+            "  server {\n"
+            # nginx 1.22 (Debian 12) spells HTTP/2 on the listen line.
+            f"    listen {HOST}:{port} ssl{' http2' if http2 else ''};\n"
+            f'    ssl_certificate "{cert_chain}";\n'
+            f'    ssl_certificate_key "{key}";\n'
+            f'    root "{docroot}";\n'
+            f"{ws}"
+            "  }\n}\n"
+        )
+        argv = [binary, "-p", str(workdir), "-c", str(config), "-e", str(error_log)]
+        process, out = _spawn(argv, workdir)
+        return process, [out, error_log]
+
+    return _launch_on_free_port("nginx-tls" if http2 else "nginx-tls-http1", start)
+
+
 def nghttpd_server() -> RunningServer:
     """nghttpd without TLS: HTTP/2 with prior knowledge only (a negative case).
 

@@ -10,6 +10,7 @@ from functools import partial
 import pytest
 import trio
 import trustme
+from alpn_support import trust_by_default
 
 import trio_upgrade
 from trio_upgrade import ConnectError
@@ -101,12 +102,7 @@ def trusted_by_default(
     ca: trustme.CA, tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[None]:
     """Default contexts made during the test trust ``ca`` (SSL_CERT_FILE)."""
-    bundle = tmp_path / "ca.pem"
-    ca.cert_pem.write_to_path(str(bundle))
-    monkeypatch.setenv("SSL_CERT_FILE", str(bundle))
-    client_context.cache_clear()
-    yield
-    client_context.cache_clear()
+    yield from trust_by_default(ca, tmp_path, monkeypatch)
 
 
 def _tls_context(conn: trio_upgrade.RawStream) -> ssl.SSLContext:

@@ -6,6 +6,7 @@ server chose: a :class:`WebSocketConnection`, an :class:`HTTP2Connection` or,
 for any other token, a :class:`RawStream` of bytes.
 """
 
+from ._http2._protocol import H2 as H2
 from ._http2._protocol import H2C as H2C
 from ._http2._protocol import HTTP2Connection as HTTP2Connection
 from ._http2._protocol import connect_http2 as connect_http2
@@ -27,6 +28,7 @@ from ._sansio._errors import ConnectError as ConnectError
 from ._sansio._errors import ConnectionClosed as ConnectionClosed
 from ._sansio._errors import ContentLengthError as ContentLengthError
 from ._sansio._errors import HandshakeError as HandshakeError
+from ._sansio._errors import HTTP2NotSelected as HTTP2NotSelected
 from ._sansio._errors import InvalidResponse as InvalidResponse
 from ._sansio._errors import InvalidUpgrade as InvalidUpgrade
 from ._sansio._errors import InvalidURL as InvalidURL
@@ -52,6 +54,8 @@ from ._websocket import WebSocket as WebSocket
 from ._websocket import WebSocketConnection as WebSocketConnection
 
 __all__ = [
+    "H2",
+    "HTTP2NotSelected",
     "H2C",
     "BodyTooLarge",
     "HTTP2Options",

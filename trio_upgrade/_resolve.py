@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from ._http2._protocol import H2C
+from ._http2._protocol import H2, H2C
 from ._protocol import UpgradeProtocol, check_token
 from ._raw import TLS, Raw, is_tls_token
 from ._sansio._url import Target
@@ -20,6 +20,7 @@ __all__ = ["BUILTIN_PROTOCOLS", "ProtocolSpec", "resolve_protocols"]
 BUILTIN_PROTOCOLS: dict[str, type[UpgradeProtocol[Any]]] = {
     "websocket": WebSocket,
     "h2c": H2C,
+    "h2": H2,
 }
 
 ProtocolSpec = str | UpgradeProtocol[Any]
@@ -31,15 +32,16 @@ def resolve_protocols(
 ) -> list[UpgradeProtocol[Any]]:
     """Turn the caller's offer list into protocol objects, in order.
 
-    A lone string or protocol object is a one-element list. ``"websocket"``
-    and ``"h2c"`` (any case) become :class:`WebSocket` and :class:`H2C` with
-    their defaults; ``TLS`` and ``TLS/x.y`` (RFC 2817) become :class:`TLS`;
-    any other token becomes :class:`Raw`.
+    A lone string or protocol object is a one-element list. ``"websocket"``,
+    ``"h2c"`` and ``"h2"`` (any case) become :class:`WebSocket`,
+    :class:`H2C` and :class:`H2` with their defaults; ``TLS`` and ``TLS/x.y``
+    (RFC 2817) become :class:`TLS`; any other token becomes :class:`Raw`.
 
     Raises:
         ValueError: the list is empty, a token is malformed, the same
-            token is offered twice, or :class:`TLS` is offered for a
-            ``target`` that is TLS already (checked before connecting).
+            token is offered twice, :class:`TLS` or :class:`H2C` is offered
+            for a ``target`` that is TLS already, or :class:`H2` for one
+            that is not (checked before connecting).
         TypeError: an element is neither a string nor an UpgradeProtocol.
     """
     items: Sequence[ProtocolSpec]
@@ -66,6 +68,8 @@ def resolve_protocols(
             )
         if isinstance(protocol, TLS) and target is not None:
             protocol.check_target(target)
+        if target is not None:
+            _check_http2(protocol, target)
         key = protocol.token.lower()
         if key in seen:
             raise ValueError(f"protocol {protocol.token!r} is offered twice")
@@ -74,3 +78,18 @@ def resolve_protocols(
     if not resolved:
         raise ValueError("offer at least one protocol")
     return resolved
+
+
+def _check_http2(protocol: UpgradeProtocol[Any], target: Target) -> None:
+    """h2 by ALPN needs TLS; h2c by Upgrade is for cleartext only (RFC 9113 §3)."""
+    if isinstance(protocol, H2) and not target.secure:
+        raise ValueError(
+            f"'h2' is selected by ALPN during TLS, and {target.scheme}:// has no "
+            f"TLS: offer 'h2c' to upgrade this connection to HTTP/2, or use "
+            f"connect_http2() for a server that speaks HTTP/2 with prior knowledge"
+        )
+    if isinstance(protocol, H2C) and target.secure:
+        raise ValueError(
+            f"'h2c' is HTTP/2 over cleartext; over TLS ({target.scheme}://) "
+            f"HTTP/2 is selected by ALPN: offer 'h2' instead (RFC 9113 §3.2)"
+        )

@@ -13,12 +13,13 @@ import functools
 import logging
 from collections.abc import AsyncIterator, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar, overload
 
 import trio
 
 from ._groups import lone_errors_unwrapped
-from ._http2._protocol import H2C, HTTP2Connection
+from ._http2._protocol import H2, H2C, HTTP2Connection, start_http2
 from ._options import (
     UPGRADE_KEYS,
     ConnectSettings,
@@ -31,7 +32,13 @@ from ._options import (
 from ._protocol import BuildContext, Offer, UpgradeProtocol
 from ._raw import Raw, RawStream
 from ._resolve import ProtocolSpec, resolve_protocols
-from ._sansio._errors import Attempt, InvalidResponse, UpgradeError, UpgradeRefused
+from ._sansio._errors import (
+    Attempt,
+    HTTP2NotSelected,
+    InvalidResponse,
+    UpgradeError,
+    UpgradeRefused,
+)
 from ._sansio._handshake import (
     NEED_DATA,
     CheckedFields,
@@ -47,6 +54,7 @@ from ._sansio._limits import RECEIVE_SIZE
 from ._sansio._url import Target, parse_url
 from ._timeout import UpgradeTimeout
 from ._transport._connect import connect_transport, deadline_from
+from ._transport._tls import H2_UPGRADE_ALPN, HTTP11_ALPN
 from ._websocket import WebSocket, WebSocketConnection
 
 __all__ = ["open_upgrade", "upgrade"]
@@ -56,8 +64,9 @@ logger = logging.getLogger("trio_upgrade")
 T = TypeVar("T")
 
 WebSocketSpec = Literal["websocket"] | WebSocket
-H2CSpec = Literal["h2c"] | H2C
-BuiltinSpec = str | WebSocket | H2C | Raw
+#: HTTP/2 either way: by the h2c upgrade, or selected by ALPN over TLS.
+HTTP2Spec = Literal["h2c", "h2"] | H2C | H2
+BuiltinSpec = str | WebSocket | H2C | H2 | Raw
 
 
 @functools.lru_cache(maxsize=64)
@@ -96,6 +105,42 @@ async def _exchange(
         ) from exc
 
 
+@dataclass
+class Record:
+    """What one negotiation did, for callers that learn from it (``Client``).
+
+    ``attempts`` is the list ``_negotiate`` appends its attempts to (the
+    same objects its errors carry); ``chosen`` the token of the protocol the
+    connection was built for, once one was.
+    """
+
+    attempts: list[Attempt] = field(default_factory=list)
+    chosen: str | None = None
+
+
+def _plan(
+    protocols: Sequence[UpgradeProtocol[Any]], strategy: Strategy
+) -> list[list[UpgradeProtocol[Any]]]:
+    """The groups of protocols to offer in turn, one request (or ALPN) each."""
+    if strategy == "sequential":
+        return [[p] for p in protocols]
+    if strategy == "combined":
+        # ALPN happens before any request: h2 is offered first, alone, and
+        # the rest in one request if the server does not select it.
+        alpn: list[list[UpgradeProtocol[Any]]]
+        alpn = [[p] for p in protocols if isinstance(p, H2)]
+        rest = [p for p in protocols if not isinstance(p, H2)]
+        return alpn + ([rest] if rest else [])
+    raise ValueError(f"strategy must be 'sequential' or 'combined', got {strategy!r}")
+
+
+def _selected_alpn(stream: trio.abc.Stream | None) -> str | None:
+    if isinstance(stream, trio.SSLStream):
+        selected: str | None = stream.selected_alpn_protocol()
+        return selected
+    return None
+
+
 async def _negotiate(
     target: Target,
     protocols: Sequence[UpgradeProtocol[Any]],
@@ -104,29 +149,31 @@ async def _negotiate(
     strategy: Strategy,
     settings: ConnectSettings,
     nursery: trio.Nursery | None,
+    record: Record | None = None,
 ) -> Any:
     limits, transport = settings.limits, settings.transport
-    if strategy == "combined":
-        plan = [list(protocols)]
-    elif strategy == "sequential":
-        plan = [[p] for p in protocols]
-    else:
-        raise ValueError(
-            f"strategy must be 'sequential' or 'combined', got {strategy!r}"
-        )
-    plan = plan[: limits.max_attempts]
-    attempts: list[Attempt] = []
-    last: Refused | None = None
+    plan = _plan(protocols, strategy)[: limits.max_attempts]
+    h2 = next((p for p in protocols if isinstance(p, H2)), None)
+    attempts: list[Attempt] = record.attempts if record is not None else []
+    last: Refused | HTTP2NotSelected | None = None
     stream: trio.abc.Stream | None = transport
     handshake = Handshake(limits) if transport is not None else None
+    selected = _selected_alpn(transport)  # the ALPN protocol of the connection
     # The attempt under way, for the error that may end it.
     failing: Attempt | None = None
     try:
         for group in plan:
+            by_alpn = isinstance(group[0], H2)
+            if by_alpn and transport is None and stream is not None:
+                # ALPN happens in the TLS handshake, once: h2 needs a new
+                # connection (one that carried HTTP/1.1 selected something
+                # else already).
+                previous, stream, handshake = stream, None, None
+                await trio.aclose_forcefully(previous)
             connect = stream is None or handshake is None
             if connect and transport is not None:
                 break  # the given transport is spent; we cannot reconnect
-            outcome: Switched | Refused | None = None
+            outcome: Switched | Refused | HTTP2NotSelected | None = None
             phase, timeout = "handshake", limits.handshake_timeout
             if connect:
                 phase, timeout = "connect", limits.connect_timeout
@@ -141,8 +188,10 @@ async def _negotiate(
                         ssl_context=settings.ssl_context,
                         proxy=settings.proxy,
                         max_head_size=limits.max_head_size,
+                        alpn=H2_UPGRADE_ALPN if by_alpn else HTTP11_ALPN,
                     )
                     handshake = Handshake(limits)
+                    selected = _selected_alpn(stream)
                     if not scope.cancel_called:
                         phase, timeout = "handshake", limits.handshake_timeout
                         scope.deadline = deadline_from(timeout)
@@ -150,25 +199,48 @@ async def _negotiate(
                     # a cancelled scope stays cancelled, so the next
                     # checkpoint ends the attempt as a connect timeout.
                 assert stream is not None and handshake is not None
-                offers: list[Offer[Any]] = [p.offer(target) for p in group]
-                request = build_request(
-                    target,
-                    offers,
-                    [field for offer in offers for field in offer.headers()],
-                    headers,
-                )
-                request_bytes = handshake.send_request(request)
-                outcome = await _exchange(stream, handshake, request_bytes)
-                failing.status_code = outcome.response.status_code
-                if isinstance(outcome, Switched):
-                    offer = offers[select_offer(outcome.response, offers)]
-                    offer.validate(outcome.response)
-                    context = BuildContext(
-                        target, request, outcome.response, limits, nursery
-                    )
-                    connection = await offer.build(stream, outcome.leftover, context)
+                if h2 is not None and selected == "h2":
+                    # The server chose HTTP/2 (a caller's ssl_context may
+                    # offer h2 on any connection): no HTTP/1.1 is possible.
+                    failing = Attempt([h2.token], None, None)
+                    connection = await start_http2(stream, target, h2.options, limits)
                     stream = None  # the connection owns it now
+                    if record is not None:
+                        record.chosen = h2.token
                     return connection
+                if by_alpn:
+                    outcome = HTTP2NotSelected(target.authority, selected)
+                else:
+                    offers: list[Offer[Any]] = [p.offer(target) for p in group]
+                    request = build_request(
+                        target,
+                        offers,
+                        [pair for offer in offers for pair in offer.headers()],
+                        headers,
+                    )
+                    request_bytes = handshake.send_request(request)
+                    outcome = await _exchange(stream, handshake, request_bytes)
+                    failing.status_code = outcome.response.status_code
+                    if isinstance(outcome, Switched):
+                        offer = offers[select_offer(outcome.response, offers)]
+                        offer.validate(outcome.response)
+                        context = BuildContext(
+                            target, request, outcome.response, limits, nursery
+                        )
+                        connection = await offer.build(
+                            stream, outcome.leftover, context
+                        )
+                        stream = None  # the connection owns it now
+                        if record is not None:
+                            record.chosen = offer.token
+                        return connection
+            if isinstance(outcome, HTTP2NotSelected):
+                # The HTTP/1.1 path goes on, on the same connection.
+                failing.error = outcome
+                attempts.append(failing)
+                last, failing = outcome, None
+                logger.debug("ALPN h2 not selected (selected %r)", selected)
+                continue
             if scope.cancelled_caught and outcome is None and handshake is not None:
                 # The deadline passed while a refusal's body was being read:
                 # the status and headers came, so the server did answer.
@@ -180,13 +252,16 @@ async def _negotiate(
             last, failing = outcome, None
             logger.debug(
                 "offer of %s declined with %s",
-                ", ".join(o.token for o in offers),
+                ", ".join(p.token for p in group),
                 outcome.response.status_code,
             )
             if not outcome.reusable:
                 closing, stream, handshake = stream, None, None
                 assert closing is not None
                 await trio.aclose_forcefully(closing)
+        if isinstance(last, HTTP2NotSelected):
+            last.attempts = tuple(attempts)
+            raise last
         assert last is not None
         raise UpgradeRefused(
             last.response,
@@ -226,7 +301,7 @@ async def upgrade(  # type: ignore[overload-overlap]
 @overload
 async def upgrade(  # type: ignore[overload-overlap]
     url: str,
-    protocols: H2CSpec | Sequence[H2CSpec],
+    protocols: HTTP2Spec | Sequence[HTTP2Spec],
     *,
     nursery: trio.Nursery | None = None,
     **options: Unpack[UpgradeOptions],
@@ -242,7 +317,7 @@ async def upgrade(
 @overload
 async def upgrade(  # type: ignore[overload-overlap]
     url: str,
-    protocols: Sequence[WebSocketSpec | H2CSpec],
+    protocols: Sequence[WebSocketSpec | HTTP2Spec],
     *,
     nursery: trio.Nursery | None = None,
     **options: Unpack[UpgradeOptions],
@@ -258,7 +333,7 @@ async def upgrade(  # type: ignore[overload-overlap]
 @overload
 async def upgrade(
     url: str,
-    protocols: Sequence[H2CSpec | Raw],
+    protocols: Sequence[HTTP2Spec | Raw],
     *,
     nursery: trio.Nursery | None = None,
     **options: Unpack[UpgradeOptions],
@@ -358,7 +433,7 @@ def open_upgrade(  # type: ignore[overload-overlap]
 @overload
 def open_upgrade(  # type: ignore[overload-overlap]
     url: str,
-    protocols: H2CSpec | Sequence[H2CSpec],
+    protocols: HTTP2Spec | Sequence[HTTP2Spec],
     **options: Unpack[UpgradeOptions],
 ) -> AbstractAsyncContextManager[HTTP2Connection]: ...
 @overload
@@ -370,7 +445,7 @@ def open_upgrade(
 @overload
 def open_upgrade(  # type: ignore[overload-overlap]
     url: str,
-    protocols: Sequence[WebSocketSpec | H2CSpec],
+    protocols: Sequence[WebSocketSpec | HTTP2Spec],
     **options: Unpack[UpgradeOptions],
 ) -> AbstractAsyncContextManager[WebSocketConnection | HTTP2Connection]: ...
 @overload
@@ -382,7 +457,7 @@ def open_upgrade(  # type: ignore[overload-overlap]
 @overload
 def open_upgrade(
     url: str,
-    protocols: Sequence[H2CSpec | Raw],
+    protocols: Sequence[HTTP2Spec | Raw],
     **options: Unpack[UpgradeOptions],
 ) -> AbstractAsyncContextManager[HTTP2Connection | RawStream]: ...
 @overload

@@ -27,6 +27,7 @@ from benchmarks.servers import hypercorn_server as hypercorn_server
 from benchmarks.servers import lighttpd_server as lighttpd_server
 from benchmarks.servers import nghttpd_server as nghttpd_server
 from benchmarks.servers import nginx_proxy as nginx_proxy
+from benchmarks.servers import nginx_tls as nginx_tls
 from benchmarks.servers import node_ws_server as node_ws_server
 from benchmarks.servers import payload as payload
 from benchmarks.servers import pid_exists as pid_exists

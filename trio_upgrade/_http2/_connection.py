@@ -24,8 +24,9 @@ __all__ = ["Body", "HTTP2Connection", "HeadersArg"]
 class HTTP2Connection:
     """A multiplexed HTTP/2 connection (RFC 9113) on h2.
 
-    Made by an h2c upgrade (``upgrade(url, ["h2c"])``), or with prior
-    knowledge by :func:`~trio_upgrade.connect_http2`. Any number of tasks may
+    Made by an h2c upgrade (``upgrade(url, ["h2c"])``), by ALPN over TLS
+    (``upgrade(url, ["h2"])``), or with prior knowledge by
+    :func:`~trio_upgrade.connect_http2`. Any number of tasks may
     use it at once: each request is a stream, requests beyond the server's
     ``SETTINGS_MAX_CONCURRENT_STREAMS`` (or
     ``HTTP2Options.max_concurrent_streams``) wait for a free stream. There
@@ -42,9 +43,9 @@ class HTTP2Connection:
         authority: the ``:authority`` of requests (host and port).
         protocol: ``"h2c"`` (cleartext) or ``"h2"`` (TLS).
         handshake_request: the HTTP/1.1 upgrade request that was sent, or
-            ``None`` for a connection made with prior knowledge.
+            ``None`` for a connection made with prior knowledge or by ALPN.
         handshake_response: the ``101 Switching Protocols``, or ``None``
-            for a connection made with prior knowledge.
+            for a connection made with prior knowledge or by ALPN.
     """
 
     def __init__(
@@ -81,15 +82,16 @@ class HTTP2Connection:
                 (:class:`StreamRefused` if it refused it or a GOAWAY
                 excluded it).
             ConnectionClosed: the connection ended before the answer.
-            RuntimeError: the connection was made with prior knowledge, so
-                there was no upgrading request.
+            RuntimeError: the connection was made with prior knowledge or
+                selected by ALPN (``"h2"``), so there was no upgrading
+                request.
         """
         if self._upgrade_response is None:
             state = self._upgrade_stream
             if state is None:
                 raise RuntimeError(
-                    "this connection was opened with prior knowledge: there was "
-                    "no upgrading request"
+                    "this connection was opened with prior knowledge or by ALPN "
+                    "h2: there was no upgrading request"
                 )
             if state.headers is None:
                 error = state.error or self._engine.state.error

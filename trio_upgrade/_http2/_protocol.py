@@ -32,6 +32,7 @@ from .._options import (
 from .._protocol import BuildContext, Offer, UpgradeProtocol
 from .._sansio._errors import ConnectError, InvalidURL
 from .._sansio._h2_options import HTTP2Options, new_client_state
+from .._sansio._limits import Limits
 from .._sansio._url import Target, parse_url
 from .._timeout import UpgradeTimeout
 from .._transport._connect import open_transport
@@ -39,7 +40,15 @@ from ._connection import HTTP2Connection
 from ._engine import H2Engine
 from ._state import StreamState, Waiter
 
-__all__ = ["H2C", "HTTP2Connection", "HTTP2Options", "connect_http2", "open_http2"]
+__all__ = [
+    "H2",
+    "H2C",
+    "HTTP2Connection",
+    "HTTP2Options",
+    "connect_http2",
+    "open_http2",
+    "start_http2",
+]
 
 
 class _H2COffer(Offer[HTTP2Connection]):
@@ -91,7 +100,19 @@ class _H2COffer(Offer[HTTP2Connection]):
         )
 
 
-class H2C(UpgradeProtocol[HTTP2Connection]):
+class _HTTP2Protocol(UpgradeProtocol[HTTP2Connection]):
+    """What H2C and H2 share: the options of the connections they make."""
+
+    def __init__(self, options: HTTP2Options | None = None) -> None:
+        self._options = options if options is not None else HTTP2Options()
+
+    @property
+    def options(self) -> HTTP2Options:
+        """The options every connection of this protocol gets."""
+        return self._options
+
+
+class H2C(_HTTP2Protocol):
     """HTTP/2 over cleartext, by the HTTP/1.1 upgrade (``Upgrade: h2c``).
 
     After the switch the caller gets an :class:`HTTP2Connection` whose
@@ -104,20 +125,65 @@ class H2C(UpgradeProtocol[HTTP2Connection]):
         options: the connection's bounds; see :class:`HTTP2Options`.
     """
 
-    def __init__(self, options: HTTP2Options | None = None) -> None:
-        self._options = options if options is not None else HTTP2Options()
-
     @property
     def token(self) -> str:
         return "h2c"
 
-    @property
-    def options(self) -> HTTP2Options:
-        """The options every connection of this protocol gets."""
-        return self._options
-
     def offer(self, target: Target) -> Offer[HTTP2Connection]:
         return _H2COffer(self._options)
+
+
+class H2(_HTTP2Protocol):
+    """HTTP/2 over TLS, selected by ALPN (RFC 9113 §3.2), in ``upgrade()``.
+
+    ``"h2"`` in the protocol list of :func:`~trio_upgrade.upgrade` stands for
+    this with its defaults; pass ``H2(options)`` to bound the connection.
+    It is no ``Upgrade`` token: for an ``https://`` or ``wss://`` URL, the
+    TLS handshake offers ALPN ``h2, http/1.1``; if the server selects
+    ``h2``, the call returns an :class:`HTTP2Connection` at once (as
+    :func:`~trio_upgrade.connect_http2` would), else the other protocols are
+    offered by HTTP/1.1 on the same connection. The URL's path is not
+    requested: there is no upgrading request, so
+    :attr:`~HTTP2Connection.upgrade_response` raises, and ``headers`` are
+    not sent. See :doc:`/howto/http2-alpn`.
+
+    Args:
+        options: the connection's bounds; see :class:`HTTP2Options`.
+    """
+
+    @property
+    def token(self) -> str:
+        return "h2"
+
+    def offer(self, target: Target) -> Offer[HTTP2Connection]:
+        """Not possible: ``h2`` is selected by ALPN, never by ``Upgrade``.
+
+        RFC 9113 §3.2 forbids ``h2`` in an ``Upgrade`` field.
+
+        Raises:
+            TypeError: always.
+        """
+        raise TypeError("h2 is selected by ALPN during TLS, not offered by Upgrade")
+
+
+async def start_http2(
+    stream: trio.abc.Stream, target: Target, options: HTTP2Options, limits: Limits
+) -> HTTP2Connection:
+    """Speak HTTP/2 at once on ``stream``; return once the server's SETTINGS came.
+
+    For a stream known to speak HTTP/2: prior knowledge, or TLS that
+    selected ``h2`` by ALPN. No time limit of its own and ``stream`` is not
+    closed on failure: the caller does both.
+    """
+    state = new_client_state(options)
+    state.initiate_connection()
+    engine = H2Engine(stream, state, options, limits)
+    engine.open_receive_window()
+    await engine.flush()
+    await engine.wait_settings()
+    return HTTP2Connection(
+        engine, scheme="https" if target.secure else "http", authority=target.authority
+    )
 
 
 #: What connect_http2() offers by ALPN without an ``ssl_context``.
@@ -182,21 +248,15 @@ async def connect_http2(
                     f"{target.authority} did not select HTTP/2 by ALPN "
                     f"(expected 'h2', got {selected!r})"
                 )
-        state = new_client_state(options)
-        state.initiate_connection()
-        engine = H2Engine(stream, state, options, limits)
-        engine.open_receive_window()
-        with trio.move_on_after(limits.handshake_timeout) as scope:
-            await engine.flush()
-            await engine.wait_settings()
-        if scope.cancelled_caught:
+        conn: HTTP2Connection | None = None
+        with trio.move_on_after(limits.handshake_timeout):
+            conn = await start_http2(stream, target, options, limits)
+        if conn is None:
             raise UpgradeTimeout("handshake", limits.handshake_timeout)
     except BaseException:
         await trio.aclose_forcefully(stream)
         raise
-    return HTTP2Connection(
-        engine, scheme="https" if target.secure else "http", authority=target.authority
-    )
+    return conn
 
 
 def open_http2(

@@ -14,6 +14,7 @@ trio_upgrade.UpgradeError`` catches everything the library means to raise:
     │   ├── InvalidResponse                      not valid HTTP/1.1, or cut short
     │   │   └── ResponseTooLarge                 head over the size limit
     │   ├── UpgradeRefused                       a final status other than 101
+    │   ├── HTTP2NotSelected                     TLS did not select h2 by ALPN
     │   └── InvalidUpgrade                       a 101 that breaks the contract
     │       └── ProtocolNotOffered               names no/several/unoffered tokens
     ├── ProtocolError                            the peer broke the new protocol
@@ -43,6 +44,7 @@ __all__ = [
     "ConnectError",
     "ConnectionClosed",
     "ContentLengthError",
+    "HTTP2NotSelected",
     "HandshakeError",
     "InvalidResponse",
     "InvalidURL",
@@ -113,6 +115,11 @@ class ResponseTooLarge(InvalidResponse):
 class Attempt:
     """One upgrade request that was sent and what came back.
 
+    The ALPN offer of ``h2`` during a TLS handshake (``"h2"`` in the list
+    for an ``https``/``wss`` URL) is an attempt too: ``offered`` is
+    ``("h2",)``, ``status_code`` is ``None``, and when the server selected
+    something else ``error`` is an :class:`HTTP2NotSelected`.
+
     Attributes:
         offered: the protocol tokens listed in the ``Upgrade`` header.
         status_code: the final status received, or ``None`` if the attempt
@@ -179,6 +186,33 @@ class UpgradeRefused(HandshakeError):
     def status_code(self) -> int:
         """The status code of the final response."""
         return self.response.status_code
+
+
+class HTTP2NotSelected(HandshakeError):
+    """The server did not select ``h2`` by ALPN, and nothing else was left.
+
+    Raised by ``upgrade()`` when ``"h2"`` was offered for an ``https`` or
+    ``wss`` URL, the server's TLS handshake selected another protocol (or
+    none), and no other protocol of the list remained to try. When others
+    remained, they were tried on the same connection and this error is only
+    kept as the ``error`` of the ALPN attempt in ``attempts``.
+
+    Attributes:
+        authority: the server's host and port.
+        selected: the ALPN protocol the server selected (``"http/1.1"``), or
+            ``None`` when it selected none.
+        attempts: every attempt of the call; the ALPN one has
+            ``offered == ("h2",)`` and no ``status_code``.
+    """
+
+    def __init__(self, authority: str, selected: str | None) -> None:
+        chose = "no protocol" if selected is None else repr(selected)
+        super().__init__(
+            f"{authority} did not select HTTP/2 by ALPN (offered 'h2', the "
+            f"server selected {chose})"
+        )
+        self.authority = authority
+        self.selected = selected
 
 
 class InvalidUpgrade(HandshakeError):

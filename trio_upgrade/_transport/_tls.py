@@ -11,12 +11,16 @@ from __future__ import annotations
 import functools
 import ssl
 
-__all__ = ["HTTP11_ALPN", "client_context"]
+__all__ = ["H2_UPGRADE_ALPN", "HTTP11_ALPN", "client_context"]
 
 #: What the upgrade path offers by ALPN. Offering ``h2`` would let the server
 #: pick HTTP/2 during TLS, and the HTTP/1.1 upgrade would never happen
 #: (measured on real servers; see docs/interop.rst).
 HTTP11_ALPN = ("http/1.1",)
+
+#: What the upgrade path offers when ``"h2"`` is in the list: the server
+#: selects HTTP/2 or HTTP/1.1, and on HTTP/1.1 the upgrade goes on.
+H2_UPGRADE_ALPN = ("h2", "http/1.1")
 
 
 # Bounded: the configurations come from the library, not from callers, so a
