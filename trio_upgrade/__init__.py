@@ -6,6 +6,8 @@ server chose: a :class:`WebSocketConnection`, an :class:`HTTP2Connection` or,
 for any other token, a :class:`RawStream` of bytes.
 """
 
+from ._client import Client as Client
+from ._client import Remembered as Remembered
 from ._http2._protocol import H2 as H2
 from ._http2._protocol import H2C as H2C
 from ._http2._protocol import HTTP2Connection as HTTP2Connection
@@ -54,6 +56,8 @@ from ._websocket import WebSocket as WebSocket
 from ._websocket import WebSocketConnection as WebSocketConnection
 
 __all__ = [
+    "Client",
+    "Remembered",
     "H2",
     "HTTP2NotSelected",
     "H2C",

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, Literal, TypeVar, overload
 
 import trio
@@ -57,7 +58,15 @@ from ._transport._connect import connect_transport, deadline_from
 from ._transport._tls import H2_UPGRADE_ALPN, HTTP11_ALPN
 from ._websocket import WebSocket, WebSocketConnection
 
-__all__ = ["open_upgrade", "upgrade"]
+__all__ = [
+    "Arrange",
+    "Record",
+    "open_upgrade",
+    "open_with",
+    "parse_target",
+    "upgrade",
+    "upgrade_with",
+]
 
 logger = logging.getLogger("trio_upgrade")
 
@@ -410,9 +419,29 @@ async def upgrade(
     Every :class:`UpgradeError` raised here lists the requests made, in
     ``attempts``.
     """
+    return await upgrade_with(url, protocols, nursery, options)
+
+
+#: Puts the resolved protocols in the order to offer them (a Client's memory).
+Arrange = Callable[[Target, list[UpgradeProtocol[Any]]], list[UpgradeProtocol[Any]]]
+
+
+async def upgrade_with(
+    url: str,
+    protocols: ProtocolSpec | Sequence[ProtocolSpec],
+    nursery: trio.Nursery | None,
+    options: UpgradeOptions,
+    *,
+    arrange: Arrange | None = None,
+    record: Record | None = None,
+) -> Any:
+    """:func:`upgrade`, with ``arrange`` reordering the offers and ``record``
+    filled in with the attempts and the chosen protocol (for ``Client``)."""
     settings = connect_settings("upgrade", options, UPGRADE_KEYS)
-    target = _parse_url_cached(url) if type(url) is str else parse_url(url)
+    target = parse_target(url)
     resolved = resolve_protocols(protocols, target)
+    if arrange is not None:
+        resolved = arrange(target, resolved)
     return await _negotiate(
         target,
         resolved,
@@ -420,7 +449,13 @@ async def upgrade(
         strategy=options.get("strategy", "sequential"),
         settings=settings,
         nursery=nursery,
+        record=record,
     )
+
+
+def parse_target(url: str) -> Target:
+    """``parse_url``, cached for strings (a ``Target`` is frozen)."""
+    return _parse_url_cached(url) if type(url) is str else parse_url(url)
 
 
 # The same overloads as upgrade()'s, for the same reason.
@@ -510,18 +545,17 @@ def open_upgrade(
             on entering the block.
     """
     check_keys("open_upgrade", options, UPGRADE_KEYS)
-    return _open_upgrade(url, protocols, options)
+    return open_with(partial(upgrade_with, url, protocols, options=options))
 
 
 @asynccontextmanager
-async def _open_upgrade(
-    url: str,
-    protocols: ProtocolSpec | Sequence[ProtocolSpec],
-    options: UpgradeOptions,
+async def open_with(
+    connect: Callable[[trio.Nursery], Awaitable[Any]],
 ) -> AsyncIterator[Any]:
+    """The body of ``open_upgrade``: ``connect(nursery)`` gives the connection."""
     with lone_errors_unwrapped():
         async with trio.open_nursery() as nursery:
-            connection = await upgrade(url, protocols, nursery=nursery, **options)
+            connection = await connect(nursery)
             try:
                 yield connection
             finally:
