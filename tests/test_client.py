@@ -317,7 +317,7 @@ async def test_open_upgrade_uses_the_defaults_and_memory() -> None:
     assert server.requests[0].headers.get("origin") == "http://o.test"
 
 
-def test_bad_arguments() -> None:
+async def test_bad_arguments() -> None:
     with pytest.raises(TypeError, match="transport"):
         Client(transport=None)
     with pytest.raises(TypeError, match="bogus"):
@@ -334,6 +334,8 @@ def test_bad_arguments() -> None:
         Client(headers={"X": "a\r\nb"})
     with pytest.raises(InvalidURL):
         Client(proxy="ftp://user:pw@p.test/")
+    with pytest.raises(TypeError, match=r"^upgrade\(\) got .* 'bogus'"):
+        await Client().upgrade("ws://h/", "websocket", bogus=1)  # type: ignore[call-overload]
     with pytest.raises(TypeError, match="bogus"):
         Client().open_upgrade("ws://h/", "websocket", bogus=1)  # type: ignore[call-overload]
 

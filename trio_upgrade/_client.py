@@ -242,7 +242,10 @@ class Client:
             TypeError: an option that is not one of :class:`UpgradeOptions`.
             ValueError: ``headers`` is malformed.
         """
-        check_keys("options", options, UPGRADE_KEYS)
+        return self._merge("options", options)
+
+    def _merge(self, where: str, options: UpgradeOptions) -> UpgradeOptions:
+        check_keys(where, options, UPGRADE_KEYS)
         merged: UpgradeOptions = {**self._defaults, **options}
         given = _pairs(options.get("headers"))
         if self._headers or given:
@@ -324,7 +327,7 @@ class Client:
         nursery: trio.Nursery | None,
         options: UpgradeOptions,
     ) -> Any:
-        merged = self.options(**options)
+        merged = self._merge("upgrade", options)
         target = parse_target(url)
         record = Record()
         try:
