@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from functools import partial
+from typing import Literal
 
 import pytest
 import trio
@@ -28,6 +29,22 @@ from trio_upgrade.testing import (
     open_upgrade_server,
 )
 
+#: What a connection that selected h2 gets: see alpn_server.
+H2Behaviour = Literal["serve", "silent", "close", "http1"]
+
+
+async def misbehave(tls: trio.SSLStream[trio.SocketStream], how: H2Behaviour) -> None:
+    with contextlib.suppress(trio.BrokenResourceError):
+        async with tls:
+            if how == "http1":
+                await tls.send_all(
+                    b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n"
+                    b"Connection: close\r\n\r\n"
+                )
+            if how == "silent":
+                while await tls.receive_some():
+                    pass
+
 
 @dataclass
 class ALPNServer:
@@ -36,7 +53,7 @@ class ALPNServer:
     h2: H2CServerProtocol
     #: What ALPN selected on each TLS connection, in the order accepted.
     selected: list[str | None] = field(default_factory=list)
-    #: Set once a silent h2 connection was closed by the client.
+    #: Set once a misbehaving h2 connection is over.
     closed: trio.Event = field(default_factory=trio.Event)
 
     def url(self, path: str = "/", *, scheme: str = "https") -> str:
@@ -83,13 +100,16 @@ async def alpn_server(
     protocols: Sequence[ServerProtocol | str] = ("echo",),
     *,
     keep_alive: bool = True,
-    h2_silent: bool = False,
+    h2: H2Behaviour = "serve",
 ) -> AsyncIterator[ALPNServer]:
     """Serve TLS on 127.0.0.1 (certificate for ``localhost``) selecting from ``alpn``.
 
     ``protocols`` and ``keep_alive`` go to the :class:`UpgradeServer` of the
-    HTTP/1.1 connections. ``h2_silent``: a connection that selected h2 gets
-    no SETTINGS, nothing at all, until the client closes it.
+    HTTP/1.1 connections. ``h2`` says what a connection that selected h2
+    gets: HTTP/2 (``"serve"``); nothing at all until the client closes it
+    (``"silent"``); a close right after the TLS handshake (``"close"``); an
+    HTTP/1.1 error response, as a misconfigured server would send
+    (``"http1"``). ``closed`` is set once a misbehaving connection is over.
     """
     context = server_context(ca, alpn)
     async with (
@@ -106,16 +126,13 @@ async def alpn_server(
                 await trio.aclose_forcefully(tls)
                 return
             server.selected.append(tls.selected_alpn_protocol())
-            if tls.selected_alpn_protocol() == "h2" and h2_silent:
-                with contextlib.suppress(trio.BrokenResourceError):
-                    async with tls:
-                        while await tls.receive_some():
-                            pass
-                server.closed.set()
-            elif tls.selected_alpn_protocol() == "h2":
+            if tls.selected_alpn_protocol() != "h2":
+                await upgrade.serve_stream(tls)
+            elif h2 == "serve":
                 await server.h2.serve_prior_knowledge(tls)
             else:
-                await upgrade.serve_stream(tls)
+                await misbehave(tls, h2)
+                server.closed.set()
 
         serve = partial(trio.serve_ssl_over_tcp, handle, 0, context, host="127.0.0.1")
         listeners = await nursery.start(serve)

@@ -12,16 +12,19 @@ from collections.abc import Iterator
 import pytest
 import trio
 import trustme
-from alpn_support import alpn_server, client_context, trust_by_default
+from alpn_support import H2Behaviour, alpn_server, client_context, trust_by_default
 
 import trio_upgrade
 from trio_upgrade import (
     H2,
+    ConnectionClosed,
     HTTP2Connection,
     HTTP2NotSelected,
     HTTP2Options,
     Limits,
+    ProtocolError,
     RawStream,
+    UpgradeError,
     UpgradeRefused,
     UpgradeTimeout,
     WebSocketConnection,
@@ -207,7 +210,7 @@ async def test_callers_context_without_h2(ca: trustme.CA) -> None:
 
 async def test_h2_selected_but_silent_is_a_handshake_timeout(ca: trustme.CA) -> None:
     # The server selects h2 and never sends its SETTINGS.
-    async with alpn_server(ca, ["h2"], h2_silent=True) as server:
+    async with alpn_server(ca, ["h2"], h2="silent") as server:
         with trio.fail_after(10), pytest.raises(UpgradeTimeout) as info:
             await trio_upgrade.upgrade(
                 server.url(), ["h2"], limits=Limits(handshake_timeout=0.2)
@@ -249,3 +252,32 @@ async def test_refusal_after_h2_is_still_upgrade_refused(ca: trustme.CA) -> None
     assert info.value.status_code == 426
     assert [a.offered for a in info.value.attempts] == [("h2",), ("websocket",)]
     assert isinstance(info.value.attempts[0].error, HTTP2NotSelected)
+
+
+@pytest.mark.parametrize(
+    ("how", "error"),
+    [("close", ConnectionClosed), ("http1", ProtocolError)],
+)
+async def test_h2_selected_but_not_spoken(
+    ca: trustme.CA, how: H2Behaviour, error: type[UpgradeError]
+) -> None:
+    # A server whose ALPN says h2 and which then does not speak it: the
+    # error of HTTP/2 itself, with the ALPN attempt; no fallback to HTTP/1.1
+    # (the server chose, and the connection is no HTTP/1.1 connection).
+    async with alpn_server(ca, ["h2"], h2=how) as server:
+        with trio.fail_after(10), pytest.raises(error) as info:
+            await trio_upgrade.upgrade(server.url(), ["h2", "websocket"])
+        await server.closed.wait()
+    ((attempt,),) = [info.value.attempts]
+    assert attempt.offered == ("h2",)
+    assert attempt.error is info.value
+    assert server.upgrade.requests == []
+
+
+async def test_cancelled_while_waiting_for_settings_closes(ca: trustme.CA) -> None:
+    async with alpn_server(ca, ["h2"], h2="silent") as server:
+        with trio.fail_after(10):
+            with trio.move_on_after(0.2) as scope:
+                await trio_upgrade.upgrade(server.url(), ["h2"])
+            assert scope.cancelled_caught
+            await server.closed.wait()  # the client closed its socket

@@ -383,9 +383,12 @@ async def upgrade(
     Args:
         url: ``http://``, ``ws://``, ``https://`` or ``wss://`` URL.
         protocols: the protocols to offer, most preferred first: tokens
-            (``"websocket"``, ``"h2c"``, anything else is raw) or protocol
-            objects carrying options (``WebSocket(...)``, ``H2C(...)``,
-            ``Raw(...)``, or your own :class:`UpgradeProtocol`).
+            (``"websocket"``, ``"h2c"``, ``"h2"``, anything else is raw) or
+            protocol objects carrying options (``WebSocket(...)``,
+            ``H2C(...)``, ``H2(...)``, ``Raw(...)``, or your own
+            :class:`UpgradeProtocol`). ``"h2"`` (``https``/``wss`` only)
+            is HTTP/2 selected by ALPN in the TLS handshake; see
+            :doc:`/howto/http2-alpn`.
         nursery: where connections that need background tasks (keepalive
             pings) run them. Without one they run none; see
             :func:`open_upgrade`.
@@ -401,7 +404,9 @@ async def upgrade(
     Raises:
         TypeError: an option that is not one of :class:`UpgradeOptions`.
         InvalidURL: ``url`` or ``proxy`` cannot be used.
-        ValueError: ``protocols``, ``headers`` or ``strategy`` is malformed.
+        ValueError: ``protocols``, ``headers`` or ``strategy`` is malformed,
+            or ``"h2"`` is offered for a cleartext URL or ``"h2c"`` for a
+            TLS one.
         ConnectError: the connection could not be opened
             (:class:`ProxyError` when the proxy refused the tunnel).
         UpgradeTimeout: ``limits.connect_timeout`` or
@@ -415,6 +420,11 @@ async def upgrade(
             or cut short.
         InvalidUpgrade: the 101 breaks the contract (names a protocol that
             was not offered, several, a bad ``Sec-WebSocket-Accept``...).
+        HTTP2NotSelected: ``"h2"`` was offered by ALPN, the server selected
+            something else, and no other protocol remained.
+        ProtocolError: the server selected ``h2`` by ALPN but does not
+            speak HTTP/2 (:class:`ConnectionClosed` if it closed before its
+            SETTINGS).
 
     Every :class:`UpgradeError` raised here lists the requests made, in
     ``attempts``.
