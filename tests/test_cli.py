@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import io
+import pathlib
 import socket
 import subprocess
 import sys
 
 import pytest
+import trustme
+from alpn_support import alpn_server, trust_by_default
 
 from trio_upgrade import Limits
-from trio_upgrade.__main__ import Reporter, main, negotiate
+from trio_upgrade.__main__ import Reporter, default_protocols, main, negotiate
 from trio_upgrade.testing import open_upgrade_server
 
 pytestmark = pytest.mark.timeout(60)
@@ -101,3 +104,31 @@ def test_unreachable_server_fails_cleanly() -> None:
     sock.close()
     assert main([f"http://127.0.0.1:{port}/", "-p", "echo"], out) == 1
     assert "ConnectError" in out.getvalue()
+
+
+async def test_url_mode_over_tls_offers_h2_by_alpn(
+    tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The default offer of an https URL is websocket, then h2 (h2c is for
+    # cleartext); a server that speaks no WebSocket gets h2 on a second
+    # connection, and the report says what ALPN selected.
+    ca = trustme.CA()
+    out = io.StringIO()
+    for _ in trust_by_default(ca, tmp_path, monkeypatch):
+        async with alpn_server(ca) as server:
+            url = server.url()
+            ok = await negotiate(
+                url,
+                default_protocols(url),
+                strategy="sequential",
+                headers=[],
+                limits=Limits(handshake_timeout=5),
+                message="m",
+                report=Reporter(out),
+            )
+    assert ok
+    text = out.getvalue()
+    assert "offering websocket, h2 to https://localhost:" in text
+    assert "protocol chosen: h2 (HTTP2Connection)" in text
+    assert "h2: selected by ALPN; GET / answered 200" in text
+    assert server.selected == ["http/1.1", "h2"]

@@ -29,7 +29,15 @@ from ._options import Strategy
 from ._sansio._messages import Request, Response
 
 DEFAULT_PROTOCOLS = ["websocket", "h2c"]
+#: Over TLS, HTTP/2 is selected by ALPN ("h2"): h2c is for cleartext only.
+DEFAULT_TLS_PROTOCOLS = ["websocket", "h2"]
 DEMO_MESSAGE = "hello from trio_upgrade"
+
+
+def default_protocols(url: str) -> list[str]:
+    """What the URL mode offers when no ``-p`` is given."""
+    secure = url.lower().startswith(("https:", "wss:"))
+    return DEFAULT_TLS_PROTOCOLS if secure else DEFAULT_PROTOCOLS
 
 
 def _indent(text: str, prefix: str) -> str:
@@ -62,6 +70,14 @@ async def _exercise(conn: Any, message: str, report: Reporter) -> None:
         await conn.send(message)
         reply = await conn.receive()
         report.line(f"  websocket: sent {message!r}, received {reply!r}")
+    elif isinstance(conn, HTTP2Connection) and conn.handshake_response is None:
+        # Selected by ALPN: no upgrading request, so no stream 1.
+        response = await conn.request("GET", "/")
+        body = await response.read()
+        report.line(
+            f"  h2: selected by ALPN; GET / answered "
+            f"{response.status_code} with {len(body)} bytes"
+        )
     elif isinstance(conn, HTTP2Connection):
         first = conn.upgrade_response
         body = await first.read()
@@ -171,7 +187,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         dest="protocols",
         metavar="TOKEN",
         help="protocol to offer, most preferred first; repeat for several "
-        f"(default: {' '.join(DEFAULT_PROTOCOLS)})",
+        f"(default: {' '.join(DEFAULT_PROTOCOLS)}; for https and wss URLs, "
+        f"{' '.join(DEFAULT_TLS_PROTOCOLS)})",
     )
     parser.add_argument(
         "--strategy",
@@ -209,7 +226,7 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
         ok = trio.run(
             lambda: negotiate(
                 args.url,
-                args.protocols or DEFAULT_PROTOCOLS,
+                args.protocols or default_protocols(args.url),
                 strategy=args.strategy,
                 headers=args.header,
                 limits=limits,
