@@ -110,14 +110,25 @@ async def test_the_bound_evicts_the_least_recently_used() -> None:
         # Three origins: 127.0.0.1 and localhost are two names, two origins.
         urls = [one.url(), two.url(), one.url().replace("127.0.0.1", "localhost")]
         with trio.fail_after(10):
-            for url in urls[:2]:
+
+            async def use(url: str) -> None:
                 await (await client.upgrade(url, ["websocket", "echo"])).aclose()
+
+            await use(urls[0])
+            await use(urls[1])
             # Using the first again makes the second the least recent.
-            await (await client.upgrade(urls[0], ["websocket", "echo"])).aclose()
-            await (await client.upgrade(urls[2], ["websocket", "echo"])).aclose()
-    assert client.remembered(urls[0]) is not None
-    assert client.remembered(urls[1]) is None
-    assert client.remembered(urls[2]) is not None
+            await use(urls[0])
+            # Looking does not count as a use.
+            assert client.remembered(urls[1]) is not None
+            await use(urls[2])
+            assert client.remembered(urls[0]) is not None
+            assert client.remembered(urls[1]) is None
+            assert client.remembered(urls[2]) is not None
+            # A forgotten origin is offered the full list again.
+            before = len(one.requests) + len(two.requests)
+            await use(urls[1])
+            assert len(one.requests) + len(two.requests) == before + 2
+            assert client.remembered(urls[0]) is None  # now the least recent
     assert "remembering 2 of at most 2 origins" in repr(client)
 
 

@@ -71,8 +71,8 @@ class Remembered:
     """What a :class:`Client` remembers of one origin (a snapshot).
 
     Attributes:
-        accepted: the token of the protocol the server last accepted, or
-            ``None``.
+        accepted: the token (lower-case) of the protocol the server last
+            accepted, or ``None``.
         refused: the tokens (lower-case) of the protocols it refused, each
             until its observation expires.
     """
@@ -262,7 +262,7 @@ class Client:
         Raises:
             InvalidURL: ``url`` cannot be used.
         """
-        entry = self._entry(parse_target(url), create=False)
+        entry = self._entry(parse_target(url), create=False, touch=False)
         if entry is None:
             return None
         accepted = entry.accepted[0] if entry.accepted is not None else None
@@ -279,7 +279,14 @@ class Client:
         else:
             self._origins.pop(_origin(parse_target(url)), None)
 
-    def _entry(self, target: Target, *, create: bool) -> _Entry | None:
+    def _entry(
+        self, target: Target, *, create: bool, touch: bool = True
+    ) -> _Entry | None:
+        """The live entry of ``target``'s origin (expired observations dropped).
+
+        ``create`` makes one if there is none, evicting the least recently
+        used beyond the bound; ``touch`` makes it the most recently used.
+        """
         key = _origin(target)
         entry = self._origins.get(key)
         if entry is not None and not entry.expire(self._clock() - self._ttl):
@@ -291,7 +298,8 @@ class Client:
             entry = self._origins[key] = _Entry()
             while len(self._origins) > self._max_origins:
                 self._origins.popitem(last=False)
-        self._origins.move_to_end(key)
+        if touch:
+            self._origins.move_to_end(key)
         return entry
 
     def _arrange(
