@@ -31,7 +31,15 @@ from ._options import (
 from ._protocol import BuildContext, Offer, UpgradeProtocol
 from ._raw import Raw, RawStream
 from ._resolve import ProtocolSpec, resolve_protocols
-from ._sansio._errors import Attempt, InvalidResponse, UpgradeError, UpgradeRefused
+from ._sansio._auth import BasicAuth, check_auth
+from ._sansio._errors import (
+    Attempt,
+    InvalidResponse,
+    InvalidURL,
+    RedirectError,
+    UpgradeError,
+    UpgradeRefused,
+)
 from ._sansio._handshake import (
     NEED_DATA,
     CheckedFields,
@@ -44,7 +52,8 @@ from ._sansio._handshake import (
     select_offer,
 )
 from ._sansio._limits import RECEIVE_SIZE
-from ._sansio._url import Target, parse_url
+from ._sansio._redirect import RedirectChain
+from ._sansio._url import Target, parse_url, redacted, split_userinfo
 from ._timeout import UpgradeTimeout
 from ._transport._connect import connect_transport, deadline_from
 from ._websocket import WebSocket, WebSocketConnection
@@ -104,6 +113,7 @@ async def _negotiate(
     strategy: Strategy,
     settings: ConnectSettings,
     nursery: trio.Nursery | None,
+    redirects: RedirectChain | None = None,
 ) -> Any:
     limits, transport = settings.limits, settings.transport
     if strategy == "combined":
@@ -115,14 +125,22 @@ async def _negotiate(
             f"strategy must be 'sequential' or 'combined', got {strategy!r}"
         )
     plan = plan[: limits.max_attempts]
+    if redirects is None:
+        redirects = RedirectChain(
+            target, follow=False, max_redirects=0, fields=headers, auth=None
+        )
     attempts: list[Attempt] = []
     last: Refused | None = None
+    # Why the last refusal's Location was not followed, if it was bad.
+    bad_location: InvalidURL | None = None
     stream: trio.abc.Stream | None = transport
     handshake = Handshake(limits) if transport is not None else None
     # The attempt under way, for the error that may end it.
     failing: Attempt | None = None
     try:
-        for group in plan:
+        index = 0
+        while index < len(plan):
+            group = plan[index]
             connect = stream is None or handshake is None
             if connect and transport is not None:
                 break  # the given transport is spent; we cannot reconnect
@@ -130,12 +148,14 @@ async def _negotiate(
             phase, timeout = "handshake", limits.handshake_timeout
             if connect:
                 phase, timeout = "connect", limits.connect_timeout
-            failing = Attempt([p.token for p in group], None, None)
+            failing = Attempt([p.token for p in group], None, None, url=target.url)
             # One cancel scope for connect and handshake, its deadline moved
             # from one limit to the other: a scope costs about as much as a
             # scheduler pass.
             with trio.CancelScope(deadline=deadline_from(timeout)) as scope:
                 if connect:
+                    # The target of this hop: after a redirect, the proxy
+                    # decision and TLS are made for the new one.
                     stream = await connect_transport(
                         target,
                         ssl_context=settings.ssl_context,
@@ -155,7 +175,7 @@ async def _negotiate(
                     target,
                     offers,
                     [field for offer in offers for field in offer.headers()],
-                    headers,
+                    CheckedFields(redirects.fields),
                 )
                 request_bytes = handshake.send_request(request)
                 outcome = await _exchange(stream, handshake, request_bytes)
@@ -164,7 +184,12 @@ async def _negotiate(
                     offer = offers[select_offer(outcome.response, offers)]
                     offer.validate(outcome.response)
                     context = BuildContext(
-                        target, request, outcome.response, limits, nursery
+                        target,
+                        request,
+                        outcome.response,
+                        limits,
+                        nursery,
+                        (*attempts, failing),
                     )
                     connection = await offer.build(stream, outcome.leftover, context)
                     stream = None  # the connection owns it now
@@ -177,23 +202,52 @@ async def _negotiate(
                 raise UpgradeTimeout(phase, timeout)
             failing.status_code = outcome.response.status_code
             attempts.append(failing)
-            last, failing = outcome, None
-            logger.debug(
-                "offer of %s declined with %s",
-                ", ".join(o.token for o in offers),
-                outcome.response.status_code,
-            )
-            if not outcome.reusable:
+            last, failing, bad_location = outcome, None, None
+            try:
+                hop = redirects.next_target(target, outcome.response)
+            except InvalidURL as exc:
+                hop, bad_location = None, exc
+            except RedirectError as exc:
+                exc.attempts = tuple(attempts)
+                raise
+            if hop is None:
+                index += 1
+                logger.debug(
+                    "offer of %s declined with %s",
+                    ", ".join(o.token for o in offers),
+                    outcome.response.status_code,
+                )
+            else:
+                logger.debug(
+                    "following redirect %s from %s to %s",
+                    outcome.response.status_code,
+                    target.url,
+                    hop.url,
+                )
+            # A redirect to the same origin goes on the same connection when
+            # the server keeps it; another origin needs its own.
+            same_connection = hop is None or hop.origin == target.origin
+            if not outcome.reusable or not same_connection:
                 closing, stream, handshake = stream, None, None
                 assert closing is not None
                 await trio.aclose_forcefully(closing)
+            if hop is not None:
+                if transport is not None and stream is None:
+                    raise RedirectError(
+                        "transport",
+                        response=outcome.response,
+                        location=hop.url,
+                        chain=redirects.urls,
+                        attempts=attempts,
+                    )
+                target = hop
         assert last is not None
         raise UpgradeRefused(
             last.response,
             last.body,
             body_truncated=last.truncated,
             attempts=attempts,
-        )
+        ) from bad_location
     except UpgradeError as exc:
         # An attempt failed otherwise than by a refusal: the error still
         # says what the earlier attempts got, and what this one got.
@@ -297,7 +351,9 @@ async def upgrade(
     """Connect to ``url``, upgrade to one of ``protocols``, return the connection.
 
     Args:
-        url: ``http://``, ``ws://``, ``https://`` or ``wss://`` URL.
+        url: ``http://``, ``ws://``, ``https://`` or ``wss://`` URL. User
+            info in it (``ws://user:pass@host/``, percent-encoded) is sent as
+            Basic credentials to that origin only, never as part of the URL.
         protocols: the protocols to offer, most preferred first: tokens
             (``"websocket"``, ``"h2c"``, anything else is raw) or protocol
             objects carrying options (``WebSocket(...)``, ``H2C(...)``,
@@ -305,8 +361,9 @@ async def upgrade(
         nursery: where connections that need background tasks (keepalive
             pings) run them. Without one they run none; see
             :func:`open_upgrade`.
-        **options: ``headers``, ``strategy``, ``limits``, ``ssl_context``,
-            ``proxy``, ``transport``; see :class:`UpgradeOptions`.
+        **options: ``headers``, ``strategy``, ``follow_redirects``,
+            ``auth``, ``limits``, ``ssl_context``, ``proxy``, ``transport``;
+            see :class:`UpgradeOptions`.
 
     Returns:
         The connection of the protocol the server chose (a
@@ -317,7 +374,9 @@ async def upgrade(
     Raises:
         TypeError: an option that is not one of :class:`UpgradeOptions`.
         InvalidURL: ``url`` or ``proxy`` cannot be used.
-        ValueError: ``protocols``, ``headers`` or ``strategy`` is malformed.
+        ValueError: ``protocols``, ``headers``, ``strategy`` or ``auth`` is
+            malformed, or credentials are given twice (URL, ``auth``, an
+            ``Authorization`` field).
         ConnectError: the connection could not be opened
             (:class:`ProxyError` when the proxy refused the tunnel).
         UpgradeTimeout: ``limits.connect_timeout`` or
@@ -331,21 +390,69 @@ async def upgrade(
             or cut short.
         InvalidUpgrade: the 101 breaks the contract (names a protocol that
             was not offered, several, a bad ``Sec-WebSocket-Accept``...).
+        RedirectError: a redirect that is not followed: one too many
+            (``Limits.max_redirects``), a loop, from TLS to cleartext, or
+            away from the given ``transport``.
 
     Every :class:`UpgradeError` raised here lists the requests made, in
-    ``attempts``.
+    ``attempts`` (each with its URL, so a redirect chain shows hop by hop),
+    as the connection returned does in its own ``attempts``. No message,
+    ``repr()`` or log line shows a password or an ``Authorization`` value.
     """
     settings = connect_settings("upgrade", options, UPGRADE_KEYS)
+    credentials: BasicAuth | None = None
+    if type(url) is str and "@" in url:
+        url, credentials = _credentials_from(url)
     target = _parse_url_cached(url) if type(url) is str else parse_url(url)
     resolved = resolve_protocols(protocols, target)
+    headers = check_extra_headers(options.get("headers"))
+    auth = options.get("auth")
+    if auth is not None:
+        if credentials is not None:
+            raise ValueError(
+                "credentials given twice, in the URL and as auth=: give them once"
+            )
+        credentials = check_auth(auth)
+    if credentials is not None and any(
+        n.lower() == "authorization" for n, _ in headers
+    ):
+        raise ValueError(
+            "an Authorization header and credentials (auth= or in the URL) "
+            "were both given: give one"
+        )
+    redirects = RedirectChain(
+        target,
+        follow=options.get("follow_redirects", True),
+        max_redirects=settings.limits.max_redirects,
+        fields=headers,
+        auth=credentials,
+    )
     return await _negotiate(
         target,
         resolved,
-        headers=check_extra_headers(options.get("headers")),
+        headers=headers,
         strategy=options.get("strategy", "sequential"),
         settings=settings,
         nursery=nursery,
+        redirects=redirects,
     )
+
+
+def _credentials_from(url: str) -> tuple[str, BasicAuth | None]:
+    """``url`` without its user info, and that user info as Basic credentials.
+
+    Raises:
+        InvalidURL: the decoded user info holds a control character.
+    """
+    bare, userinfo = split_userinfo(url)
+    if userinfo is None:
+        return url, None
+    try:
+        return bare, BasicAuth(*userinfo)
+    except ValueError:
+        raise InvalidURL(
+            f"the credentials in the URL hold a control character: {redacted(url)!r}"
+        ) from None
 
 
 # The same overloads as upgrade()'s, for the same reason.

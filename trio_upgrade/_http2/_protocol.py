@@ -88,6 +88,7 @@ class _H2COffer(Offer[HTTP2Connection]):
             upgrade_stream=first,
             handshake_request=context.request,
             handshake_response=context.response,
+            attempts=context.attempts,
         )
 
 
