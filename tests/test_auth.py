@@ -106,10 +106,15 @@ async def test_bad_auth_is_refused_before_connecting(
     assert_no_secret(str(info.value))
 
 
-async def test_control_characters_in_url_credentials() -> None:
-    with pytest.raises(trio_upgrade.InvalidURL) as info:
-        await trio_upgrade.upgrade("ws://alice:s3cret%0D%0A@127.0.0.1:1/", "echo")
+@pytest.mark.parametrize(
+    ("userinfo", "message"),
+    [("alice:s3cret%0D%0A", "control character"), ("al%3Aice:s3cret", "':'")],
+)
+async def test_url_credentials_that_cannot_be_sent(userinfo: str, message: str) -> None:
+    with pytest.raises(trio_upgrade.InvalidURL, match=message) as info:
+        await trio_upgrade.upgrade(f"ws://{userinfo}@127.0.0.1:1/", "echo")
     assert_no_secret(str(info.value))
+    assert "***@127.0.0.1:1" in str(info.value)
 
 
 SENSITIVE = {

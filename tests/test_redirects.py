@@ -299,3 +299,20 @@ async def test_through_a_proxy_each_hop_gets_its_own_tunnel(
 def test_max_redirects_is_checked(value: object, error: type[Exception]) -> None:
     with pytest.raises(error, match="max_redirects"):
         Limits(max_redirects=value)  # type: ignore[arg-type]
+
+
+async def test_an_error_at_a_later_hop_lists_every_hop(nursery: trio.Nursery) -> None:
+    # A port with nothing listening: the second hop cannot connect.
+    with trio.socket.socket() as sock:
+        await sock.bind(("127.0.0.1", 0))
+        dead = sock.getsockname()[1]
+    first = await start_routes(
+        nursery, lambda target: redirect(302, f"http://127.0.0.1:{dead}/gone")
+    )
+    with trio.fail_after(10), pytest.raises(trio_upgrade.ConnectError) as info:
+        await trio_upgrade.upgrade(first.url(), "echo")
+    hops = [(a.url, a.status_code) for a in info.value.attempts]
+    assert hops == [(first.url(), 302), (f"http://127.0.0.1:{dead}/gone", None)]
+    assert info.value.attempts[-1].error is info.value
+    with trio.fail_after(5):
+        await first.wait_all_closed()

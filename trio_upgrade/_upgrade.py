@@ -442,16 +442,18 @@ def _credentials_from(url: str) -> tuple[str, BasicAuth | None]:
     """``url`` without its user info, and that user info as Basic credentials.
 
     Raises:
-        InvalidURL: the decoded user info holds a control character.
+        InvalidURL: the decoded user info cannot be Basic credentials (a
+            control character, a ``:`` in the user name).
     """
     bare, userinfo = split_userinfo(url)
     if userinfo is None:
         return url, None
     try:
         return bare, BasicAuth(*userinfo)
-    except ValueError:
+    except ValueError as exc:
+        # BasicAuth's messages name the rule broken, never the value.
         raise InvalidURL(
-            f"the credentials in the URL hold a control character: {redacted(url)!r}"
+            f"the credentials in {redacted(url)!r} cannot be sent: {exc}"
         ) from None
 
 

@@ -100,11 +100,12 @@ class Target:
         """
         return (self.secure, self.host, self.port)
 
-    @property
+    @functools.cached_property
     def url(self) -> str:
         """The URL as requested: scheme, authority and request target.
 
-        Never holds credentials (a :class:`Target` has none).
+        Never holds credentials (a :class:`Target` has none). Computed once:
+        every attempt records it, and ``upgrade()`` reuses parsed targets.
         """
         return f"{self.scheme}://{self.authority}{self.target}"
 
