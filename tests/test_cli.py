@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import io
 import socket
 import subprocess
@@ -9,9 +10,9 @@ import sys
 
 import pytest
 
-from trio_upgrade import Limits
+from trio_upgrade import Limits, Request
 from trio_upgrade.__main__ import Reporter, main, negotiate
-from trio_upgrade.testing import open_upgrade_server
+from trio_upgrade.testing import Reply, open_upgrade_server
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -101,3 +102,31 @@ def test_unreachable_server_fails_cleanly() -> None:
     sock.close()
     assert main([f"http://127.0.0.1:{port}/", "-p", "echo"], out) == 1
     assert "ConnectError" in out.getvalue()
+
+
+async def test_url_mode_reports_redirects() -> None:
+    out = io.StringIO()
+    refusal = Reply(302, headers=[("Location", "/ws")])
+
+    def choose(tokens: object, request: Request) -> str | None:
+        return "echo" if request.target == "/ws" else None
+
+    async with open_upgrade_server(["echo"], choose=choose, fallback=refusal) as server:
+        ok = await negotiate(
+            f"http://alice:s3cret@127.0.0.1:{server.port}/",
+            ["echo"],
+            strategy="sequential",
+            headers=[],
+            limits=Limits(handshake_timeout=5),
+            message="m",
+            report=Reporter(out),
+        )
+        url = server.url()
+    assert ok
+    text = out.getvalue()
+    assert f"offer of echo to {url}: redirected with 302 to {url}ws" in text
+    assert "protocol chosen: echo (RawStream)" in text
+    assert "    > Authorization: Basic [redacted]" in text
+    assert (
+        "s3cret" not in text and base64.b64encode(b"alice:s3cret").decode() not in text
+    )
