@@ -16,7 +16,7 @@ from redirect_support import redirect, start_routes
 
 import trio_upgrade
 from trio_upgrade import Limits, RedirectError, UpgradeRefused
-from trio_upgrade.testing import Reply, open_upgrade_server
+from trio_upgrade.testing import Hang, Reply, Script, open_upgrade_server
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -316,3 +316,29 @@ async def test_an_error_at_a_later_hop_lists_every_hop(nursery: trio.Nursery) ->
     assert info.value.attempts[-1].error is info.value
     with trio.fail_after(5):
         await first.wait_all_closed()
+
+
+@pytest.mark.parametrize("how", ["cancelled", "handshake_timeout"])
+async def test_a_stall_at_a_later_hop_leaves_no_connection_open(
+    nursery: trio.Nursery, how: str
+) -> None:
+    # The second origin reads the request and never answers.
+    async with open_upgrade_server(["echo"], script=Script([Hang()])) as stalling:
+        first = await start_routes(
+            nursery, lambda target: redirect(302, stalling.url("/stall"))
+        )
+        with trio.fail_after(10):
+            if how == "cancelled":
+                with trio.move_on_after(0.3) as scope:
+                    await trio_upgrade.upgrade(first.url(), "echo")
+                assert scope.cancelled_caught
+            else:
+                limits = Limits(handshake_timeout=0.3)
+                with pytest.raises(trio_upgrade.UpgradeTimeout) as info:
+                    await trio_upgrade.upgrade(first.url(), "echo", limits=limits)
+                hops = [(a.url, a.status_code) for a in info.value.attempts]
+                assert hops == [(first.url(), 302), (stalling.url("/stall"), None)]
+            [record] = await stalling.wait_closed()
+            assert record.client_closed
+            await first.wait_all_closed()
+        assert [r.target for r in stalling.requests] == ["/stall"]
