@@ -342,3 +342,8 @@ async def test_a_stall_at_a_later_hop_leaves_no_connection_open(
             assert record.client_closed
             await first.wait_all_closed()
         assert [r.target for r in stalling.requests] == ["/stall"]
+
+
+async def test_follow_redirects_must_be_a_bool() -> None:
+    with pytest.raises(TypeError, match="follow_redirects must be a bool"):
+        await trio_upgrade.upgrade("ws://127.0.0.1:1/", "echo", follow_redirects=0)  # type: ignore[call-overload]

@@ -372,7 +372,8 @@ async def upgrade(
         owns it and must close it (``async with conn:`` or ``aclose()``).
 
     Raises:
-        TypeError: an option that is not one of :class:`UpgradeOptions`.
+        TypeError: an option that is not one of :class:`UpgradeOptions`, or
+            of the wrong type (``auth``, ``follow_redirects``).
         InvalidURL: ``url`` or ``proxy`` cannot be used.
         ValueError: ``protocols``, ``headers``, ``strategy`` or ``auth`` is
             malformed, or credentials are given twice (URL, ``auth``, an
@@ -420,9 +421,12 @@ async def upgrade(
             "an Authorization header and credentials (auth= or in the URL) "
             "were both given: give one"
         )
+    follow = options.get("follow_redirects", True)
+    if not isinstance(follow, bool):
+        raise TypeError(f"follow_redirects must be a bool, got {follow!r}")
     redirects = RedirectChain(
         target,
-        follow=options.get("follow_redirects", True),
+        follow=follow,
         max_redirects=settings.limits.max_redirects,
         fields=headers,
         auth=credentials,
