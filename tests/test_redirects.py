@@ -15,7 +15,7 @@ from proxy_support import pipe, read_head
 from redirect_support import redirect, start_routes
 
 import trio_upgrade
-from trio_upgrade import Limits, RedirectError, UpgradeRefused
+from trio_upgrade import Limits, Raw, RedirectError, UpgradeRefused
 from trio_upgrade.testing import Hang, Reply, Script, open_upgrade_server
 
 pytestmark = pytest.mark.timeout(30)
@@ -347,3 +347,16 @@ async def test_a_stall_at_a_later_hop_leaves_no_connection_open(
 async def test_follow_redirects_must_be_a_bool() -> None:
     with pytest.raises(TypeError, match="follow_redirects must be a bool"):
         await trio_upgrade.upgrade("ws://127.0.0.1:1/", "echo", follow_redirects=0)  # type: ignore[call-overload]
+
+
+async def test_combined_offer_follows_too(nursery: trio.Nursery) -> None:
+    server = await start_routes(
+        nursery, lambda target: None if target == "/b" else redirect(303, "/b")
+    )
+    with trio.fail_after(10):
+        conn = await trio_upgrade.upgrade(
+            server.url("/a"), [Raw("other"), Raw("echo")], strategy="combined"
+        )
+        await conn.aclose()
+    assert [r.get("upgrade") for r in server.requests] == ["other, echo"] * 2
+    assert [a.offered for a in conn.attempts] == [("other", "echo")] * 2
