@@ -360,3 +360,21 @@ async def test_combined_offer_follows_too(nursery: trio.Nursery) -> None:
         await conn.aclose()
     assert [r.get("upgrade") for r in server.requests] == ["other, echo"] * 2
     assert [a.offered for a in conn.attempts] == [("other", "echo")] * 2
+
+
+async def test_tls_upgrade_offer_is_not_followed_to_https(
+    nursery: trio.Nursery,
+) -> None:
+    # An upgrade to TLS (RFC 2817) cannot be offered over TLS: the redirect
+    # stays the refusal, and nothing is sent to the https server.
+    secure = await start_routes(nursery, lambda t: None)
+    plain = await start_routes(
+        nursery, lambda t: redirect(301, secure.url("/", scheme="https"))
+    )
+    with trio.fail_after(10), pytest.raises(UpgradeRefused) as info:
+        await trio_upgrade.upgrade(plain.url(), "TLS/1.2")
+    assert type(info.value) is UpgradeRefused
+    assert info.value.status_code == 301
+    assert isinstance(info.value.__cause__, ValueError)
+    assert "TLS already" in str(info.value.__cause__)
+    assert secure.opened == 0

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any, Literal, TypeVar, overload
 
@@ -29,7 +29,7 @@ from ._options import (
     connect_settings,
 )
 from ._protocol import BuildContext, Offer, UpgradeProtocol
-from ._raw import Raw, RawStream
+from ._raw import TLS, Raw, RawStream
 from ._resolve import ProtocolSpec, resolve_protocols
 from ._sansio._auth import BasicAuth, check_auth
 from ._sansio._errors import (
@@ -132,7 +132,7 @@ async def _negotiate(
     attempts: list[Attempt] = []
     last: Refused | None = None
     # Why the last refusal's Location was not followed, if it was bad.
-    bad_location: InvalidURL | None = None
+    bad_location: ValueError | None = None
     stream: trio.abc.Stream | None = transport
     handshake = Handshake(limits) if transport is not None else None
     # The attempt under way, for the error that may end it.
@@ -205,7 +205,7 @@ async def _negotiate(
             last, failing, bad_location = outcome, None, None
             try:
                 hop = redirects.next_target(target, outcome.response)
-            except InvalidURL as exc:
+            except ValueError as exc:  # InvalidURL, or not for these offers
                 hop, bad_location = None, exc
             except RedirectError as exc:
                 exc.attempts = tuple(attempts)
@@ -430,6 +430,7 @@ async def upgrade(
         max_redirects=settings.limits.max_redirects,
         fields=headers,
         auth=credentials,
+        check=_offers_check(resolved),
     )
     return await _negotiate(
         target,
@@ -440,6 +441,26 @@ async def upgrade(
         nursery=nursery,
         redirects=redirects,
     )
+
+
+def _offers_check(
+    protocols: Sequence[UpgradeProtocol[Any]],
+) -> Callable[[Target], None] | None:
+    """What a redirect's target must pass for ``protocols`` to be offered there.
+
+    An upgrade to TLS (RFC 2817) cannot be sent over TLS: a redirect from
+    ``http`` to ``https`` ends the offer as a refusal rather than in a
+    ``ValueError`` from the middle of the negotiation.
+    """
+    tls = [p for p in protocols if isinstance(p, TLS)]
+    if not tls:
+        return None
+
+    def check(target: Target) -> None:
+        for protocol in tls:
+            protocol.check_target(target)
+
+    return check
 
 
 def _credentials_from(url: str) -> tuple[str, BasicAuth | None]:

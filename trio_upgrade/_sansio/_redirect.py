@@ -11,8 +11,8 @@ The rules, and why (docs/howto/redirects-and-auth.rst says the same):
   ``GET`` without a body, which every one of them keeps a ``GET`` (RFC 9110
   §15.4; 303 turns other methods into ``GET``). 300, 304 and 305 are not
   redirects to follow: they stay :class:`UpgradeRefused`, as does a
-  redirect without a usable ``Location`` (missing, several, or not an
-  http/https/ws/wss URL).
+  redirect without a usable ``Location`` (missing, several, not an
+  http/https/ws/wss URL, or one the offers cannot be sent to).
 * TLS is never given up: ``https``/``wss`` to ``http``/``ws`` is refused.
 * The same URL twice is a loop, refused at once.
 * Credentials go to the first origin only. Once a redirect leaves it, the
@@ -23,7 +23,7 @@ The rules, and why (docs/howto/redirects-and-auth.rst says the same):
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from ._auth import BasicAuth
 from ._errors import RedirectError, RedirectReason
@@ -55,6 +55,9 @@ class RedirectChain:
         max_redirects: how many may be followed.
         fields: the caller's header fields, checked.
         auth: Basic credentials for the first origin, or ``None``.
+        check: raises :exc:`ValueError` for a target the offers cannot be
+            sent to (an upgrade to TLS on a TLS connection); such a
+            redirect is not followed.
     """
 
     def __init__(
@@ -65,8 +68,10 @@ class RedirectChain:
         max_redirects: int,
         fields: Sequence[tuple[str, str]],
         auth: BasicAuth | None,
+        check: Callable[[Target], None] | None = None,
     ) -> None:
         self.follow = follow
+        self._check = check
         self.max_redirects = max_redirects
         self.urls = [start.url]
         self._origin = start.origin
@@ -89,8 +94,9 @@ class RedirectChain:
         one of :data:`REDIRECT_STATUSES`, or without one ``Location``.
 
         Raises:
-            InvalidURL: the ``Location`` is not a URL that can be requested
-                (the refusal stands; the caller chains this error to it).
+            ValueError: the ``Location`` is not a URL that can be requested
+                (:class:`InvalidURL`), or ``check`` refused it: the refusal
+                stands, and the caller chains this error to it.
             RedirectError: following it would downgrade TLS, loop, or pass
                 ``max_redirects`` (its ``attempts`` left for the caller).
         """
@@ -100,6 +106,8 @@ class RedirectChain:
         if len(locations) != 1:
             return None
         target = resolve_location(current, locations.pop())
+        if self._check is not None:
+            self._check(target)
         reason: RedirectReason | None = None
         if current.secure and not target.secure:
             reason = "insecure"
