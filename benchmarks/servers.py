@@ -665,12 +665,16 @@ def h2o_server(backend: tuple[str, int] | None = None) -> RunningServer:
     return _launch_on_free_port("h2o", start)
 
 
-def nginx_proxy(backend: tuple[str, int]) -> RunningServer:
+def nginx_proxy(
+    backend: tuple[str, int], returns: Sequence[tuple[str, int, str]] = ()
+) -> RunningServer:
     """nginx reverse-proxying everything to ``backend`` with upgrades passed on.
 
     Runs in the foreground (``daemon off``) with its prefix, pid file, logs
     and temp paths in a temp dir; /etc/nginx is not read. Request and
     response bodies are streamed, not buffered; bodies up to 64 MiB.
+    ``returns``: ``(path, status, location)`` that nginx answers itself
+    (``location = path { return status location; }``), such as redirects.
     """
     binary = _require_binary("nginx", "nginx")
 
@@ -697,7 +701,11 @@ def nginx_proxy(backend: tuple[str, int]) -> RunningServer:
             "  map $http_upgrade $connection_upgrade { default upgrade; '' close; }\n"
             "  server {\n"
             f"    listen {HOST}:{port};\n"
-            "    location / {\n"
+            + "".join(
+                f"    location = {path} {{ return {status} {location}; }}\n"
+                for path, status, location in returns
+            )
+            + "    location / {\n"
             f"      proxy_pass http://{backend[0]}:{backend[1]};\n"
             "      proxy_http_version 1.1;\n"
             "      proxy_set_header Upgrade $http_upgrade;\n"

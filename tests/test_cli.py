@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import io
 import pathlib
 import socket
@@ -12,9 +13,9 @@ import pytest
 import trustme
 from alpn_support import alpn_server, trust_by_default
 
-from trio_upgrade import Limits
+from trio_upgrade import Limits, Request
 from trio_upgrade.__main__ import Reporter, default_protocols, main, negotiate
-from trio_upgrade.testing import open_upgrade_server
+from trio_upgrade.testing import Reply, open_upgrade_server
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -132,3 +133,31 @@ async def test_url_mode_over_tls_offers_h2_by_alpn(
     assert "protocol chosen: h2 (HTTP2Connection)" in text
     assert "h2: selected by ALPN; GET / answered 200" in text
     assert server.selected == ["http/1.1", "h2"]
+
+
+async def test_url_mode_reports_redirects() -> None:
+    out = io.StringIO()
+    refusal = Reply(302, headers=[("Location", "/ws")])
+
+    def choose(tokens: object, request: Request) -> str | None:
+        return "echo" if request.target == "/ws" else None
+
+    async with open_upgrade_server(["echo"], choose=choose, fallback=refusal) as server:
+        ok = await negotiate(
+            f"http://alice:s3cret@127.0.0.1:{server.port}/",
+            ["echo"],
+            strategy="sequential",
+            headers=[],
+            limits=Limits(handshake_timeout=5),
+            message="m",
+            report=Reporter(out),
+        )
+        url = server.url()
+    assert ok
+    text = out.getvalue()
+    assert f"offer of echo to {url}: redirected with 302 to {url}ws" in text
+    assert "protocol chosen: echo (RawStream)" in text
+    assert "    > Authorization: Basic [redacted]" in text
+    assert (
+        "s3cret" not in text and base64.b64encode(b"alice:s3cret").decode() not in text
+    )

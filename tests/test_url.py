@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from trio_upgrade import InvalidURL, Limits
-from trio_upgrade._sansio._url import parse_url
+from trio_upgrade._sansio._url import parse_url, resolve_location, split_userinfo
 
 
 @pytest.mark.parametrize(
@@ -313,3 +313,54 @@ def test_any_string_parses_or_is_invalid_url(url: str) -> None:
     assert "#" not in parsed.target
     assert parsed.target.startswith("/")
     assert 1 <= parsed.port <= 65535
+
+
+@pytest.mark.parametrize(
+    ("base", "location", "expected"),
+    [
+        ("ws://h:8080/a/b?q", "c", "ws://h:8080/a/c"),
+        ("ws://h:8080/a/b?q", "/d?e", "ws://h:8080/d?e"),
+        ("ws://h:8080/a/b?q", "?r", "ws://h:8080/a/b?r"),
+        ("ws://h:8080/a/b?q", "../up", "ws://h:8080/up"),
+        ("ws://h:8080/a/b", "//other/p", "ws://other/p"),
+        # Servers think in HTTP: http(s) for a ws request means ws(s).
+        ("ws://h/", "http://x/", "ws://x/"),
+        ("ws://h/", "https://x/", "wss://x/"),
+        ("wss://h/", "https://x:8443/", "wss://x:8443/"),
+        ("http://h/", "wss://x/", "https://x/"),
+        ("http://h/", "http://x/#frag", "http://x/"),
+        # User info in a Location is never used.
+        ("ws://h/", "http://mallory:pw@x/", "ws://x/"),
+    ],
+)
+def test_resolve_location(base: str, location: str, expected: str) -> None:
+    assert resolve_location(parse_url(base), location).url == expected
+
+
+def test_resolve_location_keeps_the_zone_of_the_same_host() -> None:
+    base = parse_url("http://[fe80::1%25eth0]:8080/a")
+    assert resolve_location(base, "/b").zone == "eth0"
+    assert resolve_location(base, "http://[fe80::2]/").zone == ""
+
+
+@pytest.mark.parametrize(
+    "location", ["ftp://x/", "http://[::1/", "http://x:99999/", "/a b", "mailto:x@y"]
+)
+def test_resolve_location_refuses_what_cannot_be_requested(location: str) -> None:
+    with pytest.raises(InvalidURL):
+        resolve_location(parse_url("http://h/"), location)
+
+
+@pytest.mark.parametrize(
+    ("url", "bare", "userinfo"),
+    [
+        ("ws://h/", "ws://h/", None),
+        ("ws://u:p@h/x@y", "ws://h/x@y", ("u", "p")),
+        ("ws://u@h/", "ws://h/", ("u", "")),
+        ("ws://a%3Ab:c%40d@h/", "ws://h/", ("a:b", "c@d")),
+        ("ws://u:p:q@h/", "ws://h/", ("u", "p:q")),
+        ("ws://h/?next=u:p@x", "ws://h/?next=u:p@x", None),
+    ],
+)
+def test_split_userinfo(url: str, bare: str, userinfo: tuple[str, str] | None) -> None:
+    assert split_userinfo(url) == (bare, userinfo)

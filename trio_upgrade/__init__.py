@@ -24,6 +24,7 @@ from ._protocol import UpgradeProtocol as UpgradeProtocol
 from ._raw import TLS as TLS
 from ._raw import Raw as Raw
 from ._raw import RawStream as RawStream
+from ._sansio._auth import BasicAuth as BasicAuth
 from ._sansio._errors import Attempt as Attempt
 from ._sansio._errors import BodyTooLarge as BodyTooLarge
 from ._sansio._errors import ConnectError as ConnectError
@@ -36,6 +37,8 @@ from ._sansio._errors import InvalidUpgrade as InvalidUpgrade
 from ._sansio._errors import InvalidURL as InvalidURL
 from ._sansio._errors import ProtocolError as ProtocolError
 from ._sansio._errors import ProtocolNotOffered as ProtocolNotOffered
+from ._sansio._errors import RedirectError as RedirectError
+from ._sansio._errors import RedirectReason as RedirectReason
 from ._sansio._errors import ResponseTooLarge as ResponseTooLarge
 from ._sansio._errors import StreamRefused as StreamRefused
 from ._sansio._errors import StreamReset as StreamReset
@@ -70,6 +73,9 @@ __all__ = [
     "connect_http2",
     "open_http2",
     "Attempt",
+    "BasicAuth",
+    "RedirectError",
+    "RedirectReason",
     "BuildContext",
     "ConnectError",
     "ConnectOptions",

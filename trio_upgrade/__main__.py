@@ -16,6 +16,7 @@ from typing import Any, TextIO
 import trio
 
 from . import (
+    Attempt,
     HTTP2Connection,
     Limits,
     RawStream,
@@ -27,6 +28,7 @@ from . import (
 )
 from ._options import Strategy
 from ._sansio._messages import Request, Response
+from ._sansio._redact import redacted
 
 DEFAULT_PROTOCOLS = ["websocket", "h2c"]
 #: Over TLS, HTTP/2 is selected by ALPN ("h2"): h2c is for cleartext only.
@@ -113,15 +115,14 @@ async def negotiate(
     report: Reporter,
 ) -> bool:
     """Upgrade ``url`` offering ``protocols``; report; True on success."""
-    report.line(f"offering {', '.join(protocols)} to {url} ({strategy})")
+    shown = redacted(url)  # never the URL's password
+    report.line(f"offering {', '.join(protocols)} to {shown} ({strategy})")
     try:
         conn: Any = await upgrade(
             url, list(protocols), strategy=strategy, headers=headers, limits=limits
         )
     except UpgradeRefused as exc:
-        for attempt in exc.attempts:
-            offered = ", ".join(attempt.offered)
-            report.line(f"  offer of {offered}: declined with {attempt.status_code}")
+        _report_attempts(exc.attempts, report)
         report.response(exc.response, "last response")
         if exc.body:
             report.line(f"  body: {exc.body[:200]!r}")
@@ -131,11 +132,27 @@ async def negotiate(
         report.line(f"  failed: {type(exc).__name__}: {exc}")
         return False
     async with conn:
+        _report_attempts(conn.attempts, report)
         report.request(conn.handshake_request)
         report.response(conn.handshake_response, "101 received")
         report.line(f"  protocol chosen: {conn.protocol} ({type(conn).__name__})")
         await _exercise(conn, message, report)
     return True
+
+
+def _report_attempts(attempts: Sequence[Attempt], report: Reporter) -> None:
+    """One line per request that did not switch: declined, or redirected."""
+    for attempt, following in zip(attempts, [*attempts[1:], None], strict=True):
+        offered = ", ".join(attempt.offered)
+        if attempt.status_code == 101:
+            continue  # the switch itself: the request and 101 are shown
+        if following is not None and following.url != attempt.url:
+            report.line(
+                f"  offer of {offered} to {attempt.url}: redirected with "
+                f"{attempt.status_code} to {following.url}"
+            )
+        else:
+            report.line(f"  offer of {offered}: declined with {attempt.status_code}")
 
 
 async def demo(report: Reporter, limits: Limits, message: str) -> bool:

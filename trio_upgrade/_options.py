@@ -16,6 +16,7 @@ from typing import Literal, TypedDict
 
 import trio
 
+from ._sansio._auth import AuthArg
 from ._sansio._limits import Limits
 from ._sansio._messages import HeadersArg
 from ._transport._proxy import Proxy, parse_proxy
@@ -100,10 +101,26 @@ class UpgradeOptions(ConnectOptions, total=False):
             fields are the handshake's and may not be set. Default: none.
         strategy (Strategy): how several protocols are offered; see
             :data:`Strategy`. Default: ``"sequential"``.
+        follow_redirects (bool): follow a ``301``, ``302``, ``303``, ``307``
+            or ``308`` answer to the upgrade request, up to
+            ``Limits.max_redirects``, never from TLS to cleartext, dropping
+            credentials when the origin changes (see
+            :class:`RedirectError`). Default: ``True``, as ``websockets``
+            and browsers' ``fetch`` do: the call returns a connection, not a
+            response, so a redirect has no use to the caller but as a
+            pointer to the endpoint. ``False`` raises the redirect as
+            :class:`UpgradeRefused` (its ``location`` says where to).
+        auth (BasicAuth | tuple[str, str] | None): Basic credentials
+            (RFC 7617) sent as ``Authorization`` to the URL's origin only.
+            Credentials in the URL (``ws://user:pass@host/``) do the same;
+            giving both, or ``auth`` with an ``Authorization`` field in
+            ``headers``, is a :exc:`ValueError`. Default: ``None``.
     """
 
     headers: HeadersArg | None
     strategy: Strategy
+    follow_redirects: bool
+    auth: AuthArg | None
 
 
 #: The keys each entry point accepts, read from the TypedDicts themselves.

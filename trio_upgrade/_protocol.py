@@ -28,6 +28,7 @@ from ._sansio._syntax import PROTOCOL
 if TYPE_CHECKING:
     import trio
 
+    from ._sansio._errors import Attempt
     from ._sansio._limits import Limits
     from ._sansio._messages import Request, Response
     from ._sansio._url import Target
@@ -60,6 +61,9 @@ class BuildContext:
             which the connection may run background tasks such as keepalive
             pings; ``None`` when the caller gave none, in which case the
             connection must not need one.
+        attempts: every request the call made, in order, redirects
+            included; the last one is the request that switched (status
+            101). For the connection to expose, as the built-in ones do.
     """
 
     target: Target
@@ -67,6 +71,7 @@ class BuildContext:
     response: Response
     limits: Limits
     nursery: trio.Nursery | None
+    attempts: tuple[Attempt, ...] = ()
 
 
 class Offer(abc.ABC, Generic[ConnT_co]):

@@ -31,6 +31,7 @@ class _RawOffer(Offer[RawStream]):
             protocol=self.token,
             request=context.request,
             response=context.response,
+            attempts=context.attempts,
         )
 
 

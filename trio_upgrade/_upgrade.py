@@ -31,12 +31,15 @@ from ._options import (
     connect_settings,
 )
 from ._protocol import BuildContext, Offer, UpgradeProtocol
-from ._raw import Raw, RawStream
+from ._raw import TLS, Raw, RawStream
 from ._resolve import ProtocolSpec, resolve_protocols
+from ._sansio._auth import BasicAuth, check_auth
 from ._sansio._errors import (
     Attempt,
     HTTP2NotSelected,
     InvalidResponse,
+    InvalidURL,
+    RedirectError,
     UpgradeError,
     UpgradeRefused,
 )
@@ -52,7 +55,8 @@ from ._sansio._handshake import (
     select_offer,
 )
 from ._sansio._limits import RECEIVE_SIZE
-from ._sansio._url import Target, parse_url
+from ._sansio._redirect import RedirectChain
+from ._sansio._url import Target, parse_url, redacted, split_userinfo
 from ._timeout import UpgradeTimeout
 from ._transport._connect import connect_transport, deadline_from
 from ._transport._tls import H2_UPGRADE_ALPN, HTTP11_ALPN
@@ -159,19 +163,28 @@ async def _negotiate(
     settings: ConnectSettings,
     nursery: trio.Nursery | None,
     record: Record | None = None,
+    redirects: RedirectChain | None = None,
 ) -> Any:
     limits, transport = settings.limits, settings.transport
     plan = _plan(protocols, strategy)[: limits.max_attempts]
     h2 = next((p for p in protocols if isinstance(p, H2)), None)
+    if redirects is None:
+        redirects = RedirectChain(
+            target, follow=False, max_redirects=0, fields=headers, auth=None
+        )
     attempts: list[Attempt] = record.attempts if record is not None else []
     last: Refused | HTTP2NotSelected | None = None
+    # Why the last refusal's Location was not followed, if it was bad.
+    bad_location: ValueError | None = None
     stream: trio.abc.Stream | None = transport
     handshake = Handshake(limits) if transport is not None else None
     selected = _selected_alpn(transport)  # the ALPN protocol of the connection
     # The attempt under way, for the error that may end it.
     failing: Attempt | None = None
     try:
-        for group in plan:
+        index = 0
+        while index < len(plan):
+            group = plan[index]
             by_alpn = isinstance(group[0], H2)
             if by_alpn and transport is None and stream is not None:
                 # ALPN happens in the TLS handshake, once: h2 needs a new
@@ -186,12 +199,14 @@ async def _negotiate(
             phase, timeout = "handshake", limits.handshake_timeout
             if connect:
                 phase, timeout = "connect", limits.connect_timeout
-            failing = Attempt([p.token for p in group], None, None)
+            failing = Attempt([p.token for p in group], None, None, url=target.url)
             # One cancel scope for connect and handshake, its deadline moved
             # from one limit to the other: a scope costs about as much as a
             # scheduler pass.
             with trio.CancelScope(deadline=deadline_from(timeout)) as scope:
                 if connect:
+                    # The target of this hop: after a redirect, the proxy
+                    # decision and TLS are made for the new one.
                     stream = await connect_transport(
                         target,
                         ssl_context=settings.ssl_context,
@@ -211,8 +226,10 @@ async def _negotiate(
                 if h2 is not None and selected == "h2":
                     # The server chose HTTP/2 (a caller's ssl_context may
                     # offer h2 on any connection): no HTTP/1.1 is possible.
-                    failing = Attempt([h2.token], None, None)
-                    connection = await start_http2(stream, target, h2.options, limits)
+                    failing = Attempt([h2.token], None, None, url=target.url)
+                    connection = await start_http2(
+                        stream, target, h2.options, limits, (*attempts, failing)
+                    )
                     stream = None  # the connection owns it now
                     if record is not None:
                         record.chosen = h2.token
@@ -225,7 +242,7 @@ async def _negotiate(
                         target,
                         offers,
                         [pair for offer in offers for pair in offer.headers()],
-                        headers,
+                        CheckedFields(redirects.fields),
                     )
                     request_bytes = handshake.send_request(request)
                     outcome = await _exchange(stream, handshake, request_bytes)
@@ -234,7 +251,12 @@ async def _negotiate(
                         offer = offers[select_offer(outcome.response, offers)]
                         offer.validate(outcome.response)
                         context = BuildContext(
-                            target, request, outcome.response, limits, nursery
+                            target,
+                            request,
+                            outcome.response,
+                            limits,
+                            nursery,
+                            (*attempts, failing),
                         )
                         connection = await offer.build(
                             stream, outcome.leftover, context
@@ -249,6 +271,7 @@ async def _negotiate(
                 attempts.append(failing)
                 last, failing = outcome, None
                 logger.debug("ALPN h2 not selected (selected %r)", selected)
+                index += 1
                 continue
             if scope.cancelled_caught and outcome is None and handshake is not None:
                 # The deadline passed while a refusal's body was being read:
@@ -258,16 +281,45 @@ async def _negotiate(
                 raise UpgradeTimeout(phase, timeout)
             failing.status_code = outcome.response.status_code
             attempts.append(failing)
-            last, failing = outcome, None
-            logger.debug(
-                "offer of %s declined with %s",
-                ", ".join(p.token for p in group),
-                outcome.response.status_code,
-            )
-            if not outcome.reusable:
+            last, failing, bad_location = outcome, None, None
+            try:
+                hop = redirects.next_target(target, outcome.response)
+            except ValueError as exc:  # InvalidURL, or not for these offers
+                hop, bad_location = None, exc
+            except RedirectError as exc:
+                exc.attempts = tuple(attempts)
+                raise
+            if hop is None:
+                index += 1
+                logger.debug(
+                    "offer of %s declined with %s",
+                    ", ".join(p.token for p in group),
+                    outcome.response.status_code,
+                )
+            else:
+                logger.debug(
+                    "following redirect %s from %s to %s",
+                    outcome.response.status_code,
+                    target.url,
+                    hop.url,
+                )
+            # A redirect to the same origin goes on the same connection when
+            # the server keeps it; another origin needs its own.
+            same_connection = hop is None or hop.origin == target.origin
+            if not outcome.reusable or not same_connection:
                 closing, stream, handshake = stream, None, None
                 assert closing is not None
                 await trio.aclose_forcefully(closing)
+            if hop is not None:
+                if transport is not None and stream is None:
+                    raise RedirectError(
+                        "transport",
+                        response=outcome.response,
+                        location=hop.url,
+                        chain=redirects.urls,
+                        attempts=attempts,
+                    )
+                target = hop
         if isinstance(last, HTTP2NotSelected):
             last.attempts = tuple(attempts)
             raise last
@@ -277,7 +329,7 @@ async def _negotiate(
             last.body,
             body_truncated=last.truncated,
             attempts=attempts,
-        )
+        ) from bad_location
     except UpgradeError as exc:
         # An attempt failed otherwise than by a refusal: the error still
         # says what the earlier attempts got, and what this one got.
@@ -381,7 +433,9 @@ async def upgrade(
     """Connect to ``url``, upgrade to one of ``protocols``, return the connection.
 
     Args:
-        url: ``http://``, ``ws://``, ``https://`` or ``wss://`` URL.
+        url: ``http://``, ``ws://``, ``https://`` or ``wss://`` URL. User
+            info in it (``ws://user:pass@host/``, percent-encoded) is sent as
+            Basic credentials to that origin only, never as part of the URL.
         protocols: the protocols to offer, most preferred first: tokens
             (``"websocket"``, ``"h2c"``, ``"h2"``, anything else is raw) or
             protocol objects carrying options (``WebSocket(...)``,
@@ -402,11 +456,13 @@ async def upgrade(
         owns it and must close it (``async with conn:`` or ``aclose()``).
 
     Raises:
-        TypeError: an option that is not one of :class:`UpgradeOptions`.
+        TypeError: an option that is not one of :class:`UpgradeOptions`, or
+            of the wrong type (``auth``, ``follow_redirects``).
         InvalidURL: ``url`` or ``proxy`` cannot be used.
-        ValueError: ``protocols``, ``headers`` or ``strategy`` is malformed,
-            or ``"h2"`` is offered for a cleartext URL or ``"h2c"`` for a
-            TLS one.
+        ValueError: ``protocols``, ``headers``, ``strategy`` or ``auth`` is
+            malformed, credentials are given twice (URL, ``auth``, an
+            ``Authorization`` field), or ``"h2"`` is offered for a cleartext
+            URL or ``"h2c"`` for a TLS one.
         ConnectError: the connection could not be opened
             (:class:`ProxyError` when the proxy refused the tunnel).
         UpgradeTimeout: ``limits.connect_timeout`` or
@@ -425,9 +481,14 @@ async def upgrade(
         ProtocolError: the server selected ``h2`` by ALPN but does not
             speak HTTP/2 (:class:`ConnectionClosed` if it closed before its
             SETTINGS).
+        RedirectError: a redirect that is not followed: one too many
+            (``Limits.max_redirects``), a loop, from TLS to cleartext, or
+            away from the given ``transport``.
 
     Every :class:`UpgradeError` raised here lists the requests made, in
-    ``attempts``.
+    ``attempts`` (each with its URL, so a redirect chain shows hop by hop),
+    as the connection returned does in its own ``attempts``. No message,
+    ``repr()`` or log line shows a password or an ``Authorization`` value.
     """
     return await upgrade_with(url, protocols, nursery, options)
 
@@ -448,19 +509,88 @@ async def upgrade_with(
     """:func:`upgrade`, with ``arrange`` reordering the offers and ``record``
     filled in with the attempts and the chosen protocol (for ``Client``)."""
     settings = connect_settings("upgrade", options, UPGRADE_KEYS)
+    credentials: BasicAuth | None = None
+    if type(url) is str and "@" in url:
+        url, credentials = _credentials_from(url)
     target = parse_target(url)
     resolved = resolve_protocols(protocols, target)
     if arrange is not None:
         resolved = arrange(target, resolved)
+    headers = check_extra_headers(options.get("headers"))
+    auth = options.get("auth")
+    if auth is not None:
+        if credentials is not None:
+            raise ValueError(
+                "credentials given twice, in the URL and as auth=: give them once"
+            )
+        credentials = check_auth(auth)
+    if credentials is not None and any(
+        n.lower() == "authorization" for n, _ in headers
+    ):
+        raise ValueError(
+            "an Authorization header and credentials (auth= or in the URL) "
+            "were both given: give one"
+        )
+    follow = options.get("follow_redirects", True)
+    if not isinstance(follow, bool):
+        raise TypeError(f"follow_redirects must be a bool, got {follow!r}")
+    redirects = RedirectChain(
+        target,
+        follow=follow,
+        max_redirects=settings.limits.max_redirects,
+        fields=headers,
+        auth=credentials,
+        check=_offers_check(resolved),
+    )
     return await _negotiate(
         target,
         resolved,
-        headers=check_extra_headers(options.get("headers")),
+        headers=headers,
         strategy=options.get("strategy", "sequential"),
         settings=settings,
         nursery=nursery,
         record=record,
+        redirects=redirects,
     )
+
+
+def _offers_check(
+    protocols: Sequence[UpgradeProtocol[Any]],
+) -> Callable[[Target], None] | None:
+    """What a redirect's target must pass for ``protocols`` to be offered there.
+
+    An upgrade to TLS (RFC 2817) cannot be sent over TLS: a redirect from
+    ``http`` to ``https`` ends the offer as a refusal rather than in a
+    ``ValueError`` from the middle of the negotiation.
+    """
+    tls = [p for p in protocols if isinstance(p, TLS)]
+    if not tls:
+        return None
+
+    def check(target: Target) -> None:
+        for protocol in tls:
+            protocol.check_target(target)
+
+    return check
+
+
+def _credentials_from(url: str) -> tuple[str, BasicAuth | None]:
+    """``url`` without its user info, and that user info as Basic credentials.
+
+    Raises:
+        InvalidURL: the decoded user info cannot be Basic credentials (a
+            control character, a ``:`` in the user name).
+    """
+    bare, userinfo = split_userinfo(url)
+    if userinfo is None:
+        return url, None
+    try:
+        return bare, BasicAuth(*userinfo)
+    except ValueError as exc:
+        # BasicAuth's messages name the rule broken, never the value.
+        raise InvalidURL(
+            f"the credentials in {redacted(url)!r} cannot be sent: {exc}"
+        ) from None
 
 
 def parse_target(url: str) -> Target:

@@ -65,3 +65,28 @@ async def check_options() -> None:
     trio_upgrade.open_upgrade("ws://h/", "websocket", nursery=None)  # type: ignore[call-overload]
     bad: trio_upgrade.UpgradeOptions = {"strategy": "x"}  # type: ignore[typeddict-item]
     await trio_upgrade.upgrade("ws://h/", "websocket", **bad)
+
+
+async def check_redirects_and_auth() -> None:
+    ws = await trio_upgrade.upgrade(
+        "ws://h/",
+        "websocket",
+        follow_redirects=False,
+        auth=trio_upgrade.BasicAuth("alice", "s3cret"),
+    )
+    assert_type(ws.attempts, tuple[trio_upgrade.Attempt, ...])
+    assert_type(ws.attempts[-1].url, str)
+    h2 = await trio_upgrade.upgrade("http://h/", "h2c", auth=("alice", "s3cret"))
+    assert_type(h2.attempts, tuple[trio_upgrade.Attempt, ...])
+    raw = await trio_upgrade.upgrade("http://h/", Raw("x"))
+    assert_type(raw.attempts, tuple[trio_upgrade.Attempt, ...])
+    try:
+        await trio_upgrade.upgrade("ws://h/", "websocket")
+    except trio_upgrade.RedirectError as exc:
+        assert_type(exc.reason, trio_upgrade.RedirectReason)
+        assert_type(exc.chain, tuple[str, ...])
+        assert_type(exc.location, str)
+    except trio_upgrade.UpgradeRefused as exc:
+        assert_type(exc.location, str | None)
+    # "user:password" as one string is not credentials: a type error.
+    await trio_upgrade.upgrade("ws://h/", "websocket", auth="alice:s3cret")  # type: ignore[call-overload]

@@ -9,7 +9,7 @@ from types import TracebackType
 import trio
 from h2.settings import SettingCodes
 
-from .._sansio._errors import UpgradeError, UpgradeRefused
+from .._sansio._errors import Attempt, UpgradeError, UpgradeRefused
 from .._sansio._messages import Headers, Request, Response
 from .._websocket import WebSocket, WebSocketConnection
 from ._engine import H2Engine
@@ -57,6 +57,7 @@ class HTTP2Connection:
         upgrade_stream: StreamState | None = None,
         handshake_request: Request | None = None,
         handshake_response: Response | None = None,
+        attempts: tuple[Attempt, ...] = (),
     ) -> None:
         self._engine = engine
         self.scheme = scheme
@@ -64,10 +65,20 @@ class HTTP2Connection:
         self.protocol = "h2" if scheme == "https" else "h2c"
         self.handshake_request = handshake_request
         self.handshake_response = handshake_response
+        self._attempts = attempts
         self._upgrade_stream = upgrade_stream
         self._upgrade_response: HTTP2Response | None = None
 
     # -- what the server said ------------------------------------------------
+
+    @property
+    def attempts(self) -> tuple[Attempt, ...]:
+        """Every upgrade request the call made, in order, redirects included.
+
+        The last one is the request that switched (status 101). Empty for a
+        connection made with prior knowledge.
+        """
+        return self._attempts
 
     @property
     def upgrade_response(self) -> HTTP2Response:

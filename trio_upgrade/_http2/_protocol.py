@@ -30,7 +30,7 @@ from .._options import (
     connect_settings,
 )
 from .._protocol import BuildContext, Offer, UpgradeProtocol
-from .._sansio._errors import ConnectError, InvalidURL
+from .._sansio._errors import Attempt, ConnectError, InvalidURL
 from .._sansio._h2_options import HTTP2Options, new_client_state
 from .._sansio._limits import Limits
 from .._sansio._url import Target, parse_url
@@ -97,6 +97,7 @@ class _H2COffer(Offer[HTTP2Connection]):
             upgrade_stream=first,
             handshake_request=context.request,
             handshake_response=context.response,
+            attempts=context.attempts,
         )
 
 
@@ -167,7 +168,11 @@ class H2(_HTTP2Protocol):
 
 
 async def start_http2(
-    stream: trio.abc.Stream, target: Target, options: HTTP2Options, limits: Limits
+    stream: trio.abc.Stream,
+    target: Target,
+    options: HTTP2Options,
+    limits: Limits,
+    attempts: tuple[Attempt, ...] = (),
 ) -> HTTP2Connection:
     """Speak HTTP/2 at once on ``stream``; return once the server's SETTINGS came.
 
@@ -182,7 +187,10 @@ async def start_http2(
     await engine.flush()
     await engine.wait_settings()
     return HTTP2Connection(
-        engine, scheme="https" if target.secure else "http", authority=target.authority
+        engine,
+        scheme="https" if target.secure else "http",
+        authority=target.authority,
+        attempts=attempts,
     )
 
 

@@ -15,6 +15,7 @@ trio_upgrade.UpgradeError`` catches everything the library means to raise:
     │   │   └── ResponseTooLarge                 head over the size limit
     │   ├── UpgradeRefused                       a final status other than 101
     │   ├── HTTP2NotSelected                     TLS did not select h2 by ALPN
+    │   ├── RedirectError                        a redirect that is not followed
     │   └── InvalidUpgrade                       a 101 that breaks the contract
     │       └── ProtocolNotOffered               names no/several/unoffered tokens
     ├── ProtocolError                            the peer broke the new protocol
@@ -34,7 +35,7 @@ was expected, the attempts that were made.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 if TYPE_CHECKING:
     from ._messages import Response
@@ -51,6 +52,8 @@ __all__ = [
     "InvalidUpgrade",
     "ProtocolError",
     "ProtocolNotOffered",
+    "RedirectError",
+    "RedirectReason",
     "ResponseTooLarge",
     "StreamRefused",
     "StreamReset",
@@ -122,27 +125,35 @@ class Attempt:
 
     Attributes:
         offered: the protocol tokens listed in the ``Upgrade`` header.
-        status_code: the final status received, or ``None`` if the attempt
-            failed before one arrived.
+        status_code: the final status received (101 for the request that
+            switched, a 3xx for a redirect that was followed), or ``None``
+            if the attempt failed before one arrived.
         error: the exception that ended this attempt.
+        url: the URL the request was sent to, credentials left out
+            (``""`` when not known). After a redirect, the attempts of one
+            call show each hop of the chain.
     """
 
-    __slots__ = ("error", "offered", "status_code")
+    __slots__ = ("error", "offered", "status_code", "url")
 
     def __init__(
         self,
         offered: Sequence[str],
         status_code: int | None,
         error: BaseException | None,
+        *,
+        url: str = "",
     ) -> None:
         self.offered = tuple(offered)
         self.status_code = status_code
         self.error = error
+        self.url = url
 
     def __repr__(self) -> str:
         return (
             f"Attempt(offered={list(self.offered)!r}, "
-            f"status_code={self.status_code!r}, error={self.error!r})"
+            f"status_code={self.status_code!r}, error={self.error!r}, "
+            f"url={self.url!r})"
         )
 
 
@@ -185,6 +196,82 @@ class UpgradeRefused(HandshakeError):
     @property
     def status_code(self) -> int:
         """The status code of the final response."""
+        return self.response.status_code
+
+    @property
+    def location(self) -> str | None:
+        """The response's ``Location`` field as sent, or ``None``.
+
+        Set on a redirect that was not followed (``follow_redirects=False``,
+        or a status or ``Location`` that is not followed): where the server
+        says the resource is.
+        """
+        return self.response.headers.get("location")
+
+
+#: Why a redirect was not followed; see :class:`RedirectError`.
+RedirectReason = Literal["too_many", "loop", "insecure", "transport"]
+
+
+class RedirectError(HandshakeError):
+    """A redirect of the upgrade request that is not followed.
+
+    Raised instead of following a ``301``, ``302``, ``303``, ``307`` or
+    ``308`` (with ``follow_redirects``, the default) when following would
+    be unsafe or endless. ``reason`` says which:
+
+    * ``"too_many"``: more than ``Limits.max_redirects`` redirects;
+    * ``"loop"``: the ``Location`` is a URL this call was already sent to
+      (raised at once, not at the limit);
+    * ``"insecure"``: from TLS to cleartext (``https``/``wss`` to
+      ``http``/``ws``), which would send the request, and what the next
+      server answers, in the clear;
+    * ``"transport"``: the call was given a ``transport`` and the redirect
+      needs another connection (another origin, or the server closed this
+      one).
+
+    The message and the attributes show URLs without their credentials.
+
+    Attributes:
+        reason: one of the above.
+        response: the redirect response (status, headers).
+        location: the URL the redirect leads to, resolved against the
+            request's URL, without credentials.
+        chain: every URL the call was sent to, in order, then ``location``.
+        attempts: every request of the call, as for any
+            :class:`UpgradeError`; the last one got ``response``.
+    """
+
+    def __init__(
+        self,
+        reason: RedirectReason,
+        *,
+        response: Response,
+        location: str,
+        chain: Sequence[str],
+        attempts: Sequence[Attempt] = (),
+    ) -> None:
+        status = response.status_code
+        hops = " -> ".join(chain)
+        explain = {
+            "too_many": f"more than {len(chain) - 2} redirects",
+            "loop": "a redirect loop",
+            "insecure": "a redirect from TLS to cleartext",
+            "transport": (
+                "a redirect that needs another connection, but the call was "
+                "given its transport"
+            ),
+        }[reason]
+        super().__init__(f"{explain}: {status} to {location} ({hops})")
+        self.reason: RedirectReason = reason
+        self.response = response
+        self.location = location
+        self.chain = tuple(chain)
+        self.attempts = tuple(attempts)
+
+    @property
+    def status_code(self) -> int:
+        """The status code of the redirect response."""
         return self.response.status_code
 
 

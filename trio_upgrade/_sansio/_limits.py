@@ -58,6 +58,14 @@ class Limits:
             an error page; the rest is not read.
         max_attempts: upgrade requests one negotiation may make (the
             one-protocol-per-request strategy makes one per protocol).
+            Redirects that are followed do not count here but against
+            ``max_redirects``.
+        max_redirects: redirects one call follows (with
+            ``follow_redirects``, the default); one more is a
+            :class:`~trio_upgrade.RedirectError`. 10: what ``websockets``
+            follows (``MAX_REDIRECTS``), below curl's 50 and Chromium's 20 for
+            pages, since an upgrade endpoint has little reason to move more
+            than once or twice. 0 refuses every redirect with that error.
     """
 
     connect_timeout: float = 10.0
@@ -67,6 +75,7 @@ class Limits:
     max_informational: int = 16
     max_refusal_body: int = 64 * 1024
     max_attempts: int = 8
+    max_redirects: int = 10
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -75,7 +84,12 @@ class Limits:
                 raise TypeError(f"Limits.{f.name} must be a number, got {value!r}")
             if math.isnan(value) or value < 0:
                 raise ValueError(f"Limits.{f.name} must be >= 0, got {value!r}")
-        for name in ("max_head_size", "max_informational", "max_refusal_body"):
+        for name in (
+            "max_head_size",
+            "max_informational",
+            "max_refusal_body",
+            "max_redirects",
+        ):
             if not isinstance(getattr(self, name), int):
                 raise TypeError(f"Limits.{name} must be an int")
         if self.max_attempts < 1 or not isinstance(self.max_attempts, int):

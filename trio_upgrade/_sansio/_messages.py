@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
+from ._redact import shown_fields
 from ._syntax import list_tokens as header_tokens
 
 __all__ = ["Headers", "HeadersArg", "Request", "Response", "header_tokens"]
@@ -25,7 +26,10 @@ class Headers:
     Names are kept as received (h11 lower-cases them); values are decoded as
     Latin-1, which maps every byte to one character and so never fails.
     Iterating gives ``(name, value)`` pairs in wire order, repeated fields
-    included; ``"name" in headers`` tests for a field by name.
+    included; ``"name" in headers`` tests for a field by name. ``repr()``
+    shows credentials (``Authorization``, ``Proxy-Authorization``,
+    ``Cookie``, ``Set-Cookie``) as ``[redacted]`` and URLs without their
+    user info; iterating or :meth:`get` gives the values as they are.
     """
 
     __slots__ = ("_items",)
@@ -109,7 +113,9 @@ class Headers:
         return hash(self._items)
 
     def __repr__(self) -> str:
-        return f"Headers({list(self._items)!r})"
+        # Credentials (Authorization, Cookie...) are shown as "[redacted]":
+        # a repr ends up in logs and tracebacks. Iterate to read them.
+        return f"Headers({shown_fields(self._items)!r})"
 
     def raw(self) -> list[tuple[bytes, bytes]]:
         """The fields as ``(name, value)`` byte pairs, for h11 and h2."""
@@ -136,6 +142,8 @@ class Request:
         method: the request method, usually ``"GET"``.
         target: the request target (path and query).
         headers: every header field sent, in order.
+
+    ``str()`` gives the head as text, credentials shown as ``[redacted]``.
     """
 
     method: str
@@ -144,7 +152,7 @@ class Request:
 
     def __str__(self) -> str:
         lines = [f"{self.method} {self.target} HTTP/1.1"]
-        lines += [f"{n}: {v}" for n, v in self.headers]
+        lines += [f"{n}: {v}" for n, v in shown_fields(self.headers)]
         return "\n".join(lines)
 
 
@@ -157,6 +165,8 @@ class Response:
         reason: the reason phrase, possibly empty.
         headers: every header field, in order.
         http_version: ``"1.1"`` or ``"1.0"``.
+
+    ``str()`` gives the head as text, credentials shown as ``[redacted]``.
     """
 
     status_code: int
@@ -166,5 +176,5 @@ class Response:
 
     def __str__(self) -> str:
         lines = [f"HTTP/{self.http_version} {self.status_code} {self.reason}".rstrip()]
-        lines += [f"{n}: {v}" for n, v in self.headers]
+        lines += [f"{n}: {v}" for n, v in shown_fields(self.headers)]
         return "\n".join(lines)

@@ -13,22 +13,27 @@ The rules for hosts, ports and request targets are documented in
   or not (as curl, httpx, websockets and the WHATWG URL standard do);
 * the path and query are sent as written (non-ASCII characters are
   percent-encoded as UTF-8, RFC 3987 §3.1); the fragment is never sent;
-* user info is never part of ``Host``.
+* user info is never part of ``Host``: :func:`split_userinfo` takes it out
+  of the URL (``upgrade()`` sends it as Basic credentials), and
+  :func:`parse_url` refuses a URL that still holds it.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import ipaddress
 import re
 from dataclasses import dataclass
-from urllib.parse import quote, unquote
+from urllib.parse import quote, unquote, urljoin
 
 import idna
 
 from ._errors import InvalidURL
+from ._redact import URI as _URI
+from ._redact import redacted
 
-__all__ = ["Target", "parse_url"]
+__all__ = ["Target", "parse_url", "redacted", "resolve_location", "split_userinfo"]
 
 _SCHEMES = {
     "http": (80, False),
@@ -37,9 +42,6 @@ _SCHEMES = {
     "wss": (443, True),
 }
 
-# RFC 3986 Appendix B, with the presence of "?" kept (group 4 is None when
-# the URL has no "?", "" when it has an empty query).
-_URI = re.compile(r"^(?:([^:/?#]+):)?(?://([^/?#]*))?([^?#]*)(?:\?([^#]*))?(?:#.*)?$")
 # RFC 3986 reg-name without pct-encoded: unreserved / sub-delims.
 _REG_NAME = re.compile(r"^[A-Za-z0-9\-._~!$&'()*+,;=]+$")
 # RFC 6874 ZoneID = 1*( unreserved / pct-encoded ).
@@ -89,6 +91,24 @@ class Target:
     def with_target(self, target: str) -> Target:
         return Target(self.scheme, self.host, self.port, target, self.secure, self.zone)
 
+    @property
+    def origin(self) -> tuple[bool, str, int]:
+        """What decides where credentials may go: TLS or not, host, port.
+
+        ``ws`` and ``http`` (and ``wss`` and ``https``) are one origin here:
+        an upgrade request is an HTTP request, whatever the URL calls it.
+        """
+        return (self.secure, self.host, self.port)
+
+    @functools.cached_property
+    def url(self) -> str:
+        """The URL as requested: scheme, authority and request target.
+
+        Never holds credentials (a :class:`Target` has none). Computed once:
+        every attempt records it, and ``upgrade()`` reuses parsed targets.
+        """
+        return f"{self.scheme}://{self.authority}{self.target}"
+
 
 @functools.lru_cache(maxsize=256)
 def _is_ip_literal(host: str) -> bool:
@@ -101,15 +121,75 @@ def _is_ip_literal(host: str) -> bool:
     return True
 
 
-def redacted(url: str) -> str:
-    """``url`` with its user info, if any, shown as ``***`` (for messages)."""
+def split_userinfo(url: str) -> tuple[str, tuple[str, str] | None]:
+    """``url`` without its user info, and that user info, percent-decoded.
+
+    ``("ws://h/", ("user", "pass"))`` from ``ws://user:pass@h/``; a user
+    info without ``:`` has an empty password; ``None`` when there is none.
+    The decoding is UTF-8 (RFC 3986 §2.5, RFC 7617 §2.1). Anything else in
+    the URL is left for :func:`parse_url` to judge.
+    """
     match = _URI.match(url)
     authority = match.group(2) if match else None
     if authority is None or "@" not in authority:
-        return url
+        return url, None
+    userinfo, _, rest = authority.rpartition("@")
+    user, _, password = userinfo.partition(":")
     start = url.index(authority)
-    rest = authority.rpartition("@")[2]
-    return f"{url[:start]}***@{rest}{url[start + len(authority) :]}"
+    bare = f"{url[:start]}{rest}{url[start + len(authority) :]}"
+    return bare, (unquote(user), unquote(password))
+
+
+#: The scheme a Location's scheme stands for, by the request's scheme:
+#: servers think in HTTP, so ``http://`` in answer to a ``ws://`` request
+#: means ``ws://`` (and ``https://``, ``wss://``).
+_SAME_KIND = {
+    ("ws", "http"): "ws",
+    ("ws", "https"): "wss",
+    ("wss", "http"): "ws",
+    ("wss", "https"): "wss",
+    ("http", "ws"): "http",
+    ("http", "wss"): "https",
+    ("https", "ws"): "http",
+    ("https", "wss"): "https",
+}
+
+
+def resolve_location(base: Target, location: str) -> Target:
+    """The target a redirect's ``Location`` leads to, from ``base``.
+
+    ``location`` may be absolute or relative (RFC 9110 §10.2.2, resolved as
+    RFC 3986 §5.2 says). Its scheme is read as the kind of ``base``'s:
+    ``http``/``https`` for a ``ws``/``wss`` request are ``ws``/``wss``, and
+    the other way round. User info in it is dropped: a server cannot choose
+    the credentials that are sent. Its fragment, if any, is never sent.
+
+    Raises:
+        InvalidURL: the result is not a URL :func:`parse_url` accepts.
+    """
+    if any(ord(c) < 0x21 or ord(c) == 0x7F for c in location):
+        raise InvalidURL(
+            f"Location contains whitespace or control characters: "
+            f"{redacted(location)!r}"
+        )
+    # urljoin knows the hierarchical schemes by name, and ws/wss not on
+    # every Python: resolve against the http form of the base.
+    http_base = "https" if base.secure else "http"
+    try:
+        joined = urljoin(f"{http_base}://{base.authority}{base.target}", location)
+    except ValueError as exc:  # an unclosed "[", say
+        raise InvalidURL(f"invalid Location {redacted(location)!r}: {exc}") from None
+    joined, _ = split_userinfo(joined)
+    scheme, _, rest = joined.partition(":")
+    kind = _SAME_KIND.get((base.scheme, scheme.lower()))
+    if kind is not None:
+        joined = f"{kind}:{rest}"
+    target = parse_url(joined)
+    if base.zone and target.host == base.host:
+        # The zone id is never sent, so the Location cannot carry it: the
+        # same link-local host is reached through the same interface.
+        target = dataclasses.replace(target, zone=base.zone)
+    return target
 
 
 def _parse_ipv6(literal: str, url: str) -> tuple[str, str]:

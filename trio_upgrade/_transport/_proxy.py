@@ -12,6 +12,7 @@ import trio
 from .._sansio._errors import ConnectError, InvalidURL
 from .._sansio._limits import RECEIVE_SIZE
 from .._sansio._messages import Headers, Response
+from .._sansio._redact import shown_fields
 from .._sansio._url import Target, parse_url, redacted
 from ._stream import RawStream
 
@@ -20,10 +21,16 @@ __all__ = ["Proxy", "ProxyError", "open_tunnel", "parse_proxy"]
 
 @dataclass(frozen=True)
 class Proxy:
-    """Where the HTTP proxy is, and the fields sent with ``CONNECT``."""
+    """Where the HTTP proxy is, and the fields sent with ``CONNECT``.
+
+    Its ``repr()`` never shows the ``Proxy-Authorization`` credentials.
+    """
 
     target: Target
     headers: list[tuple[str, str]] = field(default_factory=list)
+
+    def __repr__(self) -> str:
+        return f"Proxy(target={self.target!r}, headers={shown_fields(self.headers)!r})"
 
 
 def parse_proxy(url: str) -> Proxy:

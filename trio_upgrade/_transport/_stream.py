@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import trio
 
+from .._sansio._errors import Attempt
 from .._sansio._messages import Request, Response
 
 __all__ = ["RawStream", "check_max_bytes"]
@@ -39,6 +40,7 @@ class RawStream(trio.abc.HalfCloseableStream):
         protocol: str = "",
         request: Request | None = None,
         response: Response | None = None,
+        attempts: tuple[Attempt, ...] = (),
     ) -> None:
         self._transport = transport
         self._buffer = bytearray(leftover)
@@ -47,6 +49,16 @@ class RawStream(trio.abc.HalfCloseableStream):
         self.protocol = protocol
         self.handshake_request = request
         self.handshake_response = response
+        self._attempts = attempts
+
+    @property
+    def attempts(self) -> tuple[Attempt, ...]:
+        """Every upgrade request the call made, in order, redirects included.
+
+        The last one is the request that switched (status 101). Empty on the
+        server side and for a stream not made by an upgrade.
+        """
+        return self._attempts
 
     @property
     def transport(self) -> trio.abc.Stream:

@@ -12,7 +12,7 @@ import trio
 from wsproto.connection import Connection, ConnectionState
 from wsproto.events import Ping
 
-from .._sansio._errors import ConnectionClosed
+from .._sansio._errors import Attempt, ConnectionClosed
 from .._sansio._messages import Request, Response
 from ._engine import WebSocketEngine
 from ._pings import PingTracker
@@ -59,6 +59,7 @@ class WebSocketConnection(trio.abc.Channel[str | bytes]):
     protocol = "websocket"
 
     __slots__ = (
+        "_attempts",
         "_closing",
         "_engine",
         "_extensions",
@@ -79,6 +80,7 @@ class WebSocketConnection(trio.abc.Channel[str | bytes]):
         close_timeout: float,
         request: Request,
         response: Response,
+        attempts: tuple[Attempt, ...] = (),
         subprotocol: str | None = None,
         extensions: Sequence[str] = (),
         buffered: bool = False,
@@ -96,6 +98,7 @@ class WebSocketConnection(trio.abc.Channel[str | bytes]):
         self._closing = engine.closing
         self._request = request
         self._response = response
+        self._attempts = attempts
         self._subprotocol = subprotocol
         self._extensions = tuple(extensions)
         self._receiving = False
@@ -111,6 +114,14 @@ class WebSocketConnection(trio.abc.Channel[str | bytes]):
     def handshake_response(self) -> Response:
         """The ``101 Switching Protocols`` response."""
         return self._response
+
+    @property
+    def attempts(self) -> tuple[Attempt, ...]:
+        """Every upgrade request the call made, in order, redirects included.
+
+        The last one is the request that switched (status 101).
+        """
+        return self._attempts
 
     @property
     def subprotocol(self) -> str | None:

@@ -119,6 +119,7 @@ class _WebSocketOffer(Offer[WebSocketConnection]):
             close_timeout=context.limits.close_timeout,
             request=context.request,
             response=context.response,
+            attempts=context.attempts,
             subprotocol=switch.subprotocol,
             extensions=switch.extensions,
             buffered=bool(leftover),
