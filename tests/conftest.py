@@ -2,5 +2,46 @@
 
 from __future__ import annotations
 
+import gc
+import os
+from collections.abc import Iterator
+
+import pytest
+
 # The upgrade_server fixture, as applications would enable it.
 pytest_plugins = ["trio_upgrade.testing.pytest_plugin"]
+
+
+def _open_fds() -> dict[int, str]:
+    """This process's open file descriptors and what each points to."""
+    fds: dict[int, str] = {}
+    for name in os.listdir("/proc/self/fd"):
+        try:
+            fds[int(name)] = os.readlink(f"/proc/self/fd/{name}")
+        except OSError:  # the descriptor listdir itself used, now closed
+            continue
+    return fds
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _fds_return_to_baseline() -> Iterator[None]:
+    """Every descriptor a test module opens is closed when the module ends.
+
+    A socket left open by the library (or by a test) is a leak a
+    long-lived service would pay for with every connection; the module's
+    own fixtures (servers, certificates) are torn down before this check
+    because an autouse fixture is set up first and so torn down last.
+    Garbage is collected first so that only descriptors still reachable, or
+    never closed, are reported; unreachable sockets are caught as
+    ``ResourceWarning`` errors by ``filterwarnings = ["error"]``.
+    """
+    if not os.path.isdir("/proc/self/fd"):
+        yield
+        return
+    gc.collect()
+    before = _open_fds()
+    yield
+    gc.collect()
+    after = _open_fds()
+    leaked = {fd: what for fd, what in after.items() if before.get(fd) != what}
+    assert not leaked, f"descriptors left open by this module: {leaked}"

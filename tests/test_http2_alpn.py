@@ -11,6 +11,7 @@ from collections.abc import Iterator
 
 import pytest
 import trio
+import trio.testing
 import trustme
 from alpn_support import H2Behaviour, alpn_server, client_context, trust_by_default
 
@@ -281,3 +282,16 @@ async def test_cancelled_while_waiting_for_settings_closes(ca: trustme.CA) -> No
                 await trio_upgrade.upgrade(server.url(), ["h2"])
             assert scope.cancelled_caught
             await server.closed.wait()  # the client closed its socket
+
+
+async def test_h2_in_open_upgrade_is_serviced_while_idle(ca: trustme.CA) -> None:
+    # As an h2c connection: the block's nursery runs its background reader
+    # (issue 11); upgrade() without one runs none.
+    async with alpn_server(ca) as server:
+        with trio.fail_after(10):
+            async with trio_upgrade.open_upgrade(server.url(), ["h2"]) as conn:
+                await trio.testing.wait_all_tasks_blocked()
+                assert conn._engine.state.keeper is not None
+            async with await trio_upgrade.upgrade(server.url(), ["h2"]) as bare:
+                await trio.testing.wait_all_tasks_blocked()
+                assert bare._engine.state.keeper is None

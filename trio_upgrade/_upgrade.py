@@ -228,7 +228,12 @@ async def _negotiate(
                     # offer h2 on any connection): no HTTP/1.1 is possible.
                     failing = Attempt([h2.token], None, None, url=target.url)
                     connection = await start_http2(
-                        stream, target, h2.options, limits, (*attempts, failing)
+                        stream,
+                        target,
+                        h2.options,
+                        limits,
+                        (*attempts, failing),
+                        nursery=nursery,
                     )
                     stream = None  # the connection owns it now
                     if record is not None:

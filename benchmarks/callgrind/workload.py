@@ -10,7 +10,9 @@ the difference (docs/benchmarks.rst, "Before and after the restructure"):
         python benchmarks/callgrind/workload.py 2000 0 0
 
 It uses only public names, so an older checkout can be measured through
-``PYTHONPATH``.
+``PYTHONPATH``. A fourth argument ``1`` runs the HTTP/2 GETs on a connection
+with a nursery (``open_upgrade``), whose background reader services it while
+idle (issue 11), instead of one without (``upgrade``).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from trio_upgrade.testing import (
 )
 
 N_SMALL, N_BIG, N_H2 = (int(a) for a in sys.argv[1:4])
+SERVICED = sys.argv[4:5] == ["1"]
 
 
 async def main() -> None:
@@ -43,12 +46,20 @@ async def main() -> None:
             for _ in range(N_BIG):
                 await ws.send(big)
                 await ws.receive()
-        conn = await trio_upgrade.upgrade(
-            "http://test/", "h2c", transport=await server.connect_in_memory()
-        )
-        async with conn:
-            for _ in range(N_H2):
-                await conn.request("GET", "/")
+        transport = await server.connect_in_memory()
+        if SERVICED:
+            async with trio_upgrade.open_upgrade(
+                "http://test/", "h2c", transport=transport
+            ) as conn:
+                for _ in range(N_H2):
+                    await conn.request("GET", "/")
+        else:
+            conn = await trio_upgrade.upgrade(
+                "http://test/", "h2c", transport=transport
+            )
+            async with conn:
+                for _ in range(N_H2):
+                    await conn.request("GET", "/")
         print("ok", file=sys.stderr)
 
 

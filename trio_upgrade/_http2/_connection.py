@@ -29,12 +29,17 @@ class HTTP2Connection:
     :func:`~trio_upgrade.connect_http2`. Any number of tasks may
     use it at once: each request is a stream, requests beyond the server's
     ``SETTINGS_MAX_CONCURRENT_STREAMS`` (or
-    ``HTTP2Options.max_concurrent_streams``) wait for a free stream. There
-    is no background task: the tasks that wait for the server take turns
-    reading for everyone. So the server's PINGs are answered, and its GOAWAY
-    or close seen, while some task waits on the connection; an idle
-    connection reads nothing (a request sent after an unseen GOAWAY fails
-    with the retryable :class:`~trio_upgrade.StreamRefused`).
+    ``HTTP2Options.max_concurrent_streams``) wait for a free stream. The
+    tasks that wait for the server take turns reading for everyone.
+
+    With a nursery (:func:`~trio_upgrade.open_upgrade`,
+    :func:`~trio_upgrade.open_http2`, or ``nursery=``), a background reader
+    also services the connection while no task uses it: the server's PINGs
+    are answered, its SETTINGS applied, its GOAWAY or close seen within a
+    tenth of a second, and ``HTTP2Options`` may add keepalive PINGs and an
+    idle timeout. Without one there is no background task: an idle
+    connection reads nothing, and a request sent after an unseen GOAWAY
+    fails with the retryable :class:`~trio_upgrade.StreamRefused`.
 
     Close it with ``async with conn:`` or :meth:`aclose`.
 

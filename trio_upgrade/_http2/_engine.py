@@ -409,6 +409,60 @@ class H2Engine:
             conn.check_alive()
         return trio.current_time() - start
 
+    # -- servicing while idle -------------------------------------------------
+
+    def start_service(self, nursery: trio.Nursery) -> None:
+        """Keep the connection serviced while idle, in ``nursery``."""
+        nursery.start_soon(self._serve, name=f"trio_upgrade HTTP/2 {self.transport!r}")
+
+    async def _serve(self) -> None:
+        options = self.state.options
+        async with trio.open_nursery() as nursery:
+            if options.ping_interval is not None:
+                nursery.start_soon(self._keepalive, options.ping_interval)
+            if options.idle_timeout is not None:
+                nursery.start_soon(self._close_when_idle, options.idle_timeout)
+            await self.reader.serve()
+            # The connection failed or was closed: nothing left to keep.
+            nursery.cancel_scope.cancel()
+
+    async def _keepalive(self, interval: float) -> None:
+        conn = self.state
+        timeout = conn.options.ping_timeout
+        while True:
+            await trio.sleep(interval)
+            if conn.failed() or conn.closed_locally:
+                return
+            with trio.move_on_after(timeout) as scope:
+                try:
+                    await self.ping()
+                except (ConnectionClosed, trio.ClosedResourceError):
+                    return  # the connection ended: nothing to keep alive
+            if scope.cancelled_caught:
+                conn.fail(
+                    lambda: ConnectionClosed(
+                        None,
+                        f"keepalive PING not answered within {timeout} s",
+                        normal=False,
+                    )
+                )
+                return
+
+    async def _close_when_idle(self, seconds: float) -> None:
+        conn = self.state
+        timeout = seconds
+        while True:
+            if conn.active:
+                deadline = trio.current_time() + timeout
+            else:
+                deadline = conn.idle_since + timeout
+            await trio.sleep_until(deadline)
+            if conn.failed() or conn.closed_locally:
+                return
+            if not conn.active and conn.idle_since + timeout <= trio.current_time():
+                await self.aclose()
+                return
+
     async def aclose(self) -> None:
         """Send GOAWAY, then close the transport (forcefully if cancelled)."""
         conn = self.state
@@ -416,6 +470,10 @@ class H2Engine:
             await trio.lowlevel.checkpoint()
             return
         conn.closed_locally = True
+        if conn.reader_waiter is conn.keeper is not None and conn.read_scope:
+            # The background reader stops reading: h2 takes no frame after
+            # our GOAWAY, and the close needs no more of them.
+            conn.read_scope.cancel()
         try:
             if conn.error is None:
                 with contextlib.suppress(h2.exceptions.ProtocolError):

@@ -22,6 +22,7 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
 import trio
 
+from .._groups import lone_errors_unwrapped
 from .._options import (
     CONNECT_KEYS,
     ConnectOptions,
@@ -90,6 +91,8 @@ class _H2COffer(Offer[HTTP2Connection]):
         await engine.wait(Waiter(), lambda: conn.settings_seen and first.has_head())
         if conn.error is not None:
             raise conn.error()
+        if context.nursery is not None:
+            engine.start_service(context.nursery)
         return HTTP2Connection(
             engine,
             scheme="https" if context.target.secure else "http",
@@ -173,12 +176,14 @@ async def start_http2(
     options: HTTP2Options,
     limits: Limits,
     attempts: tuple[Attempt, ...] = (),
+    nursery: trio.Nursery | None = None,
 ) -> HTTP2Connection:
     """Speak HTTP/2 at once on ``stream``; return once the server's SETTINGS came.
 
     For a stream known to speak HTTP/2: prior knowledge, or TLS that
     selected ``h2`` by ALPN. No time limit of its own and ``stream`` is not
-    closed on failure: the caller does both.
+    closed on failure: the caller does both. With a ``nursery``, the
+    connection's background reader runs there.
     """
     state = new_client_state(options)
     state.initiate_connection()
@@ -186,6 +191,8 @@ async def start_http2(
     engine.open_receive_window()
     await engine.flush()
     await engine.wait_settings()
+    if nursery is not None:
+        engine.start_service(nursery)
     return HTTP2Connection(
         engine,
         scheme="https" if target.secure else "http",
@@ -202,6 +209,7 @@ async def connect_http2(
     url: str,
     *,
     options: HTTP2Options | None = None,
+    nursery: trio.Nursery | None = None,
     **connect: Unpack[ConnectOptions],
 ) -> HTTP2Connection:
     """Open an HTTP/2 connection without the upgrade.
@@ -215,6 +223,13 @@ async def connect_http2(
     Args:
         url: ``http://`` or ``https://`` URL.
         options: the connection's bounds; see :class:`HTTP2Options`.
+        nursery: where the connection runs its background reader, which
+            keeps it serviced while no task waits on it (the server's PINGs
+            answered, its SETTINGS applied, its GOAWAY or close seen at
+            once), and the keepalive PINGs and idle timeout of ``options``.
+            Without one (the default) there is no background task: the
+            server is read only while some task waits on the connection.
+            :func:`open_http2` gives it one.
         **connect: ``limits``, ``ssl_context``, ``proxy``, ``transport``;
             see :class:`ConnectOptions`. Of ``limits``, ``connect_timeout``,
             ``handshake_timeout`` (until the server's SETTINGS),
@@ -258,7 +273,7 @@ async def connect_http2(
                 )
         conn: HTTP2Connection | None = None
         with trio.move_on_after(limits.handshake_timeout):
-            conn = await start_http2(stream, target, options, limits)
+            conn = await start_http2(stream, target, options, limits, nursery=nursery)
         if conn is None:
             raise UpgradeTimeout("handshake", limits.handshake_timeout)
     except BaseException:
@@ -273,10 +288,14 @@ def open_http2(
     options: HTTP2Options | None = None,
     **connect: Unpack[ConnectOptions],
 ) -> AbstractAsyncContextManager[HTTP2Connection]:
-    """:func:`connect_http2` as an async context manager that closes it.
+    """:func:`connect_http2` as an async context manager that owns a nursery.
 
-    It takes the same arguments. An option that is not one of
-    :class:`ConnectOptions` is a :exc:`TypeError` at once.
+    It takes the same arguments but ``nursery``: the connection's background
+    reader runs in the block's own nursery, so the connection stays
+    serviced while idle, and ends with the block, which closes the
+    connection (GOAWAY). An error from the block or the reader is raised as
+    itself, not in an exception group, when it is the only one. An option
+    that is not one of :class:`ConnectOptions` is a :exc:`TypeError` at once.
 
     ::
 
@@ -298,6 +317,12 @@ def open_http2(
 async def _open_http2(
     url: str, options: HTTP2Options | None, connect: ConnectOptions
 ) -> AsyncIterator[HTTP2Connection]:
-    conn = await connect_http2(url, options=options, **connect)
-    async with conn:
-        yield conn
+    with lone_errors_unwrapped():
+        async with trio.open_nursery() as nursery:
+            conn = await connect_http2(url, options=options, nursery=nursery, **connect)
+            try:
+                yield conn
+            finally:
+                # Bounded by limits.close_timeout; forceful if cancelled.
+                await conn.aclose()
+                nursery.cancel_scope.cancel()

@@ -182,6 +182,10 @@ class H2State:
         settings_seen: the server's SETTINGS preface arrived.
         parked: the tasks waiting for the reader to wake them, first in
             first out (see :meth:`~._reader.H2Reader.wait`).
+        keeper: the waiter of the background reader that services the
+            connection while no task waits on it, when there is one
+            (:meth:`~._reader.H2Reader.serve`).
+        idle_since: when the last stream in flight ended (trio's clock).
     """
 
     __slots__ = (
@@ -191,6 +195,8 @@ class H2State:
         "goaway",
         "grants",
         "h2",
+        "idle_since",
+        "keeper",
         "limits",
         "options",
         "parked",
@@ -198,6 +204,7 @@ class H2State:
         "pings",
         "read_scope",
         "reader_waiter",
+        "reads",
         "send_blocked",
         "settings_seen",
         "streams",
@@ -228,6 +235,12 @@ class H2State:
         self.parked: dict[Waiter, None] = {}  # ordered: first in, first out
         self.reader_waiter: Waiter | None = None
         self.read_scope: trio.CancelScope | None = None
+        # The background reader's waiter, with a nursery (H2Reader.serve),
+        # and the reads so far, by which it sees whether anyone reads.
+        self.keeper: Waiter | None = None
+        self.reads = 0
+        # When the last stream in flight ended (for the idle timeout).
+        self.idle_since = trio.current_time()
 
     def failed(self) -> bool:
         """Whether the connection can no longer be used (closed or broken).
@@ -327,6 +340,8 @@ class H2State:
     def release(self) -> None:
         """A stream slot is free again."""
         self.active -= 1
+        if not self.active:
+            self.idle_since = trio.current_time()
         self.grant()
 
     def maybe_closed(self, state: StreamState) -> None:

@@ -24,6 +24,10 @@ MAX_WINDOW = 2**31 - 1
 DEFAULT_WINDOW = 65_535
 
 
+#: The options that are durations, not counts of bytes or streams.
+_SECONDS = ("ping_interval", "ping_timeout", "idle_timeout")
+
+
 @dataclass(frozen=True)
 class HTTP2Options:
     """Bounds and settings of an HTTP/2 connection, each overridable.
@@ -65,6 +69,21 @@ class HTTP2Options:
         max_informational: 1xx responses (``100 Continue``, ``103 Early
             Hints``) accepted before the final one on a stream; beyond, the
             stream is reset. 16, like ``Limits.max_informational``.
+        ping_interval: with a nursery (:func:`~trio_upgrade.open_http2`,
+            :func:`~trio_upgrade.open_upgrade` or ``nursery=``), send a PING
+            after this many seconds and expect its ACK within
+            ``ping_timeout``, so a dead peer or path is found while the
+            connection is idle. ``None`` (default): no keepalive PINGs. The
+            connection is serviced while idle either way (the server's
+            PINGs answered, its GOAWAY seen); unlike WebSocket, HTTP/2
+            clients send no keepalive by default (httpx, Go, curl), and a
+            server that wants one asks with its own PINGs.
+        ping_timeout: seconds to wait for a keepalive PING's ACK; then the
+            connection fails with :class:`~trio_upgrade.ConnectionClosed`
+            (every request on it too). 20, as for WebSocket.
+        idle_timeout: with a nursery, close the connection (GOAWAY) once no
+            stream has been open for this many seconds. ``None`` (default):
+            never; a long-lived client keeps its connection.
     """
 
     max_concurrent_streams: int = 100
@@ -73,9 +92,24 @@ class HTTP2Options:
     max_header_list_size: int = 64 * 1024
     max_body_size: int = 64 * 1024 * 1024
     max_informational: int = 16
+    ping_interval: float | None = None
+    ping_timeout: float = 20.0
+    idle_timeout: float | None = None
 
     def __post_init__(self) -> None:
+        for name in _SECONDS:
+            value = getattr(self, name)
+            if value is None and name != "ping_timeout":
+                continue
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise TypeError(
+                    f"HTTP2Options.{name} must be a number of seconds, got {value!r}"
+                )
+            if not value > 0:  # also refuses NaN
+                raise ValueError(f"HTTP2Options.{name} must be > 0, got {value}")
         for f in fields(self):
+            if f.name in _SECONDS:
+                continue
             value = getattr(self, f.name)
             if isinstance(value, bool) or not isinstance(value, int):
                 raise TypeError(f"HTTP2Options.{f.name} must be an int, got {value!r}")
