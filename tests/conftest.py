@@ -45,3 +45,29 @@ def _fds_return_to_baseline() -> Iterator[None]:
     after = _open_fds()
     leaked = {fd: what for fd, what in after.items() if before.get(fd) != what}
     assert not leaked, f"descriptors left open by this module: {leaked}"
+
+
+#: Every variable that ``proxy=True`` (the default) reads, both cases.
+PROXY_VARIABLES = tuple(
+    name
+    for base in ("ws", "wss", "http", "https", "all", "no")
+    for name in (f"{base}_proxy", f"{base}_proxy".upper())
+)
+
+
+def _clear_proxy_environment() -> None:
+    """Forget the machine's proxies, for the whole session.
+
+    Entry points read proxies from the environment by default, so a
+    developer's or a CI runner's ``http_proxy`` would send the suite's
+    loopback connections to that proxy (and change what the tests prove).
+    Cleared at import, before any test and before the subprocesses that
+    some tests start (they inherit ``os.environ``). Tests of the feature set
+    the variables with ``monkeypatch``. Package installs (``.ci/run``,
+    ``noxfile.py``) happen outside pytest and still see the proxies.
+    """
+    for name in PROXY_VARIABLES:
+        os.environ.pop(name, None)
+
+
+_clear_proxy_environment()

@@ -2,51 +2,37 @@
 
 from __future__ import annotations
 
+import ssl
+import sys
 from collections.abc import Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
 from functools import partial
+from typing import Any
 
 import pytest
 import trio
+import trustme
 from h2_helpers import prior_knowledge_server
-from proxy_support import pipe, read_head
+from proxy_support import (
+    ProxyHandler,
+    SocksLog,
+    read_head,
+    socks5_proxy,
+    start_proxy,
+    tunnelling_proxy,
+)
 
 import trio_upgrade
 from trio_upgrade import InvalidURL, ProxyError
 from trio_upgrade._transport._proxy import parse_proxy
-from trio_upgrade.testing import open_upgrade_server
+from trio_upgrade.testing import (
+    H2CServerProtocol,
+    UpgradeServer,
+    WebSocketServerProtocol,
+    open_upgrade_server,
+)
 
 pytestmark = pytest.mark.timeout(30)
-
-ProxyHandler = Callable[[trio.SocketStream], Awaitable[None]]
-
-
-def tunnelling_proxy(
-    heads: list[bytes], require_auth: str | None = None
-) -> ProxyHandler:
-    """A CONNECT proxy: checks credentials, dials the target, pipes bytes."""
-
-    async def handler(client: trio.SocketStream) -> None:
-        head = await read_head(client)
-        heads.append(head)
-        request_line = head.split(b"\r\n")[0].decode()
-        method, authority, _ = request_line.split(" ")
-        assert method == "CONNECT"
-        if require_auth and f"Proxy-Authorization: {require_auth}" not in head.decode():
-            await client.send_all(
-                b"HTTP/1.1 407 Proxy Authentication Required\r\n"
-                b'Proxy-Authenticate: Basic realm="t"\r\nContent-Length: 0\r\n\r\n'
-            )
-            await client.aclose()
-            return
-        host, _, port = authority.rpartition(":")
-        upstream = await trio.open_tcp_stream(host.strip("[]"), int(port))
-        await client.send_all(b"HTTP/1.1 200 Connection established\r\n\r\n")
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(pipe, client, upstream)
-            nursery.start_soon(pipe, upstream, client)
-
-    return handler
-
 
 #: Every entry point that connects, by the same options: the URL and options
 #: in, the connection (to close) out.
@@ -58,10 +44,7 @@ ENTRY_POINTS = [
 
 
 async def start(nursery: trio.Nursery, handler: ProxyHandler) -> str:
-    listeners = await nursery.start(
-        partial(trio.serve_tcp, handler, 0, host="127.0.0.1")
-    )
-    return f"http://127.0.0.1:{listeners[0].socket.getsockname()[1]}"
+    return await start_proxy(nursery, handler)
 
 
 async def test_upgrade_through_a_connect_tunnel(nursery: trio.Nursery) -> None:
@@ -141,7 +124,7 @@ def test_proxy_url_parsing() -> None:
     assert proxy.headers == [("Proxy-Authorization", "Basic dXNlcjpzZWNyZXQ=")]
     assert parse_proxy("http://proxy.test").target.port == 80
     with pytest.raises(InvalidURL, match="proxy URL"):
-        parse_proxy("socks5://127.0.0.1:1080")
+        parse_proxy("ftp://127.0.0.1:1080")
 
 
 # -- HTTP/2 with prior knowledge takes the same proxy option -----------------
@@ -168,8 +151,9 @@ async def test_connect_http2_through_a_connect_tunnel(nursery: trio.Nursery) -> 
 @pytest.mark.parametrize(
     "url",
     [
-        "socks5://user:s3cr3t@127.0.0.1:1080",
+        "ftp://user:s3cr3t@127.0.0.1:1080",
         "http://user:s3cr3t@127.0.0.1:99999",
+        "socks5://user:s3cr3t@:1080",
         "http://user:s3cr3t@[::1/",
     ],
 )
@@ -178,3 +162,352 @@ def test_a_bad_proxy_url_error_does_not_show_its_password(url: str) -> None:
         parse_proxy(url)
     assert "s3cr3t" not in str(info.value)
     assert "user" not in str(info.value)
+
+
+def test_a_proxy_repr_does_not_show_its_credentials() -> None:
+    proxy = parse_proxy("http://user:s3cr3t@127.0.0.1:3128")
+    token = proxy.headers[0][1]
+    for text in (repr(proxy), str(proxy)):
+        assert "s3cr3t" not in text
+        assert token not in text
+        assert token.split()[1] not in text
+
+
+# -- Proxies from the environment (the default, proxy=True) ------------------
+
+
+def servers_of_both_kinds() -> AbstractAsyncContextManager[UpgradeServer]:
+    return open_upgrade_server([WebSocketServerProtocol(), H2CServerProtocol()])
+
+
+async def echo_h2(conn: trio_upgrade.HTTP2Connection) -> None:
+    async with conn:
+        assert (await conn.request("POST", "/echo", body=b"h2")).content == b"h2"
+
+
+async def test_the_environment_names_the_proxy_by_default(
+    nursery: trio.Nursery, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    heads: list[bytes] = []
+    proxy = await start(nursery, tunnelling_proxy(heads))
+    monkeypatch.setenv("ws_proxy", proxy)
+    # Nothing listens there: http:// URLs (which read http_proxy, not
+    # ws_proxy) fail, naming that proxy.
+    monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:9")
+    async with servers_of_both_kinds() as server:
+        with trio.fail_after(10):
+            url = server.url("/ws", scheme="ws")
+            async with trio_upgrade.open_upgrade(url, ["websocket"]) as ws:
+                await ws.send("through the environment's proxy")
+                assert await ws.receive() == "through the environment's proxy"
+            with pytest.raises(ProxyError, match=r"proxy http://127\.0\.0\.1:9\b"):
+                await trio_upgrade.upgrade(server.url("/h2"), ["h2c"])
+            # None: direct, the environment not read; a URL: that proxy.
+            await echo_h2(await trio_upgrade.upgrade(server.url(), ["h2c"], proxy=None))
+            await echo_h2(
+                await trio_upgrade.upgrade(server.url(), ["h2c"], proxy=proxy)
+            )
+            # Read at each call: no_proxy set now is obeyed now.
+            monkeypatch.setenv("no_proxy", "localhost, 127.0.0.1")
+            async with trio_upgrade.open_upgrade(url, ["websocket"]) as ws:
+                await ws.send("direct")
+                assert await ws.receive() == "direct"
+        assert [r.target for r in server.requests] == ["/ws", "/", "/", "/ws"]
+        port = server.port
+    assert [h.split(b"\r\n")[0] for h in heads] == [
+        f"CONNECT 127.0.0.1:{port} HTTP/1.1".encode()
+    ] * 2
+
+
+async def test_connect_http2_reads_the_environment(
+    nursery: trio.Nursery, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    heads: list[bytes] = []
+    proxy = await start(nursery, tunnelling_proxy(heads))
+    monkeypatch.setenv("ALL_PROXY", proxy)
+    async with prior_knowledge_server() as (url, _):
+        with trio.fail_after(10):
+            await echo_h2(await trio_upgrade.connect_http2(url))
+            await echo_h2(await trio_upgrade.connect_http2(url, proxy=False))
+    assert len(heads) == 1
+
+
+async def test_a_bad_proxy_url_in_the_environment_is_an_invalid_url(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("http_proxy", "ftp://user:s3cr3t@127.0.0.1:21")
+    with trio.fail_after(10), pytest.raises(InvalidURL) as info:
+        await trio_upgrade.upgrade("http://127.0.0.1:9/", "echo")
+    assert "from the environment" in str(info.value)
+    assert "s3cr3t" not in str(info.value)
+
+
+@pytest.mark.parametrize("source", ["argument", "environment"])
+async def test_credentials_reach_the_proxy_only(
+    nursery: trio.Nursery, monkeypatch: pytest.MonkeyPatch, source: str
+) -> None:
+    heads: list[bytes] = []
+    proxy = await start(nursery, tunnelling_proxy(heads, require_auth="Basic dTpwIHc="))
+    proxy = proxy.replace("://", "://u:p%20w@")
+    options: dict[str, Any] = {"proxy": proxy}
+    if source == "environment":
+        monkeypatch.setenv("http_proxy", proxy)
+        options = {}
+    async with servers_of_both_kinds() as server:
+        with trio.fail_after(10):
+            conn = await trio_upgrade.upgrade(server.url(), ["h2c"], **options)
+            async with conn:
+                response = await conn.request("GET", "/", headers=[("x-a", "1")])
+                assert response.status_code == 200
+        assert len(heads) == 1
+        for request in server.requests:
+            assert "proxy-authorization" not in request.headers
+            assert "dTpwIHc=" not in repr(request)
+
+
+# -- https:// proxies: TLS to the proxy, the tunnel inside ------------------
+
+
+@pytest.fixture(scope="module")
+def ca() -> trustme.CA:
+    return trustme.CA()
+
+
+def server_context(ca: trustme.CA) -> ssl.SSLContext:
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1", "localhost").configure_cert(context)
+    return context
+
+
+def trusting(ca: trustme.CA) -> ssl.SSLContext:
+    context = ssl.create_default_context()
+    ca.configure_trust(context)
+    return context
+
+
+async def test_wss_through_an_https_proxy_is_tls_in_tls(
+    nursery: trio.Nursery, ca: trustme.CA
+) -> None:
+    heads: list[bytes] = []
+    proxy = await start_proxy(
+        nursery,
+        tunnelling_proxy(heads, require_auth="Basic dTpzM2NyM3Q="),
+        ssl_context=server_context(ca),
+    )
+    assert proxy.startswith("https://")
+    server = UpgradeServer([WebSocketServerProtocol()])
+    listeners = await nursery.start(
+        partial(
+            trio.serve_ssl_over_tcp,
+            server.serve_stream,
+            0,
+            server_context(ca),
+            host="127.0.0.1",
+        )
+    )
+    port = listeners[0].transport_listener.socket.getsockname()[1]
+    with trio.fail_after(10):
+        ws = await trio_upgrade.upgrade(
+            f"wss://localhost:{port}/tls-in-tls",
+            ["websocket"],
+            proxy=proxy.replace("://", "://u:s3cr3t@"),
+            ssl_context=trusting(ca),
+            proxy_ssl_context=trusting(ca),
+        )
+        async with ws:
+            # The server's TLS runs in the tunnel, itself in TLS to the proxy.
+            outer = ws.transport
+            assert isinstance(outer, trio.SSLStream)
+            tunnel = outer.transport_stream
+            assert isinstance(tunnel, trio_upgrade.RawStream)
+            message = bytes(range(256)) * 512
+            await ws.send(message)
+            assert await ws.receive() == message
+    assert heads[0].startswith(f"CONNECT localhost:{port} HTTP/1.1\r\n".encode())
+    assert "proxy-authorization" not in server.requests[0].headers
+
+
+async def test_h2c_through_an_https_proxy(
+    nursery: trio.Nursery, ca: trustme.CA
+) -> None:
+    heads: list[bytes] = []
+    proxy = await start_proxy(
+        nursery, tunnelling_proxy(heads), ssl_context=server_context(ca)
+    )
+    async with servers_of_both_kinds() as server:
+        with trio.fail_after(10):
+            conn = await trio_upgrade.upgrade(
+                server.url(), ["h2c"], proxy=proxy, proxy_ssl_context=trusting(ca)
+            )
+            await echo_h2(conn)
+    assert len(heads) == 1
+
+
+async def test_the_https_proxy_certificate_is_verified(
+    nursery: trio.Nursery, ca: trustme.CA
+) -> None:
+    heads: list[bytes] = []
+    proxy = await start_proxy(
+        nursery, tunnelling_proxy(heads), ssl_context=server_context(ca)
+    )
+    # The default context trusts the system's CAs, not the test's own.
+    with trio.fail_after(10), pytest.raises(ProxyError) as info:
+        await trio_upgrade.upgrade("http://127.0.0.1:9/", "echo", proxy=proxy)
+    assert f"proxy {proxy}: " in str(info.value)
+    assert "certificate verify failed" in str(info.value)
+    assert isinstance(info.value.__cause__, trio.BrokenResourceError)
+    assert isinstance(info.value.__cause__.__cause__, ssl.SSLCertVerificationError)
+    assert heads == []
+
+
+# -- SOCKS (python-socks) ---------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("scheme", "host", "destination"),
+    [
+        ("socks5", "127.0.0.1", (1, "127.0.0.1")),
+        # socks5h: the proxy resolves the name.
+        ("socks5h", "localhost", (3, "localhost")),
+    ],
+)
+async def test_websocket_and_h2c_through_socks5(
+    nursery: trio.Nursery, scheme: str, host: str, destination: tuple[int, str]
+) -> None:
+    log = SocksLog()
+    proxy = await start_proxy(
+        nursery, socks5_proxy(log, ("user", "p@ss w")), scheme=scheme
+    )
+    proxy = proxy.replace("://", "://user:p%40ss%20w@")
+    async with servers_of_both_kinds() as server:
+        port = server.port
+        base = f"{host}:{port}"
+        with trio.fail_after(10):
+            async with trio_upgrade.open_upgrade(
+                f"ws://{base}/", ["websocket"], proxy=proxy
+            ) as ws:
+                await ws.send(b"socks")
+                assert await ws.receive() == b"socks"
+            await echo_h2(
+                await trio_upgrade.upgrade(f"http://{base}/", ["h2c"], proxy=proxy)
+            )
+        assert "proxy-authorization" not in server.requests[0].headers
+    assert log.credentials == [("user", "p@ss w")] * 2
+    assert log.destinations == [(*destination, port)] * 2
+    assert b"\x02" in log.methods[0]  # username/password offered
+
+
+async def test_socks5_refused_credentials_name_the_proxy(
+    nursery: trio.Nursery,
+) -> None:
+    log = SocksLog()
+    proxy = await start_proxy(
+        nursery, socks5_proxy(log, ("user", "right")), scheme="socks5"
+    )
+    wrong = proxy.replace("://", "://user:s3cr3t@")
+    with trio.fail_after(10), pytest.raises(ProxyError) as info:
+        await trio_upgrade.upgrade("http://127.0.0.1:9/", "echo", proxy=wrong)
+    assert info.value.proxy == proxy.replace("://", "://***@")
+    assert info.value.proxy in str(info.value)
+    assert "s3cr3t" not in str(info.value)
+    assert log.credentials == [("user", "s3cr3t")]
+    assert log.destinations == []  # never got as far as the server's address
+
+
+async def test_socks5_cannot_reach_the_server(nursery: trio.Nursery) -> None:
+    log = SocksLog()
+    proxy = await start_proxy(nursery, socks5_proxy(log, None), scheme="socks5")
+    with trio.fail_after(10), pytest.raises(ProxyError) as info:
+        await trio_upgrade.upgrade("http://127.0.0.1:9/", "echo", proxy=proxy)
+    assert f"SOCKS proxy {proxy} refused" in str(info.value)
+    assert log.destinations == [(1, "127.0.0.1", 9)]
+
+
+async def test_socks_without_python_socks_names_the_extra(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setitem(sys.modules, "python_socks", None)
+    with trio.fail_after(10), pytest.raises(ProxyError, match=r"trio-upgrade\[socks\]"):
+        await trio_upgrade.upgrade(
+            "http://127.0.0.1:9/", "echo", proxy="socks5://127.0.0.1:9"
+        )
+
+
+# -- Every failure names the proxy -------------------------------------------
+
+
+def replying(reply: bytes) -> ProxyHandler:
+    async def handler(client: trio.abc.Stream) -> None:
+        await read_head(client)
+        await client.send_all(reply)
+        await client.aclose()
+
+    return handler
+
+
+@pytest.mark.parametrize(
+    ("reply", "expected"),
+    [
+        (b"HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n", "403 Forbidden"),
+        (
+            b"HTTP/1.1 407 Proxy Authentication Required\r\n\r\n",
+            "it refused the credentials",
+        ),
+        (b"HTTP/1.1 502 Bad Gateway\r\n\r\n", "502 Bad Gateway"),
+        (b"HTTP/1.1 200 Connec", "in the middle of its reply"),
+        (b"", "closed the connection instead of answering"),
+        (b"SSH-2.0-OpenSSH\r\n\r\n", "invalid reply"),
+    ],
+)
+async def test_proxy_failures_name_the_proxy(
+    nursery: trio.Nursery, reply: bytes, expected: str
+) -> None:
+    proxy = await start(nursery, replying(reply))
+    with_credentials = proxy.replace("://", "://user:s3cr3t@")
+    with trio.fail_after(10), pytest.raises(ProxyError) as info:
+        await trio_upgrade.upgrade(
+            "http://127.0.0.1:9/", "echo", proxy=with_credentials
+        )
+    message = str(info.value)
+    assert message.startswith(f"the proxy {proxy.replace('://', '://***@')} ")
+    assert expected in message
+    assert "s3cr3t" not in message
+    assert "dXNlcjpzM2NyM3Q=" not in message
+
+
+async def test_a_407_without_credentials_says_they_are_needed(
+    nursery: trio.Nursery,
+) -> None:
+    proxy = await start(nursery, tunnelling_proxy([], require_auth="Basic x"))
+    with trio.fail_after(10), pytest.raises(ProxyError, match="needs credentials"):
+        await trio_upgrade.upgrade("http://127.0.0.1:9/", "echo", proxy=proxy)
+
+
+@pytest.mark.parametrize("scheme", ["http", "https", "socks5", "socks4a"])
+async def test_an_unreachable_proxy_is_named(scheme: str) -> None:
+    # Bound, not listening: connecting is refused.
+    with trio.socket.socket() as sock:
+        await sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+        proxy = f"{scheme}://user:s3cr3t@127.0.0.1:{port}"
+        with trio.fail_after(10), pytest.raises(ProxyError) as info:
+            await trio_upgrade.upgrade("http://127.0.0.1:9/", "echo", proxy=proxy)
+    assert f"proxy {scheme}://***@127.0.0.1:{port}" in str(info.value)
+    assert "s3cr3t" not in str(info.value)
+    assert isinstance(info.value.__cause__, OSError)
+
+
+@pytest.mark.parametrize("scheme", ["http", "https", "socks5"])
+async def test_a_stalled_proxy_hits_the_connect_deadline(
+    nursery: trio.Nursery, scheme: str
+) -> None:
+    async def silent(client: trio.abc.Stream) -> None:
+        await trio.sleep_forever()
+
+    proxy = await start_proxy(nursery, silent, scheme=scheme)
+    limits = trio_upgrade.Limits(connect_timeout=0.2)
+    with trio.fail_after(10), pytest.raises(trio_upgrade.UpgradeTimeout) as info:
+        await trio_upgrade.upgrade(
+            "http://127.0.0.1:9/", "echo", proxy=proxy, limits=limits
+        )
+    assert info.value.phase == "connect"

@@ -91,7 +91,13 @@ def test_context_managers_refuse_unknown_options_at_once() -> None:
 
 def test_upgrade_options_extend_the_connect_options() -> None:
     connect = ConnectOptions.__optional_keys__
-    assert connect == {"limits", "ssl_context", "proxy", "transport"}
+    assert connect == {
+        "limits",
+        "ssl_context",
+        "proxy",
+        "proxy_ssl_context",
+        "transport",
+    }
     assert UpgradeOptions.__optional_keys__ == connect | {
         "headers",
         "strategy",

@@ -9,6 +9,8 @@ entry point accepts every connection option.
 
 from __future__ import annotations
 
+import functools
+import os
 import ssl
 import sys
 from dataclasses import dataclass
@@ -17,8 +19,11 @@ from typing import Literal, TypedDict
 import trio
 
 from ._sansio._auth import AuthArg
+from ._sansio._errors import InvalidURL
 from ._sansio._limits import Limits
 from ._sansio._messages import HeadersArg
+from ._sansio._proxy_env import environment_proxy
+from ._sansio._url import Target
 from ._transport._proxy import Proxy, parse_proxy
 
 if sys.version_info >= (3, 11):
@@ -68,11 +73,24 @@ class ConnectOptions(TypedDict, total=False):
             system's CA bundle and offers by ALPN ``http/1.1`` (upgrades) or
             ``h2`` (HTTP/2 with prior knowledge), made once and shared by
             every connection that uses it.
-        proxy (str | None): an ``http://[user:password@]host:port`` HTTP
-            proxy to reach the server through, with a ``CONNECT`` tunnel
-            (TLS, for https and wss, runs inside the tunnel). Environment
-            variables such as ``HTTP_PROXY`` are not read: pass them here if
-            you want them. Default: ``None``, connect directly.
+        proxy (str | bool | None): the proxy to reach the server through.
+            ``True``: the one the environment names for the URL
+            (``ws_proxy``, ``wss_proxy``, ``http_proxy``, ``https_proxy``,
+            ``all_proxy``, ``no_proxy``, as curl and Python's ``urllib``
+            read them; see :doc:`/howto/proxies`), read at each call; none
+            when no variable applies. A URL: that proxy, the environment
+            not read: ``http://`` (a ``CONNECT`` tunnel), ``https://`` (the
+            same over TLS to the proxy), ``socks5://``, ``socks5h://``,
+            ``socks4://``, ``socks4a://`` (with the ``socks`` extra);
+            ``user:password@`` in it goes to the proxy only. TLS to the
+            server (https, wss) runs inside the tunnel. ``None`` or
+            ``False``: connect directly, the environment not read.
+            Default: ``True``, as in websockets and httpx.
+        proxy_ssl_context (ssl.SSLContext | None): for TLS to an
+            ``https://`` proxy. Default: a context that verifies the proxy's
+            certificate against the system's CA bundle and offers
+            ``http/1.1`` by ALPN (``ssl_context`` is the server's, not the
+            proxy's).
         transport (trio.abc.Stream | None): an already open stream to use
             instead of connecting to the URL (which then only gives the
             ``Host`` field or ``:authority`` and the request target): a
@@ -85,8 +103,9 @@ class ConnectOptions(TypedDict, total=False):
 
     limits: Limits | None
     ssl_context: ssl.SSLContext | None
-    proxy: str | None
+    proxy: str | bool | None
     transport: trio.abc.Stream | None
+    proxy_ssl_context: ssl.SSLContext | None
 
 
 class UpgradeOptions(ConnectOptions, total=False):
@@ -139,6 +158,25 @@ class ConnectSettings:
     ssl_context: ssl.SSLContext | None
     proxy: Proxy | None
     transport: trio.abc.Stream | None
+    #: ``proxy=True``: :meth:`proxy_for` reads the environment.
+    proxy_from_environment: bool = False
+    proxy_ssl_context: ssl.SSLContext | None = None
+
+    def proxy_for(self, target: Target) -> Proxy | None:
+        """The proxy to reach ``target`` through, ``None`` for none.
+
+        Raises:
+            InvalidURL: the environment names a proxy URL that cannot be used.
+        """
+        if not self.proxy_from_environment:
+            return self.proxy
+        url = environment_proxy(target, os.environ)
+        if url is None:
+            return None
+        try:
+            return _parse_proxy_cached(url)
+        except InvalidURL as exc:
+            raise InvalidURL(f"{exc} (from the environment)") from None
 
 
 def check_keys(where: str, options: ConnectOptions, accepted: frozenset[str]) -> None:
@@ -162,14 +200,23 @@ def connect_settings(
 
     Raises:
         TypeError: as for :func:`check_keys`.
-        InvalidURL: ``proxy`` is not an ``http://host:port`` URL.
+        InvalidURL: ``proxy`` is not a proxy URL that can be used.
     """
     check_keys(where, options, accepted)
     limits = options.get("limits")
-    proxy = options.get("proxy")
+    proxy = options.get("proxy", True)
     return ConnectSettings(
         limits if limits is not None else _DEFAULT_LIMITS,
         options.get("ssl_context"),
-        parse_proxy(proxy) if proxy is not None else None,
+        _parse_proxy_cached(proxy) if isinstance(proxy, str) else None,
         options.get("transport"),
+        proxy is True,
+        options.get("proxy_ssl_context"),
     )
+
+
+# Proxy is frozen and parse_proxy a pure function of the string: the same
+# few proxy URLs come back on every call. Bounded, as URLs come from callers.
+@functools.lru_cache(maxsize=32)
+def _parse_proxy_cached(url: str) -> Proxy:
+    return parse_proxy(url)

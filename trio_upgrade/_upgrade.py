@@ -210,7 +210,8 @@ async def _negotiate(
                     stream = await connect_transport(
                         target,
                         ssl_context=settings.ssl_context,
-                        proxy=settings.proxy,
+                        proxy=settings.proxy_for(target),
+                        proxy_ssl_context=settings.proxy_ssl_context,
                         max_head_size=limits.max_head_size,
                         alpn=H2_UPGRADE_ALPN if by_alpn else HTTP11_ALPN,
                     )

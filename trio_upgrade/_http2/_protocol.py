@@ -259,7 +259,8 @@ async def connect_http2(
             target,
             connect_timeout=limits.connect_timeout,
             ssl_context=settings.ssl_context,
-            proxy=settings.proxy,
+            proxy=settings.proxy_for(target),
+            proxy_ssl_context=settings.proxy_ssl_context,
             max_head_size=limits.max_head_size,
             alpn=_H2_ALPN,
         )

@@ -11,7 +11,7 @@ import trio
 from .._sansio._errors import ConnectError
 from .._sansio._url import Target
 from .._timeout import UpgradeTimeout
-from ._proxy import Proxy, open_tunnel
+from ._proxy import Proxy, ProxyError, open_socks, open_tunnel
 from ._tls import HTTP11_ALPN, client_context
 
 __all__ = ["connect_transport", "open_transport"]
@@ -68,16 +68,19 @@ async def open_transport(
     connect_timeout: float,
     ssl_context: ssl.SSLContext | None = None,
     proxy: Proxy | None = None,
+    proxy_ssl_context: ssl.SSLContext | None = None,
     max_head_size: int = 65536,
     alpn: tuple[str, ...] = HTTP11_ALPN,
 ) -> trio.abc.Stream:
-    """Connect to ``target``: TCP (through a CONNECT tunnel), then TLS.
+    """Connect to ``target``: TCP (through a proxy), then TLS.
 
-    Without ``ssl_context``, TLS uses the shared context that offers ``alpn``.
+    Without ``ssl_context``, TLS uses the shared context that offers ``alpn``;
+    without ``proxy_ssl_context``, TLS to an ``https://`` proxy uses the
+    shared context that offers ``http/1.1``.
 
     Raises:
         ConnectError: the connection could not be made (``ProxyError`` when
-            the proxy would not open the tunnel).
+            the proxy could not be reached or would not open the tunnel).
         UpgradeTimeout: ``connect_timeout`` passed first (phase ``"connect"``).
     """
     stream: trio.abc.Stream | None = None
@@ -86,6 +89,7 @@ async def open_transport(
             target,
             ssl_context=ssl_context,
             proxy=proxy,
+            proxy_ssl_context=proxy_ssl_context,
             max_head_size=max_head_size,
             alpn=alpn,
         )
@@ -102,6 +106,7 @@ async def connect_transport(
     *,
     ssl_context: ssl.SSLContext | None = None,
     proxy: Proxy | None = None,
+    proxy_ssl_context: ssl.SSLContext | None = None,
     max_head_size: int = 65536,
     alpn: tuple[str, ...] = HTTP11_ALPN,
 ) -> trio.abc.Stream:
@@ -115,17 +120,17 @@ async def connect_transport(
         ConnectError: as for :func:`open_transport`.
     """
     stream: trio.abc.Stream | None = None
-    where = proxy.target.authority if proxy else target.authority
     try:
         if proxy is None:
-            stream = await _connect_tcp(target)
+            try:
+                stream = await _connect_tcp(target)
+            except OSError as exc:
+                raise ConnectError(
+                    f"could not connect to {target.authority}: {exc}"
+                ) from exc
         else:
-            stream = await _connect_tcp(proxy.target)
-            stream = await open_tunnel(
-                stream,
-                target,
-                max_head_size=max_head_size,
-                headers=proxy.headers,
+            stream = await _through_proxy(
+                proxy, target, proxy_ssl_context, max_head_size
             )
         if target.secure:
             context = ssl_context if ssl_context is not None else client_context(alpn)
@@ -133,21 +138,68 @@ async def connect_transport(
                 stream, context, server_hostname=target.host, https_compatible=True
             )
             stream = tls
-            where = target.authority
-            await tls.do_handshake()
-    except ConnectError:
-        if stream is not None:
-            await trio.aclose_forcefully(stream)
-        raise
-    except (OSError, trio.BrokenResourceError) as exc:
-        if stream is not None:
-            await trio.aclose_forcefully(stream)
-        raise ConnectError(f"could not connect to {where}: {exc}") from exc
+            try:
+                await tls.do_handshake()
+            except (OSError, trio.BrokenResourceError) as exc:
+                raise ConnectError(
+                    f"could not connect to {target.authority}: {_reason(exc)}"
+                ) from exc
     except BaseException:
         if stream is not None:
             await trio.aclose_forcefully(stream)
         raise
     return stream
+
+
+async def _through_proxy(
+    proxy: Proxy,
+    target: Target,
+    context: ssl.SSLContext | None,
+    max_head_size: int,
+) -> trio.abc.Stream:
+    """A stream to ``target`` through ``proxy``; closed unless returned.
+
+    Raises:
+        ProxyError: every failure, naming the proxy.
+    """
+    if proxy.is_socks:
+        local = proxy.scheme in ("socks5", "socks4")
+        return await open_socks(proxy, target, local_resolve=local)
+    stream: trio.abc.Stream | None = None
+    try:
+        stream = await _connect_tcp(proxy.target)
+        if proxy.target.secure:
+            # TLS to the proxy; the server's own TLS then runs inside it.
+            tls = trio.SSLStream(
+                stream,
+                context if context is not None else client_context(HTTP11_ALPN),
+                server_hostname=proxy.target.host,
+                https_compatible=True,
+            )
+            stream = tls
+            await tls.do_handshake()
+        return await open_tunnel(
+            stream, target, max_head_size=max_head_size, proxy=proxy
+        )
+    except BaseException as exc:
+        if stream is not None:
+            await trio.aclose_forcefully(stream)
+        if isinstance(exc, (OSError, trio.BrokenResourceError)) and not isinstance(
+            exc, ConnectError
+        ):
+            raise ProxyError(
+                f"could not connect to the proxy {proxy.url}: {_reason(exc)}",
+                proxy=proxy.url,
+            ) from exc
+        raise
+
+
+def _reason(exc: BaseException) -> BaseException:
+    """What to show of ``exc``: trio wraps TLS failures, empty, around the
+    ``ssl`` module's own error."""
+    if isinstance(exc, trio.BrokenResourceError) and exc.__cause__ is not None:
+        return exc.__cause__
+    return exc
 
 
 def deadline_from(timeout: float) -> float:
