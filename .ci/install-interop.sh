@@ -16,9 +16,10 @@ log() { printf '[install-interop] %s\n' "$*" >&2; }
 
 # --- Debian packages ---------------------------------------------------------
 # nghttp2-client provides h2load (and nghttp); nghttp2-server provides nghttpd.
-APT_PACKAGES=(lighttpd h2o nginx nghttp2-server nghttp2-client tinyproxy)
-# Daemons whose postinst would start them system-wide on port 80/8888.
-SERVICES=(lighttpd h2o nginx tinyproxy)
+# dante-server provides danted, the SOCKS proxy of the proxy interop tests.
+APT_PACKAGES=(lighttpd h2o nginx nghttp2-server nghttp2-client tinyproxy dante-server)
+# Daemons whose postinst would start them system-wide on port 80/8888/1080.
+SERVICES=(lighttpd h2o nginx tinyproxy danted)
 
 is_installed() {
     dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'

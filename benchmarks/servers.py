@@ -841,6 +841,48 @@ def tinyproxy_server() -> RunningServer:
     return _launch_on_free_port("tinyproxy", start)
 
 
+def dante_server() -> RunningServer:
+    """Dante (``danted``, Debian's dante-server) as a SOCKS 4/5 proxy.
+
+    No authentication (its ``username`` method checks system accounts,
+    which tests should not create); clients from 127.0.0.0/8 may CONNECT to
+    loopback addresses only (a name, with SOCKS5's remote resolution, is
+    resolved by Dante before its rules are matched). In the foreground, with
+    one process of each kind (``-N 1``): the PID we hold is the mother's,
+    and stopping its group ends the children too. Dante does not implement
+    SOCKS4a (seen: it dials 0.0.0.1, the marker of a 4a request, literally).
+    """
+    binary = _require_binary("dante-server", "danted", "sockd")
+
+    def start(port: int, workdir: Path) -> tuple[subprocess.Popen[bytes], list[Path]]:
+        log = workdir / "danted.log"
+        lines = [
+            f"logoutput: {log}",
+            f"internal: {HOST} port = {port}",
+            f"external: {HOST}",
+            "socksmethod: none",
+            "clientmethod: none",
+        ]
+        if os.geteuid() == 0:
+            # Else it drops to "nobody", which may not read the workdir.
+            lines += ["user.privileged: root", "user.unprivileged: root"]
+        lines += [
+            # One keyword per line: "command: connect log: ..." would read
+            # "log" as a command.
+            "client pass {\n from: 127.0.0.0/8 to: 0.0.0.0/0\n log: error\n}",
+            "socks pass {\n from: 127.0.0.0/8 to: 127.0.0.0/8\n command: connect"
+            "\n log: error connect\n}",
+            "socks block {\n from: 0.0.0.0/0 to: 0.0.0.0/0\n log: error connect\n}",
+        ]
+        config = workdir / "danted.conf"
+        config.write_text("\n".join(lines) + "\n")
+        argv = [binary, "-f", str(config), "-N", "1", "-p", str(workdir / "d.pid")]
+        process, out = _spawn(argv, workdir)
+        return process, [out, log]
+
+    return _launch_on_free_port("danted", start)
+
+
 def pid_exists(pid: int) -> bool:
     """Whether a process with this PID exists (for tests of ``stop()``)."""
     try:

@@ -20,6 +20,7 @@ from benchmarks.servers import INDEX_HTML as INDEX_HTML
 from benchmarks.servers import RunningServer as RunningServer
 from benchmarks.servers import ServerStartError as ServerStartError
 from benchmarks.servers import ServerUnavailable as ServerUnavailable
+from benchmarks.servers import dante_server as dante_server
 from benchmarks.servers import free_port as free_port
 from benchmarks.servers import group_exists as group_exists
 from benchmarks.servers import h2o_server as h2o_server
