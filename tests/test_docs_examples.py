@@ -63,3 +63,20 @@ def test_every_example_is_tested() -> None:
     source = pathlib.Path(__file__).read_text()
     for path in EXAMPLES.glob("*.py"):
         assert f'load("{path.stem}")' in source, f"{path.name} has no test"
+
+
+async def test_proxies(capsys: pytest.CaptureFixture[str]) -> None:
+    with trio.fail_after(10):
+        seen = await load("proxies").main()
+    # Four calls went through a proxy, the fifth (proxy=None) directly.
+    assert seen == [
+        "http proxy: tunnel to 127.0.0.1, credentials: no",
+        "http proxy: tunnel to 127.0.0.1, credentials: yes",
+        "https proxy: tunnel to 127.0.0.1, credentials: no",
+        "socks5h proxy: tunnel to localhost",
+    ]
+    assert capsys.readouterr().out == "".join(f"{line}\n" for line in seen)
+    # The how-to shows the output as it is.
+    howto = (EXAMPLES.parent / "howto" / "proxies.rst").read_text()
+    for line in seen:
+        assert f"    {line}\n" in howto
