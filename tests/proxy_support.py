@@ -1,4 +1,4 @@
-"""Loopback proxies for the tests: HTTP CONNECT (plain or over TLS), SOCKS5.
+"""Loopback proxies for the tests: HTTP CONNECT (plain or over TLS), SOCKS.
 
 Small, but real: they listen on 127.0.0.1, speak the protocol on the wire,
 dial the target they are asked for and copy bytes both ways, recording what
@@ -116,7 +116,7 @@ async def start_proxy(
 
 @dataclass
 class SocksLog:
-    """What a :func:`socks5_proxy` was asked.
+    """What a :func:`socks_proxy` was asked.
 
     Attributes:
         methods: the authentication methods each greeting offered.
@@ -144,14 +144,59 @@ class _Reader:
         data, self.buffer = self.buffer[:size], self.buffer[size:]
         return data
 
+    async def string(self) -> bytes:
+        """Bytes up to a NUL (SOCKS4), the NUL dropped."""
+        while b"\0" not in self.buffer:
+            chunk = await self.stream.receive_some(65536)
+            if not chunk:
+                raise EOFError
+            self.buffer += chunk
+        data, _, self.buffer = self.buffer.partition(b"\0")
+        return data
 
-def socks5_proxy(log: SocksLog, credentials: tuple[str, str] | None) -> ProxyHandler:
-    """A SOCKS5 proxy for CONNECT; demands ``credentials`` when given."""
+
+async def _dial(host: str, port: int) -> trio.abc.Stream | None:
+    try:
+        return await trio.open_tcp_stream(host, port)
+    except OSError:
+        return None
+
+
+async def _socks4(reader: _Reader, log: SocksLog) -> None:
+    """SOCKS4 and 4a, after the version byte: CONNECT, no credential check."""
+    client = reader.stream
+    command, *_ = await reader.exactly(1)
+    assert command == 1  # CONNECT
+    port = int.from_bytes(await reader.exactly(2), "big")
+    address = await reader.exactly(4)
+    user = (await reader.string()).decode()
+    if user:
+        log.credentials.append((user, ""))
+    if address[:3] == b"\0\0\0" and address[3]:  # 4a: a name follows
+        kind, host = 3, (await reader.string()).decode("ascii")
+    else:
+        kind, host = 1, str(ipaddress.IPv4Address(address))
+    log.destinations.append((kind, host, port))
+    upstream = await _dial(host, port)
+    if upstream is None:
+        await client.send_all(b"\0\x5b" + bytes(6))  # rejected or failed
+        await client.aclose()
+        return
+    await client.send_all(b"\0\x5a" + bytes(6))  # granted
+    await splice(client, upstream)
+
+
+def socks_proxy(log: SocksLog, credentials: tuple[str, str] | None) -> ProxyHandler:
+    """A SOCKS5 proxy for CONNECT, demanding ``credentials`` when given; it
+    also answers SOCKS4 and 4a (whose user id it records, not checks)."""
 
     async def handler(client: trio.abc.Stream) -> None:
         reader = _Reader(client)
-        version, count = await reader.exactly(2)
+        (version,) = await reader.exactly(1)
+        if version == 4:
+            return await _socks4(reader, log)
         assert version == 5
+        (count,) = await reader.exactly(1)
         methods = await reader.exactly(count)
         log.methods.append(methods)
         method = 0x02 if credentials else 0x00
@@ -180,9 +225,8 @@ def socks5_proxy(log: SocksLog, credentials: tuple[str, str] | None) -> ProxyHan
             host = (await reader.exactly(size)).decode("ascii")
         port = int.from_bytes(await reader.exactly(2), "big")
         log.destinations.append((kind, host, port))
-        try:
-            upstream = await trio.open_tcp_stream(host, port)
-        except OSError:
+        upstream = await _dial(host, port)
+        if upstream is None:
             await client.send_all(b"\x05\x05\x00\x01\x00\x00\x00\x00\x00\x00")
             return await client.aclose()
         await client.send_all(b"\x05\x00\x00\x01\x7f\x00\x00\x01\x00\x00")

@@ -17,7 +17,7 @@ from proxy_support import (
     ProxyHandler,
     SocksLog,
     read_head,
-    socks5_proxy,
+    socks_proxy,
     start_proxy,
     tunnelling_proxy,
 )
@@ -376,7 +376,7 @@ async def test_websocket_and_h2c_through_socks5(
 ) -> None:
     log = SocksLog()
     proxy = await start_proxy(
-        nursery, socks5_proxy(log, ("user", "p@ss w")), scheme=scheme
+        nursery, socks_proxy(log, ("user", "p@ss w")), scheme=scheme
     )
     proxy = proxy.replace("://", "://user:p%40ss%20w@")
     async with servers_of_both_kinds() as server:
@@ -397,12 +397,37 @@ async def test_websocket_and_h2c_through_socks5(
     assert b"\x02" in log.methods[0]  # username/password offered
 
 
+@pytest.mark.parametrize(
+    ("scheme", "host", "destination"),
+    [
+        ("socks4", "127.0.0.1", (1, "127.0.0.1")),
+        ("socks4a", "localhost", (3, "localhost")),
+    ],
+)
+async def test_raw_through_socks4(
+    nursery: trio.Nursery, scheme: str, host: str, destination: tuple[int, str]
+) -> None:
+    log = SocksLog()
+    proxy = await start_proxy(nursery, socks_proxy(log, None), scheme=scheme)
+    async with open_upgrade_server(["echo"]) as server:
+        port = server.port
+        with trio.fail_after(10):
+            conn = await trio_upgrade.upgrade(
+                f"http://{host}:{port}/", "echo", proxy=proxy.replace("://", "://me@")
+            )
+            async with conn:
+                await conn.send_all(b"socks4")
+                assert await conn.receive_some() == b"socks4"
+    assert log.destinations == [(*destination, port)]
+    assert log.credentials == [("me", "")]  # SOCKS4's user id
+
+
 async def test_socks5_refused_credentials_name_the_proxy(
     nursery: trio.Nursery,
 ) -> None:
     log = SocksLog()
     proxy = await start_proxy(
-        nursery, socks5_proxy(log, ("user", "right")), scheme="socks5"
+        nursery, socks_proxy(log, ("user", "right")), scheme="socks5"
     )
     wrong = proxy.replace("://", "://user:s3cr3t@")
     with trio.fail_after(10), pytest.raises(ProxyError) as info:
@@ -416,7 +441,7 @@ async def test_socks5_refused_credentials_name_the_proxy(
 
 async def test_socks5_cannot_reach_the_server(nursery: trio.Nursery) -> None:
     log = SocksLog()
-    proxy = await start_proxy(nursery, socks5_proxy(log, None), scheme="socks5")
+    proxy = await start_proxy(nursery, socks_proxy(log, None), scheme="socks5")
     with trio.fail_after(10), pytest.raises(ProxyError) as info:
         await trio_upgrade.upgrade("http://127.0.0.1:9/", "echo", proxy=proxy)
     assert f"SOCKS proxy {proxy} refused" in str(info.value)
@@ -501,9 +526,16 @@ async def test_an_unreachable_proxy_is_named(scheme: str) -> None:
 async def test_a_stalled_proxy_hits_the_connect_deadline(
     nursery: trio.Nursery, scheme: str
 ) -> None:
-    async def silent(client: trio.abc.Stream) -> None:
-        await trio.sleep_forever()
+    closed = trio.Event()
 
+    async def silent(client: trio.abc.Stream) -> None:
+        # Reads what the client sends (a CONNECT, a TLS hello, a SOCKS
+        # greeting), never answers, and sees the client close.
+        async for _ in client:
+            pass
+        closed.set()
+
+    # The proxy listens without TLS: for https://, the TLS handshake stalls.
     proxy = await start_proxy(nursery, silent, scheme=scheme)
     limits = trio_upgrade.Limits(connect_timeout=0.2)
     with trio.fail_after(10), pytest.raises(trio_upgrade.UpgradeTimeout) as info:
@@ -511,3 +543,5 @@ async def test_a_stalled_proxy_hits_the_connect_deadline(
             "http://127.0.0.1:9/", "echo", proxy=proxy, limits=limits
         )
     assert info.value.phase == "connect"
+    with trio.fail_after(5):
+        await closed.wait()  # the connection to the proxy was not leaked
