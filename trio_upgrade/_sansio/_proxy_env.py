@@ -167,9 +167,9 @@ def _variable(environ: Mapping[str, str], name: str) -> str | None:
     """The value of ``name`` (lower-case first), ``None`` when unset or empty."""
     value = environ.get(name)
     if value is None:
-        if name == "http_proxy" and "REQUEST_METHOD" in environ:
-            return None  # CGI: HTTP_PROXY is the client's "Proxy:" header
         value = environ.get(name.upper())
+        if value and name == "http_proxy" and "REQUEST_METHOD" in environ:
+            return None  # CGI: HTTP_PROXY is the client's "Proxy:" header
     if value is None:
         return None
     return value.strip() or None
