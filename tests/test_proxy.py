@@ -434,9 +434,13 @@ async def test_socks5_refused_credentials_name_the_proxy(
         await trio_upgrade.upgrade("http://127.0.0.1:9/", "echo", proxy=wrong)
     assert info.value.proxy == proxy.replace("://", "://***@")
     assert info.value.proxy in str(info.value)
+    assert "refused the credentials" in str(info.value)
     assert "s3cr3t" not in str(info.value)
     assert log.credentials == [("user", "s3cr3t")]
     assert log.destinations == []  # never got as far as the server's address
+    # Without credentials: it needs some.
+    with trio.fail_after(10), pytest.raises(ProxyError, match="needs credentials"):
+        await trio_upgrade.upgrade("http://127.0.0.1:9/", "echo", proxy=proxy)
 
 
 async def test_socks5_cannot_reach_the_server(nursery: trio.Nursery) -> None:
@@ -444,7 +448,7 @@ async def test_socks5_cannot_reach_the_server(nursery: trio.Nursery) -> None:
     proxy = await start_proxy(nursery, socks_proxy(log, None), scheme="socks5")
     with trio.fail_after(10), pytest.raises(ProxyError) as info:
         await trio_upgrade.upgrade("http://127.0.0.1:9/", "echo", proxy=proxy)
-    assert f"SOCKS proxy {proxy} refused" in str(info.value)
+    assert f"SOCKS proxy {proxy} did not connect to 127.0.0.1:9" in str(info.value)
     assert log.destinations == [(1, "127.0.0.1", 9)]
 
 

@@ -257,11 +257,16 @@ async def open_socks(
         # The caller's scope bounds the time; python-socks wants a number.
         sock = await client.connect(target.host, target.port, timeout=math.inf)
     except SocksError as exc:
-        raise ProxyError(
-            f"the SOCKS proxy {proxy.url} refused the connection to "
-            f"{target.authority}: {exc}",
-            proxy=proxy.url,
-        ) from exc
+        message = (
+            f"the SOCKS proxy {proxy.url} did not connect to {target.authority}: {exc}"
+        )
+        if "authentication" in str(exc).lower():
+            message += (
+                " (it refused the credentials of the proxy URL)"
+                if proxy.username is not None
+                else " (it needs credentials: put them in the proxy URL)"
+            )
+        raise ProxyError(message, proxy=proxy.url) from exc
     except (OSError, trio.BrokenResourceError) as exc:
         # python-socks says "Couldn't connect to proxy host:port [reason]";
         # errors while talking to it come as they are.
