@@ -8,7 +8,7 @@ trio_upgrade.UpgradeError`` catches everything the library means to raise:
     UpgradeError
     ├── InvalidURL (also ValueError)             the URL cannot be used
     ├── ConnectError (also OSError)              TCP/TLS/proxy connect failed
-    │   └── ProxyError                           the proxy refused the tunnel
+    │   └── ProxyError                           the proxy failed or refused
     ├── UpgradeTimeout (also trio.TooSlowError)  a deadline of ours passed
     ├── HandshakeError                           the HTTP/1.1 exchange went wrong
     │   ├── InvalidResponse                      not valid HTTP/1.1, or cut short
