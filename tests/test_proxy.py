@@ -549,3 +549,17 @@ async def test_a_stalled_proxy_hits_the_connect_deadline(
     assert info.value.phase == "connect"
     with trio.fail_after(5):
         await closed.wait()  # the connection to the proxy was not leaked
+
+
+async def test_endless_1xx_from_the_proxy_is_bounded(nursery: trio.Nursery) -> None:
+    async def stalling(client: trio.abc.Stream) -> None:
+        await read_head(client)
+        while True:
+            await client.send_all(b"HTTP/1.1 100 Continue\r\n\r\n" * 64)
+
+    proxy = await start(nursery, stalling)
+    limits = trio_upgrade.Limits(connect_timeout=5, max_informational=16)
+    with trio.fail_after(10), pytest.raises(ProxyError, match="more than 16 1xx"):
+        await trio_upgrade.upgrade(
+            "http://127.0.0.1:9/", "echo", proxy=proxy, limits=limits
+        )

@@ -213,6 +213,7 @@ async def _negotiate(
                         proxy=settings.proxy_for(target),
                         proxy_ssl_context=settings.proxy_ssl_context,
                         max_head_size=limits.max_head_size,
+                        max_informational=limits.max_informational,
                         alpn=H2_UPGRADE_ALPN if by_alpn else HTTP11_ALPN,
                     )
                     handshake = Handshake(limits)

@@ -234,6 +234,7 @@ async def connect_http2(
             see :class:`ConnectOptions`. Of ``limits``, ``connect_timeout``,
             ``handshake_timeout`` (until the server's SETTINGS),
             ``close_timeout`` and, for the proxy's reply, ``max_head_size``
+            and ``max_informational``
             apply. An ``ssl_context`` must offer ALPN ``h2``.
 
     Raises:
@@ -262,6 +263,7 @@ async def connect_http2(
             proxy=settings.proxy_for(target),
             proxy_ssl_context=settings.proxy_ssl_context,
             max_head_size=limits.max_head_size,
+            max_informational=limits.max_informational,
             alpn=_H2_ALPN,
         )
     try:

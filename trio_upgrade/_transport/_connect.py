@@ -70,6 +70,7 @@ async def open_transport(
     proxy: Proxy | None = None,
     proxy_ssl_context: ssl.SSLContext | None = None,
     max_head_size: int = 65536,
+    max_informational: int = 16,
     alpn: tuple[str, ...] = HTTP11_ALPN,
 ) -> trio.abc.Stream:
     """Connect to ``target``: TCP (through a proxy), then TLS.
@@ -91,6 +92,7 @@ async def open_transport(
             proxy=proxy,
             proxy_ssl_context=proxy_ssl_context,
             max_head_size=max_head_size,
+            max_informational=max_informational,
             alpn=alpn,
         )
     if scope.cancelled_caught:
@@ -108,6 +110,7 @@ async def connect_transport(
     proxy: Proxy | None = None,
     proxy_ssl_context: ssl.SSLContext | None = None,
     max_head_size: int = 65536,
+    max_informational: int = 16,
     alpn: tuple[str, ...] = HTTP11_ALPN,
 ) -> trio.abc.Stream:
     """:func:`open_transport` without its time limit: the caller's scope
@@ -130,7 +133,11 @@ async def connect_transport(
                 ) from exc
         else:
             stream = await _through_proxy(
-                proxy, target, proxy_ssl_context, max_head_size
+                proxy,
+                target,
+                proxy_ssl_context,
+                max_head_size=max_head_size,
+                max_informational=max_informational,
             )
         if target.secure:
             context = ssl_context if ssl_context is not None else client_context(alpn)
@@ -155,7 +162,9 @@ async def _through_proxy(
     proxy: Proxy,
     target: Target,
     context: ssl.SSLContext | None,
+    *,
     max_head_size: int,
+    max_informational: int,
 ) -> trio.abc.Stream:
     """A stream to ``target`` through ``proxy``; closed unless returned.
 
@@ -179,7 +188,11 @@ async def _through_proxy(
             stream = tls
             await tls.do_handshake()
         return await open_tunnel(
-            stream, target, max_head_size=max_head_size, proxy=proxy
+            stream,
+            target,
+            max_head_size=max_head_size,
+            max_informational=max_informational,
+            proxy=proxy,
         )
     except BaseException as exc:
         if stream is not None:

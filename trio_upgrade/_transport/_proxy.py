@@ -143,6 +143,7 @@ async def open_tunnel(
     target: Target,
     *,
     max_head_size: int,
+    max_informational: int = 16,
     proxy: Proxy,
 ) -> RawStream:
     """Ask the HTTP proxy at the other end of ``transport`` for a tunnel.
@@ -152,7 +153,9 @@ async def open_tunnel(
 
     Raises:
         ProxyError: the proxy answered with a non-2xx status, not with
-            HTTP/1.1, or closed the connection before its answer.
+            HTTP/1.1, with more than ``max_informational`` 1xx responses
+            (each head at most ``max_head_size`` bytes), or closed the
+            connection before its answer.
     """
     host = f"[{target.host}]" if ":" in target.host else target.host
     authority = f"{host}:{target.port}"
@@ -162,6 +165,7 @@ async def open_tunnel(
     await transport.send_all(conn.send(request) + conn.send(h11.EndOfMessage()))
     where = f"the proxy {proxy.url}"
     received = eof = False
+    informational = 0
     while True:
         try:
             event = conn.next_event()
@@ -185,6 +189,13 @@ async def open_tunnel(
             conn.receive_data(bytes(data))
             continue
         if isinstance(event, h11.InformationalResponse):
+            informational += 1
+            if informational > max_informational:
+                raise ProxyError(
+                    f"{where} sent more than {max_informational} 1xx responses "
+                    "to CONNECT",
+                    proxy=proxy.url,
+                )
             continue
         if isinstance(event, h11.Response):
             response = Response(
