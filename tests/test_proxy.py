@@ -116,6 +116,7 @@ async def test_silent_proxy_hits_the_connect_deadline(
     with trio.fail_after(10), pytest.raises(trio_upgrade.UpgradeTimeout) as info:
         await connect("http://127.0.0.1:9/", proxy=proxy, limits=limits)
     assert info.value.phase == "connect"
+    assert info.value.proxy == proxy  # both entry points name it
 
 
 def test_proxy_url_parsing() -> None:
@@ -547,6 +548,8 @@ async def test_a_stalled_proxy_hits_the_connect_deadline(
             "http://127.0.0.1:9/", "echo", proxy=proxy, limits=limits
         )
     assert info.value.phase == "connect"
+    assert info.value.proxy == proxy
+    assert str(info.value).endswith(f"(through the proxy {proxy})")
     with trio.fail_after(5):
         await closed.wait()  # the connection to the proxy was not leaked
 

@@ -20,9 +20,15 @@ class UpgradeTimeout(UpgradeError, trio.TooSlowError):
         phase: what was being waited for: ``"connect"``, ``"handshake"`` or
             ``"close"``.
         timeout: the limit in seconds that passed.
+        proxy: for a connect through a proxy, its URL (credentials shown as
+            ``***``), also named in the message; else empty.
     """
 
-    def __init__(self, phase: str, timeout: float) -> None:
-        super().__init__(f"{phase} did not finish within {timeout:g} s")
+    def __init__(self, phase: str, timeout: float, *, proxy: str = "") -> None:
+        message = f"{phase} did not finish within {timeout:g} s"
+        if proxy:
+            message += f" (through the proxy {proxy})"
+        super().__init__(message)
         self.phase = phase
         self.timeout = timeout
+        self.proxy = proxy

@@ -181,6 +181,8 @@ async def _negotiate(
     selected = _selected_alpn(transport)  # the ALPN protocol of the connection
     # The attempt under way, for the error that may end it.
     failing: Attempt | None = None
+    # Read once per call: every connection of the negotiation uses the same.
+    proxy = settings.proxy_for(target) if transport is None else None
     try:
         index = 0
         while index < len(plan):
@@ -210,7 +212,7 @@ async def _negotiate(
                     stream = await connect_transport(
                         target,
                         ssl_context=settings.ssl_context,
-                        proxy=settings.proxy_for(target),
+                        proxy=proxy,
                         proxy_ssl_context=settings.proxy_ssl_context,
                         max_head_size=limits.max_head_size,
                         max_informational=limits.max_informational,
@@ -285,7 +287,8 @@ async def _negotiate(
                 # the status and headers came, so the server did answer.
                 outcome = handshake.cut_short()
             if not isinstance(outcome, Refused):
-                raise UpgradeTimeout(phase, timeout)
+                through = proxy.url if proxy is not None and connect else ""
+                raise UpgradeTimeout(phase, timeout, proxy=through)
             failing.status_code = outcome.response.status_code
             attempts.append(failing)
             last, failing, bad_location = outcome, None, None

@@ -98,7 +98,8 @@ async def open_transport(
     if scope.cancelled_caught:
         if stream is not None:
             await trio.aclose_forcefully(stream)
-        raise UpgradeTimeout("connect", connect_timeout)
+        through = proxy.url if proxy is not None else ""
+        raise UpgradeTimeout("connect", connect_timeout, proxy=through)
     assert stream is not None
     return stream
 
