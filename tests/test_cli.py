@@ -14,7 +14,13 @@ import trustme
 from alpn_support import alpn_server, trust_by_default
 
 from trio_upgrade import Limits, Request
-from trio_upgrade.__main__ import Reporter, default_protocols, main, negotiate
+from trio_upgrade.__main__ import (
+    Reporter,
+    default_protocols,
+    main,
+    negotiate,
+    parse_args,
+)
 from trio_upgrade.testing import Reply, open_upgrade_server
 
 pytestmark = pytest.mark.timeout(60)
@@ -161,3 +167,36 @@ async def test_url_mode_reports_redirects() -> None:
     assert (
         "s3cret" not in text and base64.b64encode(b"alice:s3cret").decode() not in text
     )
+
+
+def test_demo_ignores_the_environment_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The demo talks to its own loopback server: a machine's proxy (here
+    # one where nothing listens) must not stand in the way.
+    monkeypatch.setenv("http_proxy", "http://127.0.0.1:9")
+    out = io.StringIO()
+    assert main(["--timeout", "5"], out) == 0, out.getvalue()
+
+
+async def test_url_mode_takes_a_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("http_proxy", "http://127.0.0.1:9")
+    async with open_upgrade_server(["echo"]) as server:
+        for proxy, ok in [(True, False), (None, True)]:
+            out = io.StringIO()
+            assert ok == await negotiate(
+                server.url(),
+                ["echo"],
+                strategy="sequential",
+                headers=[],
+                limits=Limits(connect_timeout=5),
+                message="ping",
+                report=Reporter(out),
+                proxy=proxy,
+            )
+            if not ok:
+                assert "ProxyError: could not connect to the proxy" in out.getvalue()
+
+
+def test_proxy_argument() -> None:
+    assert parse_args(["http://h/"]).proxy is True  # the environment's
+    assert parse_args(["http://h/", "--proxy", "none"]).proxy is None
+    assert parse_args(["http://h/", "--proxy", "socks5h://p"]).proxy == "socks5h://p"

@@ -113,13 +113,19 @@ async def negotiate(
     limits: Limits,
     message: str,
     report: Reporter,
+    proxy: str | bool | None = True,
 ) -> bool:
     """Upgrade ``url`` offering ``protocols``; report; True on success."""
     shown = redacted(url)  # never the URL's password
     report.line(f"offering {', '.join(protocols)} to {shown} ({strategy})")
     try:
         conn: Any = await upgrade(
-            url, list(protocols), strategy=strategy, headers=headers, limits=limits
+            url,
+            list(protocols),
+            strategy=strategy,
+            headers=headers,
+            limits=limits,
+            proxy=proxy,
         )
     except UpgradeRefused as exc:
         _report_attempts(exc.attempts, report)
@@ -175,6 +181,7 @@ async def demo(report: Reporter, limits: Limits, message: str) -> bool:
                 limits=limits,
                 message=message,
                 report=report,
+                proxy=None,  # our own loopback server: never a proxy
             )
             report.line()
     return ok
@@ -185,6 +192,10 @@ def _header(text: str) -> tuple[str, str]:
     if not sep or not name.strip():
         raise argparse.ArgumentTypeError(f"expected 'Name: value', got {text!r}")
     return name.strip(), value.strip()
+
+
+def _proxy(text: str) -> str | None:
+    return None if text.lower() == "none" else text
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -228,6 +239,15 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--message", default=DEMO_MESSAGE, help="what to send once upgraded"
     )
+    parser.add_argument(
+        "--proxy",
+        type=_proxy,
+        default=True,
+        metavar="URL",
+        help="proxy to connect through (http://, https://, socks5://...), or "
+        "'none' to connect directly (default: from the environment, "
+        "http_proxy, no_proxy...)",
+    )
     parser.add_argument("--version", action="version", version=__version__)
     return parser.parse_args(argv)
 
@@ -249,6 +269,7 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
                 limits=limits,
                 message=args.message,
                 report=report,
+                proxy=args.proxy,
             )
         )
     return 0 if ok else 1
