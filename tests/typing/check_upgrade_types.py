@@ -6,6 +6,8 @@ Not collected by pytest (the file name does not start with ``test_``); run by
 
 from __future__ import annotations
 
+import ssl
+
 from typing_extensions import assert_type
 
 import trio_upgrade
@@ -64,6 +66,16 @@ async def check_options() -> None:
     await trio_upgrade.upgrade("ws://h/", "websocket", strategy="x")  # type: ignore[call-overload]
     trio_upgrade.open_upgrade("ws://h/", "websocket", nursery=None)  # type: ignore[call-overload]
     bad: trio_upgrade.UpgradeOptions = {"strategy": "x"}  # type: ignore[typeddict-item]
+    # proxy: a URL, True (the environment's) or None/False (direct).
+    for proxy in ("socks5h://p:1080", True, False, None):
+        ws = await trio_upgrade.upgrade("ws://h/", "websocket", proxy=proxy)
+        assert_type(ws, WebSocketConnection)
+    ssl_options: trio_upgrade.ConnectOptions = {
+        "proxy": "https://p:3129",
+        "proxy_ssl_context": ssl.create_default_context(),
+    }
+    await trio_upgrade.connect_http2("http://h/", **ssl_options)
+    await trio_upgrade.upgrade("ws://h/", "websocket", proxy_ssl_context="x")  # type: ignore[call-overload]
     await trio_upgrade.upgrade("ws://h/", "websocket", **bad)
 
 
