@@ -566,3 +566,10 @@ async def test_endless_1xx_from_the_proxy_is_bounded(nursery: trio.Nursery) -> N
         await trio_upgrade.upgrade(
             "http://127.0.0.1:9/", "echo", proxy=proxy, limits=limits
         )
+
+
+@pytest.mark.parametrize("proxy", [3128, b"http://p:1", ["http://p:1"]])
+async def test_a_proxy_of_the_wrong_type_is_a_type_error(proxy: object) -> None:
+    # Not silently a direct connection.
+    with pytest.raises(TypeError, match="proxy must be"):
+        await trio_upgrade.upgrade("http://127.0.0.1:9/", "echo", proxy=proxy)  # type: ignore[call-overload]

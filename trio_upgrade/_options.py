@@ -199,12 +199,17 @@ def connect_settings(
     """:func:`check_keys`, then the :class:`ConnectOptions` of ``options``.
 
     Raises:
-        TypeError: as for :func:`check_keys`.
+        TypeError: as for :func:`check_keys`; ``proxy`` is not a string,
+            a bool or ``None``.
         InvalidURL: ``proxy`` is not a proxy URL that can be used.
     """
     check_keys(where, options, accepted)
     limits = options.get("limits")
     proxy = options.get("proxy", True)
+    if proxy is not None and not isinstance(proxy, (str, bool)):
+        raise TypeError(
+            f"proxy must be a URL, True, False or None, got {type(proxy).__name__}"
+        )
     return ConnectSettings(
         limits if limits is not None else _DEFAULT_LIMITS,
         options.get("ssl_context"),
