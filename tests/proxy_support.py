@@ -1,6 +1,6 @@
 """Loopback proxies for the tests: HTTP CONNECT (plain or over TLS), SOCKS.
 
-Small, but real: they listen on 127.0.0.1, speak the protocol on the wire,
+Small, but real: they listen on loopback, speak the protocol on the wire,
 dial the target they are asked for and copy bytes both ways, recording what
 they were sent so that tests can check what reached the proxy.
 """
@@ -83,6 +83,7 @@ async def start_proxy(
     *,
     ssl_context: ssl.SSLContext | None = None,
     scheme: str = "http",
+    host: str = "127.0.0.1",
 ) -> str:
     """Serve ``handler`` on a free loopback port; return the proxy's URL.
 
@@ -98,17 +99,15 @@ async def start_proxy(
             await trio.aclose_forcefully(stream)
 
     if ssl_context is None:
-        listeners = await nursery.start(
-            partial(trio.serve_tcp, quiet, 0, host="127.0.0.1")
-        )
+        listeners = await nursery.start(partial(trio.serve_tcp, quiet, 0, host=host))
         port = listeners[0].socket.getsockname()[1]
     else:
         listeners = await nursery.start(
-            partial(trio.serve_ssl_over_tcp, handler, 0, ssl_context, host="127.0.0.1")
+            partial(trio.serve_ssl_over_tcp, quiet, 0, ssl_context, host=host)
         )
         port = listeners[0].transport_listener.socket.getsockname()[1]
         scheme = "https"
-    return f"{scheme}://127.0.0.1:{port}"
+    return f"{scheme}://{f'[{host}]' if ':' in host else host}:{port}"
 
 
 # -- SOCKS5 (RFC 1928) with username/password (RFC 1929) ---------------------

@@ -21,6 +21,7 @@ from proxy_support import (
     start_proxy,
     tunnelling_proxy,
 )
+from test_upgrade_hosts import needs_ipv6
 
 import trio_upgrade
 from trio_upgrade import InvalidURL, ProxyError
@@ -573,3 +574,24 @@ async def test_a_proxy_of_the_wrong_type_is_a_type_error(proxy: object) -> None:
     # Not silently a direct connection.
     with pytest.raises(TypeError, match="proxy must be"):
         await trio_upgrade.upgrade("http://127.0.0.1:9/", "echo", proxy=proxy)  # type: ignore[call-overload]
+
+
+@needs_ipv6
+@pytest.mark.parametrize("scheme", ["http", "socks5"])
+async def test_ipv6_proxy_and_server(nursery: trio.Nursery, scheme: str) -> None:
+    log = SocksLog()
+    heads: list[bytes] = []
+    handler = socks_proxy(log, None) if scheme == "socks5" else tunnelling_proxy(heads)
+    proxy = await start_proxy(nursery, handler, scheme=scheme, host="::1")
+    assert proxy.startswith(f"{scheme}://[::1]:")
+    async with open_upgrade_server(["echo"], host="::1") as server:
+        port = server.port
+        with trio.fail_after(10):
+            conn = await trio_upgrade.upgrade(server.url(), "echo", proxy=proxy)
+            async with conn:
+                await conn.send_all(b"v6")
+                assert await conn.receive_some() == b"v6"
+    if scheme == "socks5":
+        assert log.destinations == [(4, "::1", port)]  # an IPv6 address
+    else:
+        assert heads[0].startswith(f"CONNECT [::1]:{port} HTTP/1.1\r\n".encode())
