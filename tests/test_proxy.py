@@ -123,7 +123,7 @@ async def test_silent_proxy_hits_the_connect_deadline(
 def test_proxy_url_parsing() -> None:
     proxy = parse_proxy("http://user:secret@127.0.0.1:3128")
     assert (proxy.target.host, proxy.target.port) == ("127.0.0.1", 3128)
-    assert proxy.headers == [("Proxy-Authorization", "Basic dXNlcjpzZWNyZXQ=")]
+    assert proxy.headers == (("Proxy-Authorization", "Basic dXNlcjpzZWNyZXQ="),)
     assert parse_proxy("http://proxy.test").target.port == 80
     with pytest.raises(InvalidURL, match="proxy URL"):
         parse_proxy("ftp://127.0.0.1:1080")

@@ -61,7 +61,8 @@ class Proxy:
     url: str
     username: str | None = field(default=None, repr=False)
     password: str | None = field(default=None, repr=False)
-    headers: list[tuple[str, str]] = field(default_factory=list, repr=False)
+    # A tuple: parsed proxies are cached and shared between calls.
+    headers: tuple[tuple[str, str], ...] = field(default=(), repr=False)
 
     @property
     def is_socks(self) -> bool:
@@ -110,7 +111,7 @@ def parse_proxy(url: str) -> Proxy:
         target = parse_url(f"{web_scheme}://{host}/")
     except InvalidURL as exc:
         raise InvalidURL(f"invalid proxy URL {shown!r}: {exc}") from None
-    return Proxy(scheme, target, shown, user, password, headers)
+    return Proxy(scheme, target, shown, user, password, tuple(headers))
 
 
 class ProxyError(ConnectError):
