@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from trio_upgrade._sansio._proxy_env import environment_proxy, parse_no_proxy
 from trio_upgrade._sansio._url import parse_url
@@ -103,6 +105,7 @@ def test_upper_case_http_proxy_is_ignored_in_cgi() -> None:
         # Entries that are none of the above are skipped, not fatal.
         ("[::1, exa mple.com, :80, a.test:x, 10.0.0.0/99", "ws://a.test/", False),
         ("a_b!.test:99999, ok.test", "ws://ok.test/", True),
+        ("[::1]:٨٠, a.test:٨٠", "ws://[::1]:80/", False),  # not ASCII
         ("-bad-.xn--a, ok.test", "ws://ok.test/", True),
     ],
 )
@@ -122,3 +125,46 @@ def test_no_proxy_is_bounded_and_cached() -> None:
     parsed = parse_no_proxy(huge)
     assert len(parsed.entries) <= 65536 // len("a.test,") + 1
     assert parse_no_proxy(huge) is parsed
+
+
+_NO_PROXY_PIECES = st.sampled_from(
+    [
+        "*",
+        ".",
+        ",",
+        " ",
+        ":",
+        "[",
+        "]",
+        "/",
+        "%",
+        "::1",
+        "10.0.0.0/8",
+        "a.test",
+        "bücher",
+        "xn--",
+        "-",
+        "80",
+        "99999",
+        "*.",
+        "fe80::1%25lo",
+        "\t",
+        "\0",
+    ]
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(_NO_PROXY_PIECES | st.text(max_size=8), max_size=12))
+def test_any_no_proxy_value_parses(pieces: list[str]) -> None:
+    # The environment is not ours to validate: whatever it holds, the call
+    # gets an answer, never an exception.
+    value = "".join(pieces)
+    for url in (
+        "ws://a.test/",
+        "ws://[::1]:80/",
+        "wss://10.1.2.3/",
+        "http://xn--bcher-kva.test/",
+    ):
+        environ = {"all_proxy": "http://p:1", "no_proxy": value}
+        assert proxy_for(url, **environ) in (None, "http://p:1")

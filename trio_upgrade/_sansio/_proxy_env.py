@@ -117,7 +117,7 @@ def _parse_entry(text: str) -> _Entry | None:
             return None
         host = inside
         if after:
-            if not after[1:].isdigit():
+            if not after[1:].isascii() or not after[1:].isdigit():
                 return None
             port = int(after[1:])
     elif text.count(":") == 1:
