@@ -595,3 +595,36 @@ async def test_ipv6_proxy_and_server(nursery: trio.Nursery, scheme: str) -> None
         assert log.destinations == [(4, "::1", port)]  # an IPv6 address
     else:
         assert heads[0].startswith(f"CONNECT [::1]:{port} HTTP/1.1\r\n".encode())
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "socks5://%C3%BCzr:s3cr3t@127.0.0.1",  # python-socks sends ASCII only
+        "socks5://uzr:s%C3%A9cr3t@127.0.0.1",
+        "socks5://uzr@127.0.0.1",  # no password: python-socks would not log in
+        "socks5://:s3cr3t@127.0.0.1",
+        f"socks5://{'uzr' * 86}:s3cr3t@127.0.0.1",  # RFC 1929: 255 at most
+        f"socks5h://uzr:{'s3cr3t' * 43}@127.0.0.1",
+        "socks4://%C3%BCzr@127.0.0.1",
+        "socks4a://uzr%00@127.0.0.1",  # SOCKS4's user id ends at a NUL
+    ],
+)
+def test_socks_credentials_that_cannot_be_sent_are_invalid(url: str) -> None:
+    with pytest.raises(InvalidURL, match="SOCKS credentials") as info:
+        parse_proxy(url)
+    assert "s3cr3t" not in str(info.value)
+    assert "zr" not in str(info.value)
+    assert "***@127.0.0.1" in str(info.value)
+
+
+async def test_a_socks5h_name_that_cannot_be_sent_is_a_proxy_error(
+    nursery: trio.Nursery,
+) -> None:
+    log = SocksLog()
+    proxy = await start_proxy(nursery, socks_proxy(log, None), scheme="socks5h")
+    long_label = "a" * 64  # DNS labels have 63 octets at most
+    with trio.fail_after(10), pytest.raises(ProxyError) as info:
+        await trio_upgrade.upgrade(f"http://{long_label}.test/", "echo", proxy=proxy)
+    assert proxy in str(info.value)
+    assert log.destinations == []

@@ -102,6 +102,8 @@ def parse_proxy(url: str) -> Proxy:
         if scheme in ("http", "https"):
             token = base64.b64encode(f"{user}:{password}".encode()).decode("ascii")
             headers.append(("Proxy-Authorization", f"Basic {token}"))
+        else:
+            _check_socks_credentials(scheme, user, password, shown)
     host = parts.netloc.rpartition("@")[2]
     if port is None:
         host = f"{host.rstrip(':')}:{PROXY_SCHEMES[scheme]}"
@@ -112,6 +114,28 @@ def parse_proxy(url: str) -> Proxy:
     except InvalidURL as exc:
         raise InvalidURL(f"invalid proxy URL {shown!r}: {exc}") from None
     return Proxy(scheme, target, shown, user, password, tuple(headers))
+
+
+def _check_socks_credentials(scheme: str, user: str, password: str, shown: str) -> None:
+    """Refuse credentials that python-socks cannot send as they are.
+
+    It sends them as ASCII, and offers SOCKS5's username/password method
+    (RFC 1929: 1-255 octets each) only when both are non-empty; a SOCKS4
+    user id ends at a NUL.
+
+    Raises:
+        InvalidURL: saying which rule, never showing the credentials.
+    """
+    problem = ""
+    if not (user + password).isascii():
+        problem = "must be ASCII"
+    elif scheme.startswith("socks5"):
+        if not (0 < len(user) < 256 and 0 < len(password) < 256):
+            problem = "need a user name and a password of 1 to 255 characters each"
+    elif "\0" in user:
+        problem = "may not hold a NUL character"
+    if problem:
+        raise InvalidURL(f"the SOCKS credentials of {shown!r} {problem}")
 
 
 class ProxyError(ConnectError):
@@ -284,5 +308,12 @@ async def open_socks(
         # errors while talking to it come as they are.
         raise ProxyError(
             f"could not talk to the SOCKS proxy {proxy.url}: {exc}", proxy=proxy.url
+        ) from exc
+    except UnicodeError as exc:
+        # A name python-socks cannot encode for the proxy (a DNS label over
+        # 63 octets, with socks5h or socks4a).
+        raise ProxyError(
+            f"could not ask the SOCKS proxy {proxy.url} for {target.authority}: {exc}",
+            proxy=proxy.url,
         ) from exc
     return trio.SocketStream(sock)
