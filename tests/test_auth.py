@@ -286,6 +286,6 @@ def test_headers_request_response_show_no_credentials() -> None:
 
 def test_proxy_repr_hides_its_credentials() -> None:
     proxy = parse_proxy(f"http://alice:{SECRET}@127.0.0.1:3128".replace("ä", "%C3%A4"))
-    assert proxy.headers == [("Proxy-Authorization", basic("alice", SECRET))]
+    assert list(proxy.headers) == [("Proxy-Authorization", basic("alice", SECRET))]
     assert_no_secret(repr(proxy))
     assert "Basic [redacted]" in repr(proxy)

@@ -28,6 +28,7 @@ from trio_upgrade import InvalidURL, ProxyError
 from trio_upgrade._transport._proxy import parse_proxy
 from trio_upgrade.testing import (
     H2CServerProtocol,
+    Reply,
     UpgradeServer,
     WebSocketServerProtocol,
     open_upgrade_server,
@@ -628,3 +629,26 @@ async def test_a_socks5h_name_that_cannot_be_sent_is_a_proxy_error(
         await trio_upgrade.upgrade(f"http://{long_label}.test/", "echo", proxy=proxy)
     assert proxy in str(info.value)
     assert log.destinations == []
+
+
+@pytest.mark.parametrize("proxied_hop", [0, 1])
+async def test_each_redirect_hop_gets_its_own_proxy(
+    nursery: trio.Nursery, monkeypatch: pytest.MonkeyPatch, proxied_hop: int
+) -> None:
+    heads: list[bytes] = []
+    monkeypatch.setenv("http_proxy", await start(nursery, tunnelling_proxy(heads)))
+    async with open_upgrade_server(["echo"]) as final:
+        moved = Reply(302, headers=[("Location", final.url("/here"))])
+        async with open_upgrade_server(["other"], fallback=moved) as first:
+            ports = [first.port, final.port]
+            # no_proxy names the hop that goes directly, by host:port.
+            monkeypatch.setenv("no_proxy", f"127.0.0.1:{ports[1 - proxied_hop]}")
+            with trio.fail_after(10):
+                conn = await trio_upgrade.upgrade(first.url("/start"), "echo")
+                async with conn:
+                    await conn.send_all(b"moved")
+                    assert await conn.receive_some() == b"moved"
+        assert [r.target for r in final.requests] == ["/here"]
+    assert [h.split(b"\r\n")[0] for h in heads] == [
+        f"CONNECT 127.0.0.1:{ports[proxied_hop]} HTTP/1.1".encode()
+    ]

@@ -59,6 +59,7 @@ from ._sansio._redirect import RedirectChain
 from ._sansio._url import Target, parse_url, redacted, split_userinfo
 from ._timeout import UpgradeTimeout
 from ._transport._connect import connect_transport, deadline_from
+from ._transport._proxy import Proxy
 from ._transport._tls import H2_UPGRADE_ALPN, HTTP11_ALPN
 from ._websocket import WebSocket, WebSocketConnection
 
@@ -181,8 +182,10 @@ async def _negotiate(
     selected = _selected_alpn(transport)  # the ALPN protocol of the connection
     # The attempt under way, for the error that may end it.
     failing: Attempt | None = None
-    # Read once per call: every connection of the negotiation uses the same.
-    proxy = settings.proxy_for(target) if transport is None else None
+    # The proxy of the latest connection made (for a connect timeout's
+    # message): chosen for each hop, as a redirect may change the scheme or
+    # the host, and so the variable or the no_proxy entry that applies.
+    proxy: Proxy | None = None
     try:
         index = 0
         while index < len(plan):
@@ -209,6 +212,7 @@ async def _negotiate(
                 if connect:
                     # The target of this hop: after a redirect, the proxy
                     # decision and TLS are made for the new one.
+                    proxy = settings.proxy_for(target)
                     stream = await connect_transport(
                         target,
                         ssl_context=settings.ssl_context,

@@ -14,6 +14,7 @@ import trio
 from .._sansio._errors import ConnectError, InvalidURL
 from .._sansio._limits import RECEIVE_SIZE
 from .._sansio._messages import Headers, Response
+from .._sansio._redact import shown_fields
 from .._sansio._url import Target, parse_url, redacted
 from ._stream import RawStream
 
@@ -68,6 +69,11 @@ class Proxy:
     def is_socks(self) -> bool:
         """Whether this is a SOCKS proxy rather than an HTTP one."""
         return self.scheme.startswith("socks")
+
+    def __repr__(self) -> str:
+        # The URL without its credentials, the fields with their values
+        # redacted: what a log line may show.
+        return f"Proxy(url={self.url!r}, headers={shown_fields(self.headers)!r})"
 
 
 def parse_proxy(url: str) -> Proxy:
