@@ -107,3 +107,30 @@ def test_without_the_header_bound_h2_applies_its_own_until_acknowledged(
     # The setting is still sent; h2 applies it once the server acks it.
     assert state.local_settings.max_header_list_size == 5000
     assert state.decoder.max_header_list_size != 5000
+
+
+def test_the_installed_h2_reads_its_closed_stream_bound_from_the_class() -> None:
+    assert _h2_compat.BOUNDS_CLOSED
+    state = new_client_state(HTTP2Options())
+    assert isinstance(state, _h2_compat.BoundedH2Connection)
+    assert state.MAX_CLOSED_STREAMS == _h2_compat.CLOSED_STREAMS_KEPT
+
+
+async def test_a_long_lived_connection_remembers_a_bounded_number_of_streams() -> None:
+    # Each request used to leave ~170 bytes in h2's memory of closed streams,
+    # up to 65,536 of them (about 11 MiB per connection): now at most
+    # CLOSED_STREAMS_KEPT, on the client and on the test server alike.
+    kept = _h2_compat.CLOSED_STREAMS_KEPT
+    async with h2c_server(connection_timeout=60) as (server, _):
+        with trio.fail_after(30):
+            async with trio_upgrade.open_upgrade(server.url(), ["h2c"]) as conn:
+                await conn.upgrade_response.read()
+                for _ in range(kept + 100):
+                    response = await conn.request("GET", "/")
+                    assert response.status_code == 200
+                closed = conn._engine.h2._closed_streams
+                assert kept - 10 <= len(closed) <= kept
+                # Still usable, and stream ids go on from where they were.
+                response = await conn.request("GET", "/")
+                assert response.status_code == 200
+                assert conn._engine.h2.highest_outbound_stream_id > 2 * kept

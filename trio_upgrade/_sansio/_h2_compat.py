@@ -21,6 +21,18 @@ RFC's behaviour (or a bound) that h2's public API does not give.
   *sending* a GOAWAY: h2 would refuse to send the rest of the streams it
   kept. Fallback (:data:`KEEPS_SENDING` false): the GOAWAY is sent the
   public way and the caller closes the connection.
+* :class:`BoundedH2Connection` (client and test server). h2 remembers how
+  each closed stream ended, for the last ``MAX_CLOSED_STREAMS`` (65,536)
+  streams: about 170 bytes a stream, so a long-lived connection grows by
+  that much per request up to some 11 MiB. The protocol needs the memory
+  only for frames the peer sent before it learned of the close (RFC 9113
+  §5.1: frames after our RST_STREAM are ignored, not errors), which arrive
+  within a round trip: :data:`CLOSED_STREAMS_KEPT` (1,024) covers ten
+  thousand requests a second over a 100 ms path, and a frame for a stream
+  forgotten sooner only draws h2's RST_STREAM (``STREAM_CLOSED``), a stream
+  error on a stream that is over. ``MAX_CLOSED_STREAMS`` is a public class
+  attribute, undocumented: the subclass sets it. Fallback
+  (:data:`BOUNDS_CLOSED` false, the attribute gone): h2's own bound.
 * :func:`bound_header_list` (client). h2 applies our
   ``SETTINGS_MAX_HEADER_LIST_SIZE`` to its HPACK decoder only once the
   server acknowledged our SETTINGS; this applies it from the first byte.
@@ -38,13 +50,31 @@ import h2.events
 import h2.exceptions
 
 __all__ = [
+    "BOUNDS_CLOSED",
     "BOUNDS_HEADERS",
+    "CLOSED_STREAMS_KEPT",
+    "BoundedH2Connection",
     "KEEPS_SENDING",
     "REOPENS",
     "bound_header_list",
     "reopen_after_goaway",
     "send_goaway_keeping_streams",
 ]
+
+#: Closed streams whose ending h2 remembers, per connection (see above).
+CLOSED_STREAMS_KEPT = 1024
+
+#: Whether h2 still reads its bound on closed streams from the class.
+BOUNDS_CLOSED = isinstance(
+    getattr(h2.connection.H2Connection, "MAX_CLOSED_STREAMS", None), int
+)
+
+
+class BoundedH2Connection(h2.connection.H2Connection):
+    """h2's connection, remembering :data:`CLOSED_STREAMS_KEPT` closed streams."""
+
+    MAX_CLOSED_STREAMS = CLOSED_STREAMS_KEPT
+
 
 _REQUEST = [
     (b":method", b"GET"),

@@ -13,7 +13,7 @@ import h2.settings
 from h2.settings import SettingCodes
 
 from . import _speedups
-from ._h2_compat import bound_header_list
+from ._h2_compat import BoundedH2Connection, bound_header_list
 
 __all__ = ["HTTP2Options", "new_client_state"]
 
@@ -147,7 +147,7 @@ def new_client_state(options: HTTP2Options) -> h2.connection.H2Connection:
         validate_outbound_headers=h2_checks_requests,
         normalize_outbound_headers=h2_checks_requests,
     )
-    state = h2.connection.H2Connection(config=config)
+    state = BoundedH2Connection(config=config)
     settings = h2.settings.Settings(
         client=True,
         initial_values={

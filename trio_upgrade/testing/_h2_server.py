@@ -25,7 +25,7 @@ import trio
 from h2.errors import ErrorCodes
 from h2.settings import SettingCodes
 
-from .._sansio._h2_compat import send_goaway_keeping_streams
+from .._sansio._h2_compat import BoundedH2Connection, send_goaway_keeping_streams
 from .._sansio._limits import RECEIVE_SIZE
 from .._sansio._messages import Headers, Request
 from .._transport._stream import RawStream
@@ -137,7 +137,7 @@ class H2ServerConnection:
         self.requests: list[H2Request] = []
         self._notifier = Notifier()
         config = h2.config.H2Configuration(client_side=False, header_encoding=None)
-        self.h2 = h2.connection.H2Connection(config)
+        self.h2: h2.connection.H2Connection = BoundedH2Connection(config)
         # h2's own server defaults, then the protocol's.
         values: dict[int, int] = {
             SettingCodes.MAX_CONCURRENT_STREAMS: 100,
