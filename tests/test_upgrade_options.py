@@ -97,6 +97,7 @@ def test_upgrade_options_extend_the_connect_options() -> None:
         "proxy",
         "proxy_ssl_context",
         "transport",
+        "unix_socket",
     }
     assert UpgradeOptions.__optional_keys__ == connect | {
         "headers",

@@ -24,6 +24,7 @@ from ._sansio._limits import Limits
 from ._sansio._messages import HeadersArg
 from ._sansio._proxy_env import environment_proxy
 from ._sansio._url import Target
+from ._transport._connect import HAS_UNIX
 from ._transport._proxy import Proxy, parse_proxy
 
 if sys.version_info >= (3, 11):
@@ -99,6 +100,19 @@ class ConnectOptions(TypedDict, total=False):
             given (no TLS is added, ``proxy`` is not used) and closed on
             failure like any connection; when a declined offer leaves it
             unusable, no other connection is opened. Default: ``None``.
+        unix_socket (str | os.PathLike[str] | None): the path of a Unix
+            domain socket to connect to instead of the URL's host and port,
+            as ``curl --unix-socket`` does (the Docker Engine API listens on
+            ``/var/run/docker.sock``). The URL still gives the ``Host``
+            field (or ``:authority``) and the request target; for
+            ``https``/``wss``, TLS runs over the socket with the URL's host
+            as the server name. On Linux, a path that starts with a NUL
+            byte (``"\\0name"``) names an abstract-namespace socket. When a
+            declined offer leaves the connection unusable, the next offer
+            connects to the same socket again. Not with a ``proxy`` URL
+            nor ``transport``; the environment's proxies (``proxy=True``)
+            are not used for it. Linux, macOS and the BSDs only. Default:
+            ``None``, connect to the URL's host.
     """
 
     limits: Limits | None
@@ -106,6 +120,7 @@ class ConnectOptions(TypedDict, total=False):
     proxy: str | bool | None
     transport: trio.abc.Stream | None
     proxy_ssl_context: ssl.SSLContext | None
+    unix_socket: str | os.PathLike[str] | None
 
 
 class UpgradeOptions(ConnectOptions, total=False):
@@ -161,6 +176,7 @@ class ConnectSettings:
     #: ``proxy=True``: :meth:`proxy_for` reads the environment.
     proxy_from_environment: bool = False
     proxy_ssl_context: ssl.SSLContext | None = None
+    unix_socket: str | None = None
 
     def proxy_for(self, target: Target) -> Proxy | None:
         """The proxy to reach ``target`` through, ``None`` for none.
@@ -202,6 +218,9 @@ def connect_settings(
         TypeError: as for :func:`check_keys`; ``proxy`` is not a string,
             a bool or ``None``.
         InvalidURL: ``proxy`` is not a proxy URL that can be used.
+        ValueError: ``unix_socket`` with a ``proxy`` URL or ``transport``,
+            an empty ``unix_socket``, or one on a platform without Unix
+            sockets.
     """
     check_keys(where, options, accepted)
     limits = options.get("limits")
@@ -210,13 +229,17 @@ def connect_settings(
         raise TypeError(
             f"proxy must be a URL, True, False or None, got {type(proxy).__name__}"
         )
+    transport = options.get("transport")
+    unix_socket = _unix_socket_path(options.get("unix_socket"), proxy, transport)
     return ConnectSettings(
         limits if limits is not None else _DEFAULT_LIMITS,
         options.get("ssl_context"),
         _parse_proxy_cached(proxy) if isinstance(proxy, str) else None,
-        options.get("transport"),
-        proxy is True,
+        transport,
+        # A Unix socket is local: the environment's proxies are not for it.
+        proxy is True and unix_socket is None,
         options.get("proxy_ssl_context"),
+        unix_socket,
     )
 
 
@@ -225,3 +248,34 @@ def connect_settings(
 @functools.lru_cache(maxsize=32)
 def _parse_proxy_cached(url: str) -> Proxy:
     return parse_proxy(url)
+
+
+def _unix_socket_path(
+    unix_socket: str | os.PathLike[str] | None,
+    proxy: str | bool | None,
+    transport: trio.abc.Stream | None,
+) -> str | None:
+    # Conflicting options are a ValueError, as subprocess.run() makes
+    # ``capture_output`` with ``stdout``: each is valid, not both at once.
+    if unix_socket is None:
+        return None
+    path = os.fspath(unix_socket)
+    if not isinstance(path, str):
+        raise TypeError(f"unix_socket must be a str path, got {unix_socket!r}")
+    if not path:
+        raise ValueError("unix_socket must not be empty")
+    if isinstance(proxy, str):
+        raise ValueError(
+            "unix_socket and proxy cannot be used together: the connection "
+            "goes to the Unix socket, not through a proxy"
+        )
+    if transport is not None:
+        raise ValueError(
+            "unix_socket and transport cannot be used together: transport "
+            "is an already open connection"
+        )
+    if not HAS_UNIX:
+        raise ValueError(
+            "unix_socket is not supported on this platform (no socket.AF_UNIX)"
+        )
+    return path

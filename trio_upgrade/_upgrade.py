@@ -218,6 +218,7 @@ async def _negotiate(
                         ssl_context=settings.ssl_context,
                         proxy=proxy,
                         proxy_ssl_context=settings.proxy_ssl_context,
+                        unix_socket=settings.unix_socket,
                         max_head_size=limits.max_head_size,
                         max_informational=limits.max_informational,
                         alpn=H2_UPGRADE_ALPN if by_alpn else HTTP11_ALPN,
@@ -461,7 +462,8 @@ async def upgrade(
             pings) run them. Without one they run none; see
             :func:`open_upgrade`.
         **options: ``headers``, ``strategy``, ``limits``, ``ssl_context``,
-            ``proxy``, ``transport``; see :class:`UpgradeOptions`.
+            ``proxy``, ``transport``, ``unix_socket``; see
+            :class:`UpgradeOptions`.
 
     Returns:
         The connection of the protocol the server chose (a
@@ -475,10 +477,13 @@ async def upgrade(
         InvalidURL: ``url`` or ``proxy`` cannot be used.
         ValueError: ``protocols``, ``headers``, ``strategy`` or ``auth`` is
             malformed, credentials are given twice (URL, ``auth``, an
-            ``Authorization`` field), or ``"h2"`` is offered for a cleartext
-            URL or ``"h2c"`` for a TLS one.
+            ``Authorization`` field), ``"h2"`` is offered for a cleartext
+            URL or ``"h2c"`` for a TLS one, or ``unix_socket`` is given with
+            ``proxy`` or ``transport``.
         ConnectError: the connection could not be opened
-            (:class:`ProxyError` when the proxy refused the tunnel).
+            (:class:`ProxyError` when the proxy refused the tunnel); for a
+            ``unix_socket`` that is missing, not a socket or not permitted,
+            the message names its path.
         UpgradeTimeout: ``limits.connect_timeout`` or
             ``limits.handshake_timeout`` passed before a final status came.
         UpgradeRefused: the server answered every offer with a final status

@@ -230,16 +230,17 @@ async def connect_http2(
             Without one (the default) there is no background task: the
             server is read only while some task waits on the connection.
             :func:`open_http2` gives it one.
-        **connect: ``limits``, ``ssl_context``, ``proxy``, ``transport``;
-            see :class:`ConnectOptions`. Of ``limits``, ``connect_timeout``,
-            ``handshake_timeout`` (until the server's SETTINGS),
-            ``close_timeout`` and, for the proxy's reply, ``max_head_size``
-            and ``max_informational``
-            apply. An ``ssl_context`` must offer ALPN ``h2``.
+        **connect: ``limits``, ``ssl_context``, ``proxy``, ``transport``,
+            ``unix_socket``; see :class:`ConnectOptions`. Of ``limits``,
+            ``connect_timeout``, ``handshake_timeout`` (until the server's
+            SETTINGS), ``close_timeout`` and, for the proxy's reply,
+            ``max_head_size`` and ``max_informational`` apply. An
+            ``ssl_context`` must offer ALPN ``h2``.
 
     Raises:
         TypeError: an option that is not one of :class:`ConnectOptions`.
         InvalidURL: not an http or https URL, or a bad ``proxy``.
+        ValueError: ``unix_socket`` with ``proxy`` or ``transport``.
         ConnectError: the connection could not be made (:class:`ProxyError`
             when the proxy refused the tunnel), or TLS did not select
             ``h2``.
@@ -262,6 +263,7 @@ async def connect_http2(
             ssl_context=settings.ssl_context,
             proxy=settings.proxy_for(target),
             proxy_ssl_context=settings.proxy_ssl_context,
+            unix_socket=settings.unix_socket,
             max_head_size=limits.max_head_size,
             max_informational=limits.max_informational,
             alpn=_H2_ALPN,

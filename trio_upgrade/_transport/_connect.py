@@ -14,7 +14,12 @@ from .._timeout import UpgradeTimeout
 from ._proxy import Proxy, ProxyError, open_socks, open_tunnel
 from ._tls import HTTP11_ALPN, client_context
 
-__all__ = ["connect_transport", "open_transport"]
+__all__ = [
+    "HAS_UNIX",
+    "connect_transport",
+    "describe_unix_socket",
+    "open_transport",
+]
 
 
 def _scope_id(zone: str) -> int:
@@ -62,6 +67,31 @@ async def _connect_tcp(target: Target) -> trio.SocketStream:
     return trio.SocketStream(sock)
 
 
+#: Whether this platform has Unix domain sockets (Linux, macOS, the BSDs).
+HAS_UNIX = hasattr(socket, "AF_UNIX")
+
+
+def describe_unix_socket(path: str) -> str:
+    """How errors name a Unix socket: its path, or ``@name`` for a Linux
+    abstract-namespace one (whose name starts with a NUL byte), as ``ss``
+    and ``netstat`` show it."""
+    if path.startswith("\0"):
+        return f"Unix socket @{path[1:]!r}"
+    return f"Unix socket {path!r}"
+
+
+async def _connect_unix(path: str) -> trio.SocketStream:
+    # trio.open_unix_socket raises RuntimeError where AF_UNIX is missing;
+    # the options check refuses unix_socket there first, with the reason.
+    sock = trio.socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        await sock.connect(path)
+    except BaseException:
+        sock.close()
+        raise
+    return trio.SocketStream(sock)
+
+
 async def open_transport(
     target: Target,
     *,
@@ -69,11 +99,13 @@ async def open_transport(
     ssl_context: ssl.SSLContext | None = None,
     proxy: Proxy | None = None,
     proxy_ssl_context: ssl.SSLContext | None = None,
+    unix_socket: str | None = None,
     max_head_size: int = 65536,
     max_informational: int = 16,
     alpn: tuple[str, ...] = HTTP11_ALPN,
 ) -> trio.abc.Stream:
-    """Connect to ``target``: TCP (through a proxy), then TLS.
+    """Connect to ``target``: TCP (through a proxy) or the Unix socket
+    ``unix_socket``, then TLS.
 
     Without ``ssl_context``, TLS uses the shared context that offers ``alpn``;
     without ``proxy_ssl_context``, TLS to an ``https://`` proxy uses the
@@ -91,6 +123,7 @@ async def open_transport(
             ssl_context=ssl_context,
             proxy=proxy,
             proxy_ssl_context=proxy_ssl_context,
+            unix_socket=unix_socket,
             max_head_size=max_head_size,
             max_informational=max_informational,
             alpn=alpn,
@@ -110,6 +143,7 @@ async def connect_transport(
     ssl_context: ssl.SSLContext | None = None,
     proxy: Proxy | None = None,
     proxy_ssl_context: ssl.SSLContext | None = None,
+    unix_socket: str | None = None,
     max_head_size: int = 65536,
     max_informational: int = 16,
     alpn: tuple[str, ...] = HTTP11_ALPN,
@@ -125,7 +159,14 @@ async def connect_transport(
     """
     stream: trio.abc.Stream | None = None
     try:
-        if proxy is None:
+        if unix_socket is not None:
+            # The options check refuses a proxy URL with a Unix socket.
+            try:
+                stream = await _connect_unix(unix_socket)
+            except OSError as exc:
+                where = describe_unix_socket(unix_socket)
+                raise ConnectError(f"could not connect to {where}: {exc}") from exc
+        elif proxy is None:
             try:
                 stream = await _connect_tcp(target)
             except OSError as exc:
@@ -149,8 +190,11 @@ async def connect_transport(
             try:
                 await tls.do_handshake()
             except (OSError, trio.BrokenResourceError) as exc:
+                where = target.authority
+                if unix_socket is not None:
+                    where = describe_unix_socket(unix_socket)
                 raise ConnectError(
-                    f"could not connect to {target.authority}: {_reason(exc)}"
+                    f"could not connect to {where}: {_reason(exc)}"
                 ) from exc
     except BaseException:
         if stream is not None:

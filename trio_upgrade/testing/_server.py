@@ -11,6 +11,9 @@ stage the misbehaving servers a client must survive.
 
 from __future__ import annotations
 
+import os
+import socket
+import stat
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager
 from functools import partial
@@ -67,6 +70,37 @@ SHUTDOWN_TIMEOUT = 5.0
 #: server half-closed. 2 s is Apache's lingering-close maximum: closing with
 #: unread input sends a reset that can destroy data the client has not read.
 LINGER = 2.0
+
+
+async def _unix_listener(path: str) -> tuple[trio.SocketListener, tuple[int, int]]:
+    """A listener on the Unix socket ``path``, and the identity (device,
+    inode) of the file it made; ``(0, 0)`` for an abstract socket."""
+    if not hasattr(socket, "AF_UNIX"):
+        raise RuntimeError("Unix sockets are not supported on this platform")
+    sock = trio.socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        await sock.bind(path)
+        identity = (0, 0)
+        if not path.startswith("\0"):
+            st = os.stat(path)
+            identity = (st.st_dev, st.st_ino)
+        sock.listen(socket.SOMAXCONN)
+    except BaseException:
+        sock.close()
+        raise
+    return trio.SocketListener(sock), identity
+
+
+def _remove_socket_file(path: str, identity: tuple[int, int]) -> None:
+    # Only the file this server made, not one that replaced it since.
+    if identity == (0, 0):
+        return  # abstract namespace: no file
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return
+    if stat.S_ISSOCK(st.st_mode) and (st.st_dev, st.st_ino) == identity:
+        os.unlink(path)
 
 
 async def _close_politely(stream: TrackedStream, record: ConnectionRecord) -> None:
@@ -179,6 +213,7 @@ class UpgradeServer:
         self._requests: list[Request] = []
         self._nursery: trio.Nursery | None = None
         self._address: tuple[str, int] | None = None
+        self._unix_socket: str | None = None
         # Connections being served, and the scope of serve_tcp's listening
         # or serve_in_memory's waiting, which stop() cancels.
         self._live: set[ConnectionHandlers] = set()
@@ -203,6 +238,17 @@ class UpgradeServer:
         if self._address is None:
             raise RuntimeError("the server is not listening on TCP")
         return self._address[1]
+
+    @property
+    def unix_socket(self) -> str:
+        """The path of the Unix socket it listens on (see :meth:`serve_unix`).
+
+        Raises:
+            RuntimeError: it is not listening on a Unix socket.
+        """
+        if self._unix_socket is None:
+            raise RuntimeError("the server is not listening on a Unix socket")
+        return self._unix_socket
 
     def url(self, path: str = "/", *, scheme: str = "http") -> str:
         """``scheme://host:port/path`` for the TCP listener.
@@ -329,10 +375,48 @@ class UpgradeServer:
             Exception: what a handler raised.
         """
         listeners = await trio.open_tcp_listeners(port, host=host)
+        name = listeners[0].socket.getsockname()
+        await self._serve_listeners(listeners, (host, int(name[1])), None, task_status)
+
+    async def serve_unix(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        task_status: trio.TaskStatus[UpgradeServer] = trio.TASK_STATUS_IGNORED,
+    ) -> None:
+        """Listen on the Unix domain socket ``path`` and serve until cancelled.
+
+        Like :meth:`serve_tcp`, over a Unix socket: every protocol works
+        the same. Connect with the ``unix_socket`` option, the socket's
+        path in :attr:`unix_socket`. The socket file is created here and
+        removed when serving ends; a file already at ``path`` is an error,
+        not replaced. On Linux, a path that starts with a NUL byte names an
+        abstract-namespace socket, which has no file.
+
+        Raises:
+            OSError: ``path`` exists, is too long (about 100 bytes at most),
+                or its directory is missing or not writable.
+            RuntimeError: the server is already running, or the platform
+                has no Unix sockets.
+            Exception: what a handler raised.
+        """
+        path = os.fspath(path)
+        listener, identity = await _unix_listener(path)
+        try:
+            await self._serve_listeners([listener], None, path, task_status)
+        finally:
+            _remove_socket_file(path, identity)
+
+    async def _serve_listeners(
+        self,
+        listeners: list[trio.SocketListener],
+        address: tuple[str, int] | None,
+        unix_socket: str | None,
+        task_status: trio.TaskStatus[UpgradeServer],
+    ) -> None:
         try:
             async with self._running() as nursery:
-                name = listeners[0].socket.getsockname()
-                self._address = (host, int(name[1]))
+                self._address, self._unix_socket = address, unix_socket
                 try:
                     with self._until_stopped():
                         task_status.started(self)
@@ -341,7 +425,7 @@ class UpgradeServer:
                         )
                 finally:
                     # Refuse new connections while the last ones finish.
-                    self._address = None
+                    self._address = self._unix_socket = None
                     for listener in listeners:
                         await trio.aclose_forcefully(listener)
         finally:
@@ -535,6 +619,7 @@ def open_upgrade_server(
     tcp: bool = True,
     host: str = "127.0.0.1",
     port: int = 0,
+    unix_socket: str | os.PathLike[str] | None = None,
     choose: ChooseArg = "client",
     fallback: Reply | None = None,
     ignore_upgrade: bool = False,
@@ -566,6 +651,11 @@ def open_upgrade_server(
             :meth:`~UpgradeServer.connect_in_memory` connections, no socket.
         host: the address to listen on.
         port: the port to listen on.
+        unix_socket: listen on this Unix socket path instead of TCP (see
+            :meth:`UpgradeServer.serve_unix`; ``tcp``, ``host`` and
+            ``port`` are then not used). Its path is
+            :attr:`UpgradeServer.unix_socket`; the socket file is removed
+            when the block ends.
 
     Leaving the block stops the server (:meth:`UpgradeServer.stop`): it
     stops listening, lets what is under way settle (a close the client sent
@@ -593,16 +683,23 @@ def open_upgrade_server(
         max_head_size=max_head_size,
         shutdown_timeout=shutdown_timeout,
     )
-    return _open(server, tcp=tcp, host=host, port=port)
+    return _open(server, tcp=tcp, host=host, port=port, unix_socket=unix_socket)
 
 
 @asynccontextmanager
 async def _open(
-    server: UpgradeServer, *, tcp: bool, host: str, port: int
+    server: UpgradeServer,
+    *,
+    tcp: bool,
+    host: str,
+    port: int,
+    unix_socket: str | os.PathLike[str] | None,
 ) -> AsyncIterator[UpgradeServer]:
     with lone_errors_unwrapped():
         async with trio.open_nursery() as nursery:
-            if tcp:
+            if unix_socket is not None:
+                await nursery.start(server.serve_unix, unix_socket)
+            elif tcp:
                 await nursery.start(partial(server.serve_tcp, host=host, port=port))
             else:
                 await nursery.start(server.serve_in_memory)
