@@ -24,6 +24,10 @@ from ._protocol import UpgradeProtocol as UpgradeProtocol
 from ._raw import TLS as TLS
 from ._raw import Raw as Raw
 from ._raw import RawStream as RawStream
+from ._reconnect import Backoff as Backoff
+from ._reconnect import Reconnecting as Reconnecting
+from ._reconnect import open_reconnecting as open_reconnecting
+from ._reconnect import retryable as retryable
 from ._sansio._auth import BasicAuth as BasicAuth
 from ._sansio._errors import Attempt as Attempt
 from ._sansio._errors import BodyTooLarge as BodyTooLarge
@@ -110,6 +114,10 @@ __all__ = [
     "__version__",
     "open_upgrade",
     "upgrade",
+    "Backoff",
+    "Reconnecting",
+    "open_reconnecting",
+    "retryable",
 ]
 
 
