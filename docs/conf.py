@@ -29,6 +29,7 @@ nitpick_ignore_regex = [
     (r"py:.*", r"(ConnT_co|T|Any|Self|NoneType|Ellipsis)"),
     (r"py:.*", r"(Request|Response|Headers|Limits|Target|Offer|BuildContext)"),
     (r"py:.*", r"trio_upgrade\._.*"),
+    (r"py:.*", r"os\.PathLike"),  # unix_socket paths
     (r"py:.*", r"(bytes|bytearray|memoryview|str|int|float|bool|object)"),
     (r"py:.*", r"(Sequence|Mapping|Iterable|Iterator|AsyncIterator|Awaitable)"),
     (r"py:.*", r"(Callable|BaseException|Exception|ValueError|OSError|TypeError)"),

@@ -9,6 +9,7 @@ exact second without spending it.
 from __future__ import annotations
 
 import math
+import socket
 import ssl
 from collections.abc import Callable
 
@@ -150,6 +151,13 @@ async def test_retry_after_as_an_http_date(
     assert since(start, times) == [0, 1]
 
 
+async def _close_at_exit(sock: socket.socket) -> None:
+    try:
+        await trio.sleep_forever()
+    finally:
+        sock.close()
+
+
 async def test_a_missing_socket_is_retried_until_the_server_starts(
     autojump_clock: trio.testing.MockClock, socket_path: str
 ) -> None:
@@ -159,14 +167,23 @@ async def test_a_missing_socket_is_retried_until_the_server_starts(
     def retry_on(exc: Exception) -> bool:
         failures.append(trio.current_time())
         assert isinstance(exc, ConnectError)
+        assert isinstance(exc.__cause__, ConnectionRefusedError)
         return retryable(exc)
 
+    # Bound now, listening from 5 s on: connecting is refused until then.
+    # (Not serve_unix() at 5 s: trio binds a Unix socket in a thread, and
+    # the autojump clock would jump the client's waits meanwhile.)
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.bind(socket_path)
     server = UpgradeServer(["echo"])
     async with trio.open_nursery() as nursery:
+        nursery.start_soon(_close_at_exit, sock)
 
         async def start_later() -> None:
             await trio.sleep(5)
-            await nursery.start(server.serve_unix, socket_path)
+            sock.listen()
+            listener = trio.SocketListener(trio.socket.from_stdlib_socket(sock))
+            nursery.start_soon(trio.serve_listeners, server.serve_stream, [listener])
 
         nursery.start_soon(start_later)
         async with trio_upgrade.open_reconnecting(
@@ -177,7 +194,7 @@ async def test_a_missing_socket_is_retried_until_the_server_starts(
                 await conn.send_all(b"up")
                 assert await conn.receive_some() == b"up"
                 break
-        server.stop()
+        nursery.cancel_scope.cancel()
     # Attempts at 0, 1, 3 failed; the server listens from 5; 7 succeeds.
     assert since(start, failures) == [0, 1, 3]
     assert round(connected - start, 6) == 7

@@ -169,7 +169,7 @@ class Backoff:
             at once.
         jitter: a function returning the random fraction, in [0, 1], of
             the bound to wait (values outside are clamped). Default
-            :func:`random.random`; pass ``lambda: 1.0`` for no jitter, or
+            ``random.random``; pass ``lambda: 1.0`` for no jitter, or
             a seeded ``random.Random(...).random`` for a reproducible one.
     """
 
@@ -177,8 +177,11 @@ class Backoff:
     factor: float = 2.0
     max_delay: float = 60.0
     reset_after: float = 10.0
+    # A factory keeps random.random off the class: as a class attribute it
+    # would look like a method of Backoff to introspection (autodoc, the
+    # docs tests) while being the random module's.
     jitter: Callable[[], float] = field(
-        default=random.random, repr=False, compare=False
+        default_factory=lambda: random.random, repr=False, compare=False
     )
 
     def __post_init__(self) -> None:

@@ -58,6 +58,11 @@ async def _connect_tcp(target: Target) -> trio.SocketStream:
     else:
         address = (target.host, target.port)
         family = socket.AF_INET
+    return await _connect_socket(family, address)
+
+
+async def _connect_socket(family: int, address: object) -> trio.SocketStream:
+    """One socket of ``family``, connected to ``address``, as a stream."""
     sock = trio.socket.socket(family, socket.SOCK_STREAM)
     try:
         await sock.connect(address)
@@ -78,18 +83,6 @@ def describe_unix_socket(path: str) -> str:
     if path.startswith("\0"):
         return f"Unix socket @{path[1:]!r}"
     return f"Unix socket {path!r}"
-
-
-async def _connect_unix(path: str) -> trio.SocketStream:
-    # trio.open_unix_socket raises RuntimeError where AF_UNIX is missing;
-    # the options check refuses unix_socket there first, with the reason.
-    sock = trio.socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    try:
-        await sock.connect(path)
-    except BaseException:
-        sock.close()
-        raise
-    return trio.SocketStream(sock)
 
 
 async def open_transport(
@@ -162,7 +155,7 @@ async def connect_transport(
         if unix_socket is not None:
             # The options check refuses a proxy URL with a Unix socket.
             try:
-                stream = await _connect_unix(unix_socket)
+                stream = await _connect_socket(socket.AF_UNIX, unix_socket)
             except OSError as exc:
                 where = describe_unix_socket(unix_socket)
                 raise ConnectError(f"could not connect to {where}: {exc}") from exc
