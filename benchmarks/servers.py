@@ -520,6 +520,21 @@ def hypercorn_server() -> RunningServer:
     sock.bind((HOST, 0))
     sock.listen(128)
     port = int(sock.getsockname()[1])
+    process, log = _spawn_hypercorn(workdir, sock)
+    try:
+        # The socket already listens (we bound it), so a TCP connect proves
+        # nothing: wait for a real HTTP answer instead.
+        _wait_for_port("hypercorn", process, port, [log], http_probe=True)
+    except BaseException:
+        shutil.rmtree(workdir, ignore_errors=True)
+        raise
+    return RunningServer("hypercorn", port, process, workdir, [log])
+
+
+def _spawn_hypercorn(
+    workdir: Path, sock: socket.socket
+) -> tuple[subprocess.Popen[bytes], Path]:
+    """Start hypercorn on the listening ``sock`` (``fd://``); close ours."""
     config = workdir / "hypercorn.toml"
     config.write_text(
         f'bind = ["fd://{sock.fileno()}"]\n'
@@ -530,19 +545,50 @@ def hypercorn_server() -> RunningServer:
     )
     argv = [PYTHON, "-m", "hypercorn", "--config", str(config), "asgi_app:app"]
     try:
-        process, log = _spawn(
-            argv, workdir, env=_python_env(), pass_fds=[sock.fileno()]
-        )
+        return _spawn(argv, workdir, env=_python_env(), pass_fds=[sock.fileno()])
     finally:
         sock.close()  # the child holds its own copy
+
+
+#: Where :func:`hypercorn_unix_server` listens, in the server's workdir.
+HYPERCORN_SOCKET = "hypercorn.sock"
+
+
+def hypercorn_unix_server(path: str | None = None) -> RunningServer:
+    """hypercorn as :func:`hypercorn_server`, on a Unix socket instead of TCP.
+
+    The socket is ``path``, by default ``server.workdir / HYPERCORN_SOCKET``
+    (bound here and handed over as ``fd://N``, as for TCP); ``port`` is 0.
+    ``stop()`` removes the workdir, so the default socket file goes with
+    it; a socket file at ``path`` stays, as a crashed daemon leaves it.
+    """
+    _require_modules("hypercorn")
+    workdir = Path(tempfile.mkdtemp(prefix="interop-hypercorn-unix-"))
+    path = path if path is not None else str(workdir / HYPERCORN_SOCKET)
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.bind(path)
+    sock.listen(128)
+    process, log = _spawn_hypercorn(workdir, sock)
+    deadline = time.monotonic() + START_TIMEOUT
+    # The socket already listens: wait for an HTTP answer on it.
+    while not _accepts_unix(path):
+        if process.poll() is not None or time.monotonic() > deadline:
+            error = _fail("hypercorn-unix", process, [log], f"no HTTP answer on {path}")
+            shutil.rmtree(workdir, ignore_errors=True)
+            raise error
+        time.sleep(0.05)
+    return RunningServer("hypercorn-unix", 0, process, workdir, [log])
+
+
+def _accepts_unix(path: str) -> bool:
     try:
-        # The socket already listens (we bound it), so a TCP connect proves
-        # nothing: wait for a real HTTP answer instead.
-        _wait_for_port("hypercorn", process, port, [log], http_probe=True)
-    except BaseException:
-        shutil.rmtree(workdir, ignore_errors=True)
-        raise
-    return RunningServer("hypercorn", port, process, workdir, [log])
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+            sock.settimeout(0.5)
+            sock.connect(path)
+            sock.sendall(b"GET / HTTP/1.0\r\nHost: probe\r\n\r\n")
+            return sock.recv(5) == b"HTTP/"
+    except OSError:
+        return False
 
 
 # ------------------------------------------------------------ Debian daemons -

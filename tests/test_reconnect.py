@@ -81,6 +81,19 @@ def since(start: float, times: list[float]) -> list[float]:
     return [round(t - start, 6) for t in times]
 
 
+def noting(
+    failures: list[tuple[float, Exception]],
+    rule: Callable[[Exception], bool] = retryable,
+) -> Callable[[Exception], bool]:
+    """A ``retry_on`` that notes when each attempt failed, and why."""
+
+    def retry_on(exc: Exception) -> bool:
+        failures.append((trio.current_time(), exc))
+        return rule(exc)
+
+    return retry_on
+
+
 async def first_connection(url: str, **options: object) -> None:
     """Iterate ``open_reconnecting(url, Raw("echo"), ...)`` once."""
     async with trio_upgrade.open_reconnecting(
@@ -161,14 +174,8 @@ async def _close_at_exit(sock: socket.socket) -> None:
 async def test_a_missing_socket_is_retried_until_the_server_starts(
     autojump_clock: trio.testing.MockClock, socket_path: str
 ) -> None:
-    failures: list[float] = []
+    failures: list[tuple[float, Exception]] = []
     start = trio.current_time()
-
-    def retry_on(exc: Exception) -> bool:
-        failures.append(trio.current_time())
-        assert isinstance(exc, ConnectError)
-        assert isinstance(exc.__cause__, ConnectionRefusedError)
-        return retryable(exc)
 
     # Bound now, listening from 5 s on: connecting is refused until then.
     # (Not serve_unix() at 5 s: trio binds a Unix socket in a thread, and
@@ -187,7 +194,11 @@ async def test_a_missing_socket_is_retried_until_the_server_starts(
 
         nursery.start_soon(start_later)
         async with trio_upgrade.open_reconnecting(
-            URL, Raw("echo"), unix_socket=socket_path, backoff=STEADY, retry_on=retry_on
+            URL,
+            Raw("echo"),
+            unix_socket=socket_path,
+            backoff=STEADY,
+            retry_on=noting(failures),
         ) as connections:
             async for conn in connections:
                 connected = trio.current_time()
@@ -195,8 +206,11 @@ async def test_a_missing_socket_is_retried_until_the_server_starts(
                 assert await conn.receive_some() == b"up"
                 break
         nursery.cancel_scope.cancel()
-    # Attempts at 0, 1, 3 failed; the server listens from 5; 7 succeeds.
-    assert since(start, failures) == [0, 1, 3]
+    # Attempts at 0, 1, 3 were refused; the server listens from 5; 7 succeeds.
+    assert since(start, [t for t, _ in failures]) == [0, 1, 3]
+    for _, exc in failures:
+        assert isinstance(exc, ConnectError)
+        assert isinstance(exc.__cause__, ConnectionRefusedError)
     assert round(connected - start, 6) == 7
 
 
@@ -295,40 +309,32 @@ async def test_max_failures_gives_up_with_the_last_error(
 
 
 async def test_retry_on_overrides_the_rule(socket_path: str) -> None:
-    seen: list[Exception] = []
-
-    def never(exc: Exception) -> bool:
-        seen.append(exc)
-        return False
-
+    seen: list[tuple[float, Exception]] = []
+    never = noting(seen, lambda exc: False)
     with pytest.raises(ConnectError):
-        async with trio_upgrade.open_reconnecting(
-            URL, "echo", unix_socket=socket_path, retry_on=never
-        ) as connections:
-            await connections.__anext__()
+        await first_connection(URL, unix_socket=socket_path, retry_on=never)
     assert len(seen) == 1
 
 
 async def test_cancelled_during_the_backoff_wait_stops_at_once(
     autojump_clock: trio.testing.MockClock, socket_path: str
 ) -> None:
-    failures: list[float] = []
+    failures: list[tuple[float, Exception]] = []
     start = trio.current_time()
-
-    def retry_on(exc: Exception) -> bool:
-        failures.append(trio.current_time())
-        return True
-
     with trio.move_on_after(2.5) as scope:
         async with trio_upgrade.open_reconnecting(
-            URL, "echo", unix_socket=socket_path, backoff=STEADY, retry_on=retry_on
+            URL,
+            "echo",
+            unix_socket=socket_path,
+            backoff=STEADY,
+            retry_on=noting(failures),
         ) as connections:
             async for _conn in connections:
                 pytest.fail("nothing listens")
     assert scope.cancelled_caught
     # Attempts at 0 and 1; the wait until 3 was cut at 2.5, nothing after.
     assert trio.current_time() - start == 2.5
-    assert since(start, failures) == [0, 1]
+    assert since(start, [t for t, _ in failures]) == [0, 1]
 
 
 async def test_cancelled_during_an_attempt_leaves_no_socket_open(

@@ -16,6 +16,7 @@ import pytest
 from benchmarks.servers import BIG_FILE_NAME as BIG_FILE_NAME
 from benchmarks.servers import BIG_FILE_SIZE as BIG_FILE_SIZE
 from benchmarks.servers import HOST as HOST
+from benchmarks.servers import HYPERCORN_SOCKET as HYPERCORN_SOCKET
 from benchmarks.servers import INDEX_HTML as INDEX_HTML
 from benchmarks.servers import RunningServer as RunningServer
 from benchmarks.servers import ServerStartError as ServerStartError
@@ -25,6 +26,7 @@ from benchmarks.servers import free_port as free_port
 from benchmarks.servers import group_exists as group_exists
 from benchmarks.servers import h2o_server as h2o_server
 from benchmarks.servers import hypercorn_server as hypercorn_server
+from benchmarks.servers import hypercorn_unix_server as hypercorn_unix_server
 from benchmarks.servers import lighttpd_server as lighttpd_server
 from benchmarks.servers import nghttpd_server as nghttpd_server
 from benchmarks.servers import nginx_proxy as nginx_proxy
