@@ -12,6 +12,7 @@ import sys
 import pytest
 import trustme
 from alpn_support import alpn_server, trust_by_default
+from unix_support import needs_unix, socket_path
 
 from trio_upgrade import Limits, Request
 from trio_upgrade.__main__ import (
@@ -22,6 +23,8 @@ from trio_upgrade.__main__ import (
     parse_args,
 )
 from trio_upgrade.testing import Reply, open_upgrade_server
+
+__all__ = ["socket_path"]  # the fixture, re-exported for pytest
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -89,6 +92,34 @@ async def test_url_mode_success_with_raw_token() -> None:
         )
     assert ok
     assert "raw: sent b'ping', received b'ping'" in out.getvalue()
+
+
+@needs_unix
+async def test_url_mode_over_a_unix_socket(socket_path: str) -> None:
+    out = io.StringIO()
+    async with open_upgrade_server(["echo"], unix_socket=socket_path):
+        ok = await negotiate(
+            "http://daemon/",
+            ["echo"],
+            strategy="sequential",
+            headers=[],
+            limits=Limits(),
+            message="ping",
+            report=Reporter(out),
+            unix_socket=socket_path,
+        )
+    assert ok, out.getvalue()
+    assert f"over the Unix socket {socket_path!r}" in out.getvalue()
+    assert "> Host: daemon" in out.getvalue()
+
+
+@needs_unix
+def test_unix_socket_option(socket_path: str) -> None:
+    out = io.StringIO()
+    assert main(["http://daemon/", "--unix-socket", socket_path], out) == 1
+    assert f"ConnectError: could not connect to Unix socket {socket_path!r}" in (
+        out.getvalue()
+    )
 
 
 def test_bad_url_is_reported_with_exit_status_1() -> None:

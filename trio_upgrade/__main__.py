@@ -114,10 +114,12 @@ async def negotiate(
     message: str,
     report: Reporter,
     proxy: str | bool | None = True,
+    unix_socket: str | None = None,
 ) -> bool:
     """Upgrade ``url`` offering ``protocols``; report; True on success."""
     shown = redacted(url)  # never the URL's password
-    report.line(f"offering {', '.join(protocols)} to {shown} ({strategy})")
+    via = f" over the Unix socket {unix_socket!r}" if unix_socket else ""
+    report.line(f"offering {', '.join(protocols)} to {shown}{via} ({strategy})")
     try:
         conn: Any = await upgrade(
             url,
@@ -126,6 +128,7 @@ async def negotiate(
             headers=headers,
             limits=limits,
             proxy=proxy,
+            unix_socket=unix_socket,
         )
     except UpgradeRefused as exc:
         _report_attempts(exc.attempts, report)
@@ -237,6 +240,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--timeout", type=float, default=10.0, help="handshake timeout, seconds"
     )
     parser.add_argument(
+        "--unix-socket",
+        metavar="PATH",
+        help="connect to this Unix domain socket instead of the URL's host "
+        "(the URL still gives Host and the target), as curl's option does",
+    )
+    parser.add_argument(
         "--message", default=DEMO_MESSAGE, help="what to send once upgraded"
     )
     parser.add_argument(
@@ -270,6 +279,7 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
                 message=args.message,
                 report=report,
                 proxy=args.proxy,
+                unix_socket=args.unix_socket,
             )
         )
     return 0 if ok else 1
