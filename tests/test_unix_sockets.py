@@ -25,7 +25,7 @@ from trio_upgrade.testing import (
     WebSocketServerProtocol,
     open_upgrade_server,
 )
-from trio_upgrade.testing._server import _unix_listener
+from trio_upgrade.testing._unix import unix_listener
 
 __all__ = ["socket_path"]  # the fixture, re-exported for pytest
 
@@ -90,7 +90,7 @@ async def test_raw_tcp_upgrade_like_the_docker_attach_endpoint(
 
 async def test_connect_http2_over_a_unix_socket(socket_path: str) -> None:
     protocol = H2CServerProtocol()
-    listener, _ = await _unix_listener(socket_path)
+    listener, _ = await unix_listener(socket_path)
     async with trio.open_nursery() as nursery:
         nursery.start_soon(
             partial(trio.serve_listeners, protocol.serve_prior_knowledge, [listener])
@@ -133,7 +133,7 @@ async def test_https_over_a_unix_socket_verifies_the_urls_host(
     client_context = ssl.create_default_context()
     ca.configure_trust(client_context)
     server = UpgradeServer(["echo"])
-    listener, _ = await _unix_listener(socket_path)
+    listener, _ = await unix_listener(socket_path)
     async with trio.open_nursery() as nursery:
         nursery.start_soon(server.serve_in_memory)
         tls = trio.SSLListener(listener, server_context)
@@ -240,6 +240,16 @@ async def test_the_server_removes_its_socket_file_and_refuses_a_taken_path(
     server = UpgradeServer(["echo"])
     with pytest.raises(RuntimeError, match="not listening on a Unix socket"):
         server.unix_socket  # noqa: B018
+
+
+async def test_the_server_leaves_a_file_that_replaced_its_socket(
+    socket_path: str,
+) -> None:
+    file = trio.Path(socket_path)
+    async with open_upgrade_server(["echo"], unix_socket=socket_path):
+        await file.unlink()
+        await file.write_text("someone else's")
+    assert await file.read_text() == "someone else's"
 
 
 # The fixture's marker is evaluated at import: a path unique to this process.

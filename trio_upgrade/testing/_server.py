@@ -12,8 +12,6 @@ stage the misbehaving servers a client must survive.
 from __future__ import annotations
 
 import os
-import socket
-import stat
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager
 from functools import partial
@@ -39,6 +37,7 @@ from ._http import (
 from ._protocols import ServerProtocol
 from ._records import ConnectionRecord, Notifier, TrackedStream
 from ._script import Script, run_script
+from ._unix import remove_socket_file, unix_listener
 
 __all__ = ["UpgradeServer", "open_upgrade_server"]
 
@@ -70,37 +69,6 @@ SHUTDOWN_TIMEOUT = 5.0
 #: server half-closed. 2 s is Apache's lingering-close maximum: closing with
 #: unread input sends a reset that can destroy data the client has not read.
 LINGER = 2.0
-
-
-async def _unix_listener(path: str) -> tuple[trio.SocketListener, tuple[int, int]]:
-    """A listener on the Unix socket ``path``, and the identity (device,
-    inode) of the file it made; ``(0, 0)`` for an abstract socket."""
-    if not hasattr(socket, "AF_UNIX"):
-        raise RuntimeError("Unix sockets are not supported on this platform")
-    sock = trio.socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    try:
-        await sock.bind(path)
-        identity = (0, 0)
-        if not path.startswith("\0"):
-            st = os.stat(path)
-            identity = (st.st_dev, st.st_ino)
-        sock.listen(socket.SOMAXCONN)
-    except BaseException:
-        sock.close()
-        raise
-    return trio.SocketListener(sock), identity
-
-
-def _remove_socket_file(path: str, identity: tuple[int, int]) -> None:
-    # Only the file this server made, not one that replaced it since.
-    if identity == (0, 0):
-        return  # abstract namespace: no file
-    try:
-        st = os.lstat(path)
-    except FileNotFoundError:
-        return
-    if stat.S_ISSOCK(st.st_mode) and (st.st_dev, st.st_ino) == identity:
-        os.unlink(path)
 
 
 async def _close_politely(stream: TrackedStream, record: ConnectionRecord) -> None:
@@ -401,11 +369,11 @@ class UpgradeServer:
             Exception: what a handler raised.
         """
         path = os.fspath(path)
-        listener, identity = await _unix_listener(path)
+        listener, identity = await unix_listener(path)
         try:
             await self._serve_listeners([listener], None, path, task_status)
         finally:
-            _remove_socket_file(path, identity)
+            remove_socket_file(path, identity)
 
     async def _serve_listeners(
         self,
