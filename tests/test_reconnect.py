@@ -474,6 +474,8 @@ async def test_misuse_is_refused_at_once(socket_path: str) -> None:
         trio_upgrade.open_reconnecting(URL, "echo", max_failures=0)
     with pytest.raises(InvalidURL):
         trio_upgrade.open_reconnecting("ftp://localhost/", "echo")
+    with pytest.raises(ValueError, match="at least one protocol"):
+        trio_upgrade.open_reconnecting(URL, [])
     with pytest.raises(TypeError, match="unexpected keyword argument 'nursery'"):
         trio_upgrade.open_reconnecting(URL, "echo", nursery=None)  # type: ignore[call-overload]
     with pytest.raises(ValueError, match="unix_socket and proxy"):

@@ -34,7 +34,7 @@ from ._http2._protocol import HTTP2Connection
 from ._options import UPGRADE_KEYS, Unpack, UpgradeOptions, connect_settings
 from ._protocol import UpgradeProtocol
 from ._raw import Raw, RawStream
-from ._resolve import ProtocolSpec
+from ._resolve import ProtocolSpec, resolve_protocols
 from ._sansio._errors import (
     ConnectError,
     ConnectionClosed,
@@ -449,7 +449,8 @@ def open_reconnecting(
     Raises:
         TypeError: at once, for an unknown option.
         ValueError: at once, for ``transport``, a ``max_failures`` below 1,
-            or a conflict between options (see :func:`upgrade`).
+            malformed ``protocols``, or a conflict between options (see
+            :func:`upgrade`).
         InvalidURL: at once, ``url`` or ``proxy`` cannot be used.
     """
     connect_settings("open_reconnecting", options, UPGRADE_KEYS)
@@ -460,7 +461,8 @@ def open_reconnecting(
         )
     if max_failures is not None and max_failures < 1:
         raise ValueError(f"max_failures must be at least 1, got {max_failures}")
-    parse_url(url)
+    # What can be wrong with the call is wrong every time: say so now.
+    resolve_protocols(protocols, parse_url(url))
     return _open_reconnecting(
         url,
         protocols,
