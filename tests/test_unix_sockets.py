@@ -18,11 +18,14 @@ from unix_support import needs_unix, socket_path
 import trio_upgrade
 from trio_upgrade import ConnectError, Raw
 from trio_upgrade.testing import (
+    Close,
     H2CServerProtocol,
     Hang,
     Script,
+    Send,
     UpgradeServer,
     WebSocketServerProtocol,
+    http_response,
     open_upgrade_server,
 )
 from trio_upgrade.testing._unix import unix_listener
@@ -102,6 +105,28 @@ async def test_connect_http2_over_a_unix_socket(socket_path: str) -> None:
             assert response.content == b"prior knowledge"
         nursery.cancel_scope.cancel()
     assert len(protocol.connections) == 1
+
+
+async def test_a_redirect_is_followed_on_the_same_socket(socket_path: str) -> None:
+    # As curl --unix-socket does: the socket stands for every origin.
+    def script(index: int) -> Script | None:
+        if index == 0:
+            moved = http_response(301, headers=[("Location", "http://other.test/b")])
+            return Script([Send(moved), Close()])
+        return None
+
+    async with open_upgrade_server(
+        ["echo"], unix_socket=socket_path, script=script
+    ) as server:
+        async with trio_upgrade.open_upgrade(
+            "http://first.test/a", Raw("echo"), unix_socket=socket_path
+        ) as conn:
+            assert [a.url for a in conn.attempts] == [
+                "http://first.test/a",
+                "http://other.test/b",
+            ]
+        hosts = [r.headers.get("host") for r in server.requests]
+        assert hosts == ["first.test", "other.test"]
 
 
 async def test_a_declined_offer_reconnects_to_the_same_socket(

@@ -109,9 +109,10 @@ class ConnectOptions(TypedDict, total=False):
             as the server name. On Linux, a path that starts with a NUL
             byte (``"\\0name"``) names an abstract-namespace socket. When a
             declined offer leaves the connection unusable, the next offer
-            connects to the same socket again. Not with a ``proxy`` URL
-            nor ``transport``; the environment's proxies (``proxy=True``)
-            are not used for it. Linux, macOS and the BSDs only. Default:
+            connects to the same socket again, as does a redirect, to any
+            origin (as curl does). Not with a ``proxy`` URL nor
+            ``transport``; the environment's proxies (``proxy=True``) are
+            not used for it. Linux, macOS and the BSDs only. Default:
             ``None``, connect to the URL's host.
     """
 

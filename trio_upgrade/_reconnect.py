@@ -99,9 +99,10 @@ def retryable(exc: BaseException) -> bool:
 
     Anything else is raised at once: :class:`InvalidURL`,
     :exc:`ValueError` and :exc:`TypeError` (the call is wrong), other
-    refusals, :class:`InvalidUpgrade` (the server breaks the protocol),
-    :class:`ProtocolError`, and every exception that is not an
-    :class:`UpgradeError`.
+    refusals, :class:`RedirectError` (a loop, too many, TLS to cleartext),
+    :class:`HTTP2NotSelected`, :class:`InvalidUpgrade` (the server breaks
+    the protocol), :class:`ProtocolError`, and every exception that is not
+    an :class:`UpgradeError`.
 
     Pass your own rule as ``retry_on``; it can build on this one (see
     :doc:`/howto/reconnecting`).
