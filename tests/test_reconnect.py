@@ -8,6 +8,7 @@ exact second without spending it.
 
 from __future__ import annotations
 
+import logging
 import math
 import socket
 import ssl
@@ -308,6 +309,28 @@ async def test_max_failures_gives_up_with_the_last_error(
             URL, unix_socket=socket_path, backoff=STEADY, max_failures=3
         )
     assert trio.current_time() - start == 3  # attempts at 0, 1 and 3
+
+
+async def test_retries_are_logged_without_credentials(
+    autojump_clock: trio.testing.MockClock,
+    socket_path: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO, logger="trio_upgrade")
+    with pytest.raises(ConnectError):
+        await first_connection(
+            "http://user:s3cret@localhost/",
+            unix_socket=socket_path,
+            backoff=STEADY,
+            max_failures=3,
+        )
+    retries = [r.getMessage() for r in caplog.records if "retrying" in r.getMessage()]
+    assert [m.split(":")[0] for m in retries] == [
+        "connection attempt 1 failed, retrying in 1 s",
+        "connection attempt 2 failed, retrying in 2 s",
+    ]
+    assert all(socket_path in m for m in retries)
+    assert not any("s3cret" in r.getMessage() for r in caplog.records)
 
 
 async def test_retry_on_overrides_the_rule(socket_path: str) -> None:

@@ -43,10 +43,16 @@ from ._sansio._errors import (
     UpgradeRefused,
 )
 from ._sansio._messages import Response
-from ._sansio._url import parse_url
 from ._timeout import UpgradeTimeout
 from ._transport._proxy import ProxyError
-from ._upgrade import BuiltinSpec, HTTP2Spec, WebSocketSpec, upgrade
+from ._upgrade import (
+    BuiltinSpec,
+    HTTP2Spec,
+    WebSocketSpec,
+    _credentials_from,
+    parse_target,
+    upgrade,
+)
 from ._websocket import WebSocketConnection
 
 __all__ = ["Backoff", "Reconnecting", "open_reconnecting", "retryable"]
@@ -462,8 +468,12 @@ def open_reconnecting(
         )
     if max_failures is not None and max_failures < 1:
         raise ValueError(f"max_failures must be at least 1, got {max_failures}")
-    # What can be wrong with the call is wrong every time: say so now.
-    resolve_protocols(protocols, parse_url(url))
+    # What can be wrong with the call is wrong every time: say so now, as
+    # upgrade() would (credentials in the URL included).
+    bare = url
+    if isinstance(url, str) and "@" in url:
+        bare, _ = _credentials_from(url)
+    resolve_protocols(protocols, parse_target(bare))
     return _open_reconnecting(
         url,
         protocols,
