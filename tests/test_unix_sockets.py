@@ -321,6 +321,25 @@ async def test_unix_socket_with_a_proxy_or_transport_is_a_value_error(
         )
 
 
+async def test_the_environments_proxy_is_not_used_for_a_unix_socket(
+    socket_path: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # proxy=True, the default, reads the environment: not for a local socket.
+    for name in ("http_proxy", "HTTP_PROXY", "ws_proxy", "all_proxy"):
+        monkeypatch.setenv(name, "http://127.0.0.1:9")  # nothing listens there
+    async with (
+        open_upgrade_server(["echo"], unix_socket=socket_path),
+        trio_upgrade.open_upgrade(
+            "ws://localhost/", Raw("echo"), unix_socket=socket_path
+        ) as conn,
+    ):
+        await conn.send_all(b"direct")
+        assert await conn.receive_some() == b"direct"
+    # Without unix_socket the same call goes to the environment's proxy.
+    with pytest.raises(trio_upgrade.ProxyError):
+        await trio_upgrade.upgrade("ws://localhost/", "echo")
+
+
 async def test_bad_unix_socket_values() -> None:
     with pytest.raises(ValueError, match="must not be empty"):
         await trio_upgrade.upgrade("http://localhost/", "echo", unix_socket="")
