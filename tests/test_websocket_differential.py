@@ -954,6 +954,20 @@ def check(case: Case) -> None:
 
 @_SETTINGS
 @given(cases())
+# A compressed message after one whose deflate stream ended (BFINAL): its
+# data cannot be inflated, and was delivered empty (found by this test).
+@example(
+    Case(
+        compression=True,
+        max_size=None,
+        max_queue=None,
+        max_fragment_size=None,
+        paced=False,
+        leftover=b"",
+        steps=(("read", b"\x81\x00\xc2\x01\x01\xc1\x01\x00\x88\x03\x03\xe80"),),
+        ending=("eof", 0, ""),
+    )
+)
 @example(
     Case(
         compression=False,

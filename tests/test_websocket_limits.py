@@ -12,11 +12,14 @@ import zlib
 import pytest
 import trio
 import trio.testing
+import wsproto
+import wsproto.events
 from ws_support import bare_connection, frame, read_client_frame, serve_ws, ws_script
 
 import trio_upgrade
 from trio_upgrade import ProtocolError, RawStream, WebSocket
 from trio_upgrade._sansio import _speedups
+from trio_upgrade._sansio._ws_deflate import BoundedDeflate, Deflate
 from trio_upgrade.testing import open_upgrade_server
 from trio_upgrade.testing._websocket import ServerWebSocket
 
@@ -396,3 +399,28 @@ async def test_incompressible_message_at_max_size_passes_the_header_check() -> N
             offer = WebSocket(max_size=len(message))
             async with await trio_upgrade.upgrade(server.url(), offer) as ws:
                 assert await ws.receive() == message
+
+
+@pytest.mark.parametrize("max_size", [None, 2**20])
+def test_a_message_after_the_end_of_the_deflate_stream_is_invalid(
+    max_size: int | None,
+) -> None:
+    # RFC 7692 §7.2.3.3 lets a sender end a message with a BFINAL block; the
+    # stream is then over, and the next compressed message's bytes went to
+    # zlib's unused_data: the message came out empty, its content lost.
+    # As wsproto's own extension does, the connection fails with 1007.
+    ended = zlib.compressobj(wbits=-12)
+    first = ended.compress(b"first") + ended.flush(zlib.Z_FINISH)
+    other = zlib.compressobj(wbits=-12)
+    second = other.compress(b"second, lost") + other.flush(zlib.Z_SYNC_FLUSH)
+    frames = bytes([0xC2, len(first)]) + first
+    frames += bytes([0xC2, len(second) - 4]) + second[:-4]
+    deflate = BoundedDeflate(Deflate(), max_size)
+    deflate.finalize("permessage-deflate; server_max_window_bits=12")
+    conn = wsproto.Connection(wsproto.ConnectionType.CLIENT, extensions=[deflate])
+    conn.receive_data(frames)
+    events = list(conn.events())
+    assert events[0] == wsproto.events.BytesMessage(data=b"first")
+    assert events[1:] == [
+        wsproto.events.CloseConnection(code=1007, reason="error in extension")
+    ]

@@ -149,6 +149,9 @@ class BoundedDeflate(PerMessageDeflate):
         self._inflate_bits = 15
         self._deflater: zlib._Compress | None = None
         self._inflater: zlib._Decompress | None = None
+        # The peer ended its deflate stream (a BFINAL block, RFC 7692
+        # §7.2.3.3) in the last message: nothing after can be inflated.
+        self._inflater_ended = False
         self._out_compressed = False
         self._in_compressed = False
         self._in_control = False
@@ -248,9 +251,16 @@ class BoundedDeflate(PerMessageDeflate):
         result = self._inflate(_TAIL)
         if self.server_no_context_takeover:
             self._inflater = None
+        elif self._inflater is not None and self._inflater.eof:
+            # zlib would take the next message's bytes as trailing data and
+            # return nothing: the message would come out empty. wsproto's
+            # extension fails it (1007), and so does this one.
+            self._inflater_ended = True
         return result
 
     def _inflate(self, data: bytes) -> bytes | CloseReason:
+        if self._inflater_ended:
+            return CloseReason.INVALID_FRAME_PAYLOAD_DATA
         inflater = self._inflater
         if inflater is None:
             inflater = self._inflater = zlib.decompressobj(-self._inflate_bits)
