@@ -80,3 +80,14 @@ async def test_proxies(capsys: pytest.CaptureFixture[str]) -> None:
     howto = (EXAMPLES.parent / "howto" / "proxies.rst").read_text()
     for line in seen:
         assert f"    {line}\n" in howto
+
+
+async def test_h2c_requests(capsys: pytest.CaptureFixture[str]) -> None:
+    with trio.fail_after(10):
+        lines = await load("h2c_requests").main()
+    assert lines == ["stream 1: 200 'ok'", "stream 3: {'healthy': True}"]
+    assert capsys.readouterr().out == "".join(f"{line}\n" for line in lines)
+    # The how-to shows the output as it is.
+    howto = (EXAMPLES.parent / "howto" / "h2c.rst").read_text()
+    for line in lines:
+        assert f"    {line}\n" in howto

@@ -172,14 +172,18 @@ class HTTP2Connection:
 
         Args:
             method: the request method, e.g. ``"GET"``.
-            target: the path and query, starting with ``/``.
+            target: the path and query, starting with ``/``, or an
+                absolute URL on the connection's origin (its
+                :attr:`scheme` and :attr:`authority`), e.g.
+                ``"https://example.com/a"``: its path and query are sent.
             headers: more header fields (``Host`` becomes ``:authority``;
                 connection-specific fields are refused).
             body: the request body: bytes, or an iterable or async iterable
                 of bytes.
 
         Raises:
-            ValueError: an invalid method, target or header field.
+            ValueError: an invalid method, target or header field, or an
+                absolute URL of another origin.
             StreamRefused: the server sent GOAWAY or refused the stream; the
                 request was not processed and can be retried elsewhere.
             StreamReset: the server reset the stream.
@@ -238,7 +242,8 @@ class HTTP2Connection:
 
         Args:
             method: the request method.
-            target: the path and query, starting with ``/``.
+            target: the path and query, starting with ``/`` (or an absolute
+                URL on the connection's origin, as for :meth:`stream`).
             headers: more header fields, as for :meth:`stream`.
             protocol: the ``:protocol`` of an extended CONNECT.
             end_before_reset: what :meth:`HTTP2Stream.aclose` sends when

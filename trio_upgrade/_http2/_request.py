@@ -15,10 +15,18 @@ import trio
 from .._sansio._errors import StreamReset, UpgradeError
 from .._sansio._messages import HeadersArg
 from .._sansio._syntax import TOKEN, TOKEN_LOWER_BYTES
+from .._sansio._url import parse_url, redacted
 from ._engine import H2Engine
 from ._state import Header, StreamState
 
-__all__ = ["Body", "HeadersArg", "begin", "bounded_body", "request_head"]
+__all__ = [
+    "Body",
+    "HeadersArg",
+    "begin",
+    "bounded_body",
+    "origin_form",
+    "request_head",
+]
 
 #: A request body: bytes, or pieces from a (possibly async) iterable.
 Body = bytes | bytearray | memoryview | Iterable[bytes] | AsyncIterable[bytes]
@@ -30,6 +38,8 @@ _VALUE = re.compile(rb"(?:[^\x00\r\n \t](?:[^\x00\r\n]*[^\x00\r\n \t])?)?")
 # RFC 9112 §3.2: visible ASCII only (RFC 3986 characters, percent-encoded).
 _TARGET = re.compile(r"[\x21-\x7e]+")
 _METHOD = TOKEN
+# RFC 3986 §3.1: a scheme, then ":" (an absolute URL rather than a path).
+_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*:")
 # RFC 9113 §8.2.2: connection-specific fields have no place in HTTP/2.
 _CONNECTION_SPECIFIC = frozenset(
     {
@@ -42,6 +52,30 @@ _CONNECTION_SPECIFIC = frozenset(
     }
 )
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+
+
+def origin_form(target: str, *, scheme: str, authority: str) -> str:
+    """``target`` as a path and query: an absolute URL loses its origin.
+
+    ``"https://example.com/a?b"`` on a connection to ``https`` and
+    ``example.com`` is ``"/a?b"``. A URL of another origin cannot be sent on
+    this connection (RFC 9113 §8.3.1 lets ``:authority`` name another host
+    only for a server authoritative for it, which a client cannot know).
+
+    Raises:
+        ValueError: the URL's scheme or authority is not the connection's
+            (an :class:`~trio_upgrade.InvalidURL` for a URL that does not
+            parse).
+    """
+    if not isinstance(target, str) or not _SCHEME.match(target):
+        return target
+    url = parse_url(target)
+    if url.scheme != scheme or url.authority != authority:
+        raise ValueError(
+            f"{redacted(target)!r} is not on this connection's origin "
+            f"{scheme}://{authority}: open a connection to its own origin"
+        )
+    return url.target
 
 
 def request_head(
@@ -62,6 +96,7 @@ def request_head(
     """
     if not isinstance(method, str) or not _METHOD.fullmatch(method):
         raise ValueError(f"invalid request method {method!r}")
+    target = origin_form(target, scheme=scheme, authority=authority)
     if method == "CONNECT" and protocol is None:
         raise ValueError(
             "plain CONNECT is not supported; use open_stream(protocol=...) "

@@ -9,9 +9,12 @@ and full-duplex exchanges. Both are thin views over the connection's
 
 from __future__ import annotations
 
+import codecs
+import json as _json
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from types import TracebackType
+from typing import Any
 
 import trio
 
@@ -87,6 +90,52 @@ class HTTP2Response:
             raise RuntimeError("the body has not been read: await response.read()")
         return self._content
 
+    @property
+    def encoding(self) -> str:
+        """The character encoding :attr:`text` decodes with.
+
+        The ``charset`` parameter of ``content-type`` when it names a codec
+        Python knows; otherwise ``"utf-8"``: RFC 9110 gives text no default
+        charset any more, JSON is UTF-8 (RFC 8259 §8.1), and UTF-8 is what
+        the web sends (httpx makes the same choice).
+        """
+        charset = _charset(self.headers.get("content-type"))
+        if charset is not None:
+            try:
+                return codecs.lookup(charset).name
+            except LookupError:
+                pass
+        return "utf-8"
+
+    @property
+    def text(self) -> str:
+        """The body decoded as :attr:`encoding`, after :meth:`read`.
+
+        Bytes that do not decode become U+FFFD (``errors="replace"``): a
+        body is for reading, and a server that mislabels one should not make
+        it unreadable; decode :attr:`content` yourself to be strict.
+
+        Raises:
+            RuntimeError: the body has not been read with :meth:`read`.
+        """
+        return self.content.decode(self.encoding, errors="replace")
+
+    def json(self, **kwargs: Any) -> Any:
+        """The body parsed as JSON (:func:`json.loads`), after :meth:`read`.
+
+        The bytes are given to :func:`json.loads`, which detects UTF-8,
+        UTF-16 and UTF-32 (RFC 8259 §8.1 asks for UTF-8); ``content-type``
+        is not checked.
+
+        Args:
+            **kwargs: passed to :func:`json.loads` (``parse_float``...).
+
+        Raises:
+            RuntimeError: the body has not been read with :meth:`read`.
+            json.JSONDecodeError: the body is not JSON (a :class:`ValueError`).
+        """
+        return _json.loads(self.content, **kwargs)
+
     async def read(self) -> bytes:
         """The whole body (what is left of it), kept as :attr:`content`.
 
@@ -143,6 +192,20 @@ class HTTP2Response:
 
     def __repr__(self) -> str:
         return f"<HTTP2Response [{self.status_code}] stream={self.stream_id}>"
+
+
+def _charset(content_type: str | None) -> str | None:
+    """The ``charset`` parameter of a ``content-type`` value, unquoted."""
+    if content_type is None:
+        return None
+    for parameter in content_type.split(";")[1:]:
+        name, _, value = parameter.partition("=")
+        if name.strip().lower() == "charset":
+            value = value.strip()
+            if len(value) >= 2 and value[0] == value[-1] == '"':
+                value = value[1:-1]
+            return value or None
+    return None
 
 
 class _Guard:
