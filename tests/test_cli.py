@@ -8,8 +8,10 @@ import pathlib
 import socket
 import subprocess
 import sys
+from functools import partial
 
 import pytest
+import trio
 import trustme
 from alpn_support import alpn_server, trust_by_default
 from unix_support import needs_unix, socket_path
@@ -22,6 +24,7 @@ from trio_upgrade.__main__ import (
     negotiate,
     parse_args,
 )
+from trio_upgrade._cli import Exit
 from trio_upgrade.testing import Reply, open_upgrade_server
 
 __all__ = ["socket_path"]  # the fixture, re-exported for pytest
@@ -116,16 +119,27 @@ async def test_url_mode_over_a_unix_socket(socket_path: str) -> None:
 @needs_unix
 def test_unix_socket_option(socket_path: str) -> None:
     out = io.StringIO()
-    assert main(["http://daemon/", "--unix-socket", socket_path], out) == 1
+    status = main(["http://daemon/", "--unix-socket", socket_path], out)
+    assert status == Exit.CONNECT
     assert f"ConnectError: could not connect to Unix socket {socket_path!r}" in (
         out.getvalue()
     )
 
 
-def test_bad_url_is_reported_with_exit_status_1() -> None:
+def test_bad_url_is_reported_as_a_usage_error() -> None:
+    # The URL mode's statuses are the documented ones of every command (it
+    # was 1 for every failure before them).
     out = io.StringIO()
-    assert main(["ftp://127.0.0.1/"], out) == 1
+    assert main(["ftp://127.0.0.1/"], out) == Exit.USAGE
     assert "InvalidURL" in out.getvalue()
+
+
+async def test_url_mode_exits_1_when_refused() -> None:
+    async with open_upgrade_server(["echo"]) as server:
+        out = io.StringIO()
+        run = partial(main, [server.url(), "-p", "nope", "--proxy", "none"], out)
+        assert await trio.to_thread.run_sync(run) == Exit.REFUSED
+    assert "offer of nope: declined with 426" in out.getvalue()
 
 
 def test_bad_header_argument_is_a_usage_error() -> None:
@@ -140,7 +154,7 @@ def test_unreachable_server_fails_cleanly() -> None:
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
     sock.close()
-    assert main([f"http://127.0.0.1:{port}/", "-p", "echo"], out) == 1
+    assert main([f"http://127.0.0.1:{port}/", "-p", "echo"], out) == Exit.CONNECT
     assert "ConnectError" in out.getvalue()
 
 

@@ -1,17 +1,20 @@
-"""``python -m trio_upgrade``: negotiate an upgrade and show what was said.
+"""``trio-upgrade`` (``python -m trio_upgrade``): upgrades from the shell.
 
 With no URL it starts the library's own upgrade server on loopback
 (:mod:`trio_upgrade.testing`) and upgrades to each protocol in turn, showing
 the request sent, the 101 received and the protocol chosen. With a URL it
-negotiates with that server instead.
+negotiates with that server instead. ``probe URL`` and ``connect URL -p
+PROTOCOL`` are the subcommands of :mod:`trio_upgrade._cli`; see
+``docs/howto/cli.rst``.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
-from typing import Any, TextIO
+from typing import Any, BinaryIO, TextIO
 
 import trio
 
@@ -26,6 +29,8 @@ from . import (
     __version__,
     upgrade,
 )
+from ._cli import SUBCOMMANDS, Exit, exit_status, run
+from ._cli._exits import exit_table
 from ._options import Strategy
 from ._sansio._messages import Request, Response
 from ._sansio._redact import redacted
@@ -51,6 +56,8 @@ class Reporter:
 
     def __init__(self, out: TextIO) -> None:
         self.out = out
+        #: The exit status of the last failure (``Exit``), else ``OK``.
+        self.status = Exit.OK
 
     def line(self, text: str = "") -> None:
         print(text, file=self.out, flush=True)
@@ -131,6 +138,7 @@ async def negotiate(
             unix_socket=unix_socket,
         )
     except UpgradeRefused as exc:
+        report.status = Exit.REFUSED
         _report_attempts(exc.attempts, report)
         report.response(exc.response, "last response")
         if exc.body:
@@ -139,6 +147,7 @@ async def negotiate(
         return False
     except (UpgradeError, ValueError) as exc:
         report.line(f"  failed: {type(exc).__name__}: {exc}")
+        report.status = exit_status(exc)
         return False
     async with conn:
         _report_attempts(conn.attempts, report)
@@ -201,14 +210,33 @@ def _proxy(text: str) -> str | None:
     return None if text.lower() == "none" else text
 
 
-def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+def program_name(argv0: str | None = None) -> str:
+    """The command as invoked: ``trio-upgrade``, or ``python -m trio_upgrade``."""
+    name = os.path.basename(argv0 if argv0 is not None else sys.argv[0])
+    if not name or name in ("__main__.py", "-c") or name.startswith("python"):
+        return "python -m trio_upgrade"
+    return name
+
+
+def parse_args(
+    argv: Sequence[str] | None, prog: str = "python -m trio_upgrade"
+) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        prog="python -m trio_upgrade",
+        prog=prog,
+        usage=f"%(prog)s [-h] [options] [URL]\n       {prog} probe URL [options]"
+        f"\n       {prog} connect URL -p PROTOCOL [options]",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
         description=(
             "Negotiate an HTTP/1.1 upgrade and show the request, the 101 and the "
             "protocol chosen. Without a URL, run against the embedded loopback "
-            "test server."
+            "test server.\n\n"
+            "subcommands (see '%(prog)s probe -h', '%(prog)s connect -h'):\n"
+            "  probe URL                 which upgrades does this server support?\n"
+            "  connect URL -p PROTOCOL   upgrade, then talk: WebSocket messages, "
+            "HTTP/2\n"
+            "                            requests, or raw bytes from stdin"
         ),
+        epilog=f"exit statuses:\n{exit_table()}",
     )
     parser.add_argument("url", nargs="?", help="http://, https://, ws:// or wss:// URL")
     parser.add_argument(
@@ -261,9 +289,29 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
-    """Entry point; returns the process exit status (0 when all succeeded)."""
-    args = parse_args(argv)
+def main(
+    argv: Sequence[str] | None = None,
+    out: TextIO | None = None,
+    *,
+    err: TextIO | None = None,
+    stdin: BinaryIO | None = None,
+    prog: str | None = None,
+) -> int:
+    """Entry point; returns the process exit status (see ``--help``).
+
+    ``out``, ``err`` and ``stdin`` replace the process's streams (tests);
+    ``prog`` is the command's name in messages, by default as invoked.
+    """
+    argv = list(sys.argv[1:] if argv is None else argv)
+    prog = prog if prog is not None else program_name()
+    if argv[:1] and argv[0] in SUBCOMMANDS:
+        streams = (
+            out if out is not None else sys.stdout,
+            err if err is not None else sys.stderr,
+            stdin if stdin is not None else sys.stdin.buffer,
+        )
+        return run(argv, prog=prog, console_streams=streams)
+    args = parse_args(argv, prog)
     report = Reporter(out if out is not None else sys.stdout)
     limits = Limits(connect_timeout=args.timeout, handshake_timeout=args.timeout)
     if args.url is None:
@@ -282,7 +330,9 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
                 unix_socket=args.unix_socket,
             )
         )
-    return 0 if ok else 1
+    if ok:
+        return Exit.OK
+    return report.status if report.status != Exit.OK else Exit.PROTOCOL
 
 
 if __name__ == "__main__":

@@ -259,8 +259,10 @@ async def _negotiate(
                         CheckedFields(redirects.fields),
                     )
                     request_bytes = handshake.send_request(request)
+                    failing.request = request
                     outcome = await _exchange(stream, handshake, request_bytes)
                     failing.status_code = outcome.response.status_code
+                    failing.response = outcome.response
                     if isinstance(outcome, Switched):
                         offer = offers[select_offer(outcome.response, offers)]
                         offer.validate(outcome.response)
@@ -295,6 +297,7 @@ async def _negotiate(
                 through = proxy.url if proxy is not None and connect else ""
                 raise UpgradeTimeout(phase, timeout, proxy=through)
             failing.status_code = outcome.response.status_code
+            failing.response = outcome.response
             attempts.append(failing)
             last, failing, bad_location = outcome, None, None
             try:

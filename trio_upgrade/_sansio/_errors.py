@@ -38,7 +38,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Literal
 
 if TYPE_CHECKING:
-    from ._messages import Response
+    from ._messages import Request, Response
 
 __all__ = [
     "BodyTooLarge",
@@ -132,9 +132,13 @@ class Attempt:
         url: the URL the request was sent to, credentials left out
             (``""`` when not known). After a redirect, the attempts of one
             call show each hop of the chain.
+        request: the upgrade request as sent (its ``str`` redacts
+            credentials), or ``None`` for an ALPN offer or an attempt that
+            failed before sending one.
+        response: the final response head received, or ``None``.
     """
 
-    __slots__ = ("error", "offered", "status_code", "url")
+    __slots__ = ("error", "offered", "request", "response", "status_code", "url")
 
     def __init__(
         self,
@@ -143,11 +147,15 @@ class Attempt:
         error: BaseException | None,
         *,
         url: str = "",
+        request: Request | None = None,
+        response: Response | None = None,
     ) -> None:
         self.offered = tuple(offered)
         self.status_code = status_code
         self.error = error
         self.url = url
+        self.request = request
+        self.response = response
 
     def __repr__(self) -> str:
         return (
