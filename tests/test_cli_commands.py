@@ -14,6 +14,8 @@ import io
 import json
 import os
 import pathlib
+import re
+import shlex
 import socket
 import subprocess
 import sys
@@ -219,7 +221,7 @@ async def test_connect_websocket_sends_lines_and_prints_messages() -> None:
     assert "> text 5 bytes 'hello'" in run.err
     assert "< text 5 bytes 'hello'" in run.err
     assert "> ping" in run.err and "* pong in " in run.err
-    assert "> close 1000 (after 4 messages)" in run.err
+    assert "> close 1000 (--count 4 reached)" in run.err
 
 
 async def test_connect_websocket_closes_with_1000_at_the_end_of_stdin() -> None:
@@ -449,3 +451,78 @@ async def test_attempts_carry_the_request_sent_and_the_response() -> None:
     assert declined.response is not None and declined.response.status_code == 426
     assert switched.request is conn.handshake_request
     assert switched.response is conn.handshake_response
+
+
+# -- the docs ----------------------------------------------------------------
+
+CLI_DOC = pathlib.Path(__file__).parent.parent / "docs" / "howto" / "cli.rst"
+
+
+def doc_examples() -> list[tuple[str, str]]:
+    """``(command, output)`` of each ``$ trio-upgrade`` line of the CLI page."""
+    examples: list[tuple[str, list[str]]] = []
+    lines = CLI_DOC.read_text().splitlines()
+    inside = False
+    for line in lines:
+        if line.strip() == ".. code-block:: console":
+            inside = True
+            continue
+        if inside and line and not line.startswith(" "):
+            inside = False
+        if not inside or not line.startswith("    "):
+            if inside and examples and not line:
+                examples[-1][1].append("")
+            continue
+        text = line[4:]
+        if text.startswith("$ "):
+            examples.append((text[2:], []))
+        elif examples:
+            examples[-1][1].append(text)
+    return [(cmd, "\n".join(out).strip("\n") + "\n") for cmd, out in examples]
+
+
+def normalise(text: str) -> str:
+    """What may differ from run to run: times, keys, column widths."""
+    text = re.sub(r"\d+ ms\b", "N ms", text)
+    text = re.sub(r"\[ *\d+\.\d+\]", "[T]", text)
+    text = re.sub(r'"seconds": [\d.]+', '"seconds": N', text)
+    text = re.sub(r"(Sec-WebSocket-(Key|Accept): )\S+", r"\1KEY", text)
+    return re.sub(r" {2,}", "  ", text)
+
+
+async def test_the_cli_page_shows_what_the_commands_print() -> None:
+    examples = doc_examples()
+    assert len(examples) >= 7
+    async with demo_server() as url:
+        port = url.split(":")[2].rstrip("/")
+        for command, expected in examples:
+            words = shlex.split(command.replace("127.0.0.1:8000", f"127.0.0.1:{port}"))
+            stdin = b""
+            if words[0] == "printf":
+                assert words[2] == "|"
+                stdin = words[1].encode().decode("unicode_escape").encode()
+                words = words[3:]
+            assert words[0] == "trio-upgrade"
+            both = io.StringIO()
+            run = partial(
+                main,
+                [*words[1:], "--proxy", "none"],
+                both,
+                err=both,
+                stdin=io.BytesIO(stdin),
+                prog="trio-upgrade",
+            )
+            with trio.fail_after(20):
+                status = await trio.to_thread.run_sync(run)
+            shown = both.getvalue().replace(f":{port}/", ":8000/")
+            shown = shown.replace(f"127.0.0.1:{port}", "127.0.0.1:8000")
+            assert normalise(shown) == normalise(expected), command
+            # The page's server speaks no "chat": refused, else success.
+            assert status == (Exit.REFUSED if "-p chat" in command else Exit.OK)
+
+
+def test_the_cli_page_lists_every_exit_status() -> None:
+    text = CLI_DOC.read_text().replace("``", "")
+    table = re.sub(r"\s+", " ", text[text.index("Exit statuses") :])
+    for code, meaning in EXIT_CODES.items():
+        assert f" {int(code)} {meaning} " in table + " ", (code, meaning)

@@ -82,7 +82,7 @@ def test_connect_websocket_to_the_websockets_library(
     assert out == "héllo\n"
     assert "< text 6 bytes 'héllo'" in err
     assert "* connected: websocket, extensions permessage-deflate" in err
-    assert "> close 1000 (after 1 messages)" in err
+    assert "> close 1000 (--count 1 reached)" in err
     # The server closes: the exit status says how.
     for code, expected in [(1000, Exit.OK), (1001, Exit.OK), (4321, Exit.CLOSED)]:
         url = websockets_echo.url(f"/close?code={code}&reason=r", scheme="ws")

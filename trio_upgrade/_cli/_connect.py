@@ -80,7 +80,7 @@ async def _websocket(conn: WebSocketConnection, settings: Any) -> Exit:
                 console.trace("<", _summary(message))
                 console.data(_shown(message))
                 if args.count is not None and received >= args.count:
-                    console.trace(">", f"close 1000 (after {received} messages)")
+                    console.trace(">", f"close 1000 (--count {received} reached)")
                     await conn.aclose(1000)
                     break
         except ConnectionClosed as exc:
@@ -100,6 +100,10 @@ async def _websocket(conn: WebSocketConnection, settings: Any) -> Exit:
         try:
             while True:
                 line = await settings.stdin.read_line()
+                if line is None and args.count is not None:
+                    # A script's input ends at once: --count says how many
+                    # answers to wait for all the same.
+                    await trio.sleep_forever()
                 if line is None:
                     console.trace(">", "close 1000 (end of input)")
                     closed_by_us = True

@@ -175,7 +175,8 @@ def parser(prog: str) -> argparse.ArgumentParser:
         "--count",
         type=_count,
         metavar="N",
-        help="WebSocket: close (1000) and exit after N messages received",
+        help="WebSocket: close (1000) and exit after N messages received, "
+        "even when stdin ended before (without it, stdin's end closes at once)",
     )
     return top
 
