@@ -654,8 +654,9 @@ def _documented(module: object) -> Iterator[object]:
                 member = getattr(member, "__func__", member)  # class/staticmethod
                 if isinstance(member, property):
                     yield member.fget
-                elif (inspect.isclass(member) or inspect.isroutine(member)) and getattr(
-                    member, "__module__", ""
+                elif (inspect.isclass(member) or inspect.isroutine(member)) and (
+                    # None for a builtin's method (an IntEnum's int.__new__)
+                    getattr(member, "__module__", "") or ""
                 ).startswith("trio_upgrade"):
                     todo.append(member)
 
