@@ -526,3 +526,21 @@ def test_the_cli_page_lists_every_exit_status() -> None:
     table = re.sub(r"\s+", " ", text[text.index("Exit statuses") :])
     for code, meaning in EXIT_CODES.items():
         assert f" {int(code)} {meaning} " in table + " ", (code, meaning)
+
+
+def test_the_console_script_names_itself() -> None:
+    script = pathlib.Path(sys.executable).parent / "trio-upgrade"
+    if not script.exists():
+        pytest.skip("trio-upgrade is not installed in this environment")
+    root = pathlib.Path(__file__).parent.parent
+    result = subprocess.run(
+        [str(script), "probe", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+        env={**os.environ, "PYTHONPATH": str(root)},  # this tree's package
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("usage: trio-upgrade probe ")
+    assert "--json" in result.stdout and "exit statuses:" in result.stdout

@@ -7,8 +7,6 @@ both ways, as netcat.
 
 from __future__ import annotations
 
-from typing import Any
-
 import trio
 
 from .._http2._protocol import HTTP2Connection
@@ -19,11 +17,12 @@ from .._sansio._url import parse_url, split_userinfo
 from .._websocket import WebSocketConnection
 from ._console import Console
 from ._exits import Exit
+from ._settings import Settings
 
 __all__ = ["connect", "parse_close"]
 
 
-async def connect(settings: Any) -> Exit:
+async def connect(settings: Settings) -> Exit:
     """Upgrade to the one protocol asked for and run its session."""
     args, console = settings.args, settings.console
     try:
@@ -65,7 +64,7 @@ def _summary(message: str | bytes, limit: int = 60) -> str:
     return f"{kind} {size} bytes {shown}"
 
 
-async def _websocket(conn: WebSocketConnection, settings: Any) -> Exit:
+async def _websocket(conn: WebSocketConnection, settings: Settings) -> Exit:
     args, console = settings.args, settings.console
     outcome = Exit.OK
     closed_by_us = False  # by stdin's end or /close: not the server's close
@@ -168,7 +167,7 @@ def _is_text(content_type: str) -> bool:
     )
 
 
-async def _http2(conn: HTTP2Connection, settings: Any) -> Exit:
+async def _http2(conn: HTTP2Connection, settings: Settings) -> Exit:
     args, console = settings.args, settings.console
     async with conn:
         with trio.fail_after(args.timeout):
@@ -207,7 +206,7 @@ async def _http2(conn: HTTP2Connection, settings: Any) -> Exit:
     return Exit.OK
 
 
-async def _raw(conn: RawStream, settings: Any) -> Exit:
+async def _raw(conn: RawStream, settings: Settings) -> Exit:
     console = settings.console
 
     async def send() -> None:

@@ -10,10 +10,12 @@ from typing import Any
 import trio
 
 from .._http2._protocol import HTTP2Connection
+from .._options import Strategy
 from .._sansio._errors import Attempt, UpgradeRefused
 from .._sansio._messages import Response
 from .._websocket import WebSocketConnection
 from ._exits import Exit, exit_status
+from ._settings import Settings
 
 __all__ = ["Row", "offers", "probe"]
 
@@ -77,11 +79,11 @@ def _notable(response: Response | None) -> dict[str, str]:
     return found
 
 
-async def _try(settings: Any, url: str, offered: list[str], how: str) -> Row:
+async def _try(settings: Settings, url: str, offered: list[str], how: str) -> Row:
     row = Row(offered, how)
     start = time.monotonic()
     try:
-        strategy = "combined" if how == "combined" else "sequential"
+        strategy: Strategy = "combined" if how == "combined" else "sequential"
         conn = await settings.upgrade(url, offered, strategy=strategy)
     except UpgradeRefused as exc:
         row.status, row.exit = exc.status_code, Exit.REFUSED
@@ -154,7 +156,7 @@ def status_of(rows: list[Row]) -> Exit:
     return rows[0].exit if rows else Exit.OK
 
 
-async def probe(settings: Any) -> Exit:
+async def probe(settings: Settings) -> Exit:
     """Try every offer in turn (one connection each) and report."""
     args, console = settings.args, settings.console
     rows = []

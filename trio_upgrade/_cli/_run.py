@@ -3,22 +3,19 @@
 from __future__ import annotations
 
 import argparse
-import ssl
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Any
+from typing import BinaryIO, TextIO
 
 import trio
 
-from .._options import Strategy
-from .._raw import Raw
 from .._sansio._limits import Limits
-from .._upgrade import upgrade
-from .._websocket import WebSocket
+from ._connect import connect
 from ._console import Console, Input
 from ._exits import Exit, exit_status, exit_table
+from ._probe import probe
+from ._settings import Settings, ssl_factory
 
-__all__ = ["SUBCOMMANDS", "Settings", "add_common_options", "parser", "run"]
+__all__ = ["SUBCOMMANDS", "add_common_options", "parser", "run"]
 
 SUBCOMMANDS = ("probe", "connect")
 
@@ -181,74 +178,18 @@ def parser(prog: str) -> argparse.ArgumentParser:
     return top
 
 
-@dataclass
-class Settings:
-    """What a subcommand needs of the command line, checked."""
-
-    args: argparse.Namespace
-    console: Console
-    stdin: Input
-    limits: Limits
-    ssl_context_for: Any  # (alpn: list[str]) -> ssl.SSLContext | None
-
-    def protocol(self, token: str) -> Any:
-        """The protocol object to offer for ``token``."""
-        if token == "websocket":
-            return WebSocket(self.args.subprotocol, origin=self.args.origin)
-        if token in ("h2c", "h2"):
-            return token
-        return Raw(token)
-
-    async def upgrade(
-        self, url: str, tokens: Sequence[str], *, strategy: Strategy = "sequential"
-    ) -> Any:
-        """``upgrade(url, tokens)`` with the command line's options."""
-        alpn = ["h2", "http/1.1"] if tokens[:1] == ["h2"] else ["http/1.1"]
-        return await upgrade(
-            url,
-            [self.protocol(token) for token in tokens],
-            strategy=strategy,
-            headers=self.args.header,
-            limits=self.limits,
-            proxy=self.args.proxy,
-            ssl_context=self.ssl_context_for(alpn),
-            follow_redirects=self.args.command != "probe",
-        )
-
-
-def _ssl_factory(args: argparse.Namespace) -> Any:
-    """Contexts for ``-k``/``--cacert``; ``None`` (the library's) without."""
-    if not args.insecure and args.cacert is None:
-        return lambda alpn: None
-    # Loaded now, so that a bad file is a usage error before connecting.
-    ssl.create_default_context(cafile=args.cacert)
-
-    def make(alpn: list[str]) -> ssl.SSLContext:
-        context = ssl.create_default_context(cafile=args.cacert)
-        if args.insecure:
-            context.check_hostname = False
-            context.verify_mode = ssl.CERT_NONE
-        context.set_alpn_protocols(alpn)
-        return context
-
-    return make
-
-
 def run(
     argv: Sequence[str],
     *,
     prog: str,
-    console_streams: tuple[Any, Any, Any],
+    console_streams: tuple[TextIO, TextIO, BinaryIO],
 ) -> int:
     """Run ``probe`` or ``connect``; the process exit status."""
-    from ._connect import connect
-    from ._probe import probe
-
     args = parser(prog).parse_args(argv)
     out, err, stdin = console_streams
     console = Console(out, err, verbose=args.verbose, quiet=args.quiet)
     try:
-        factory = _ssl_factory(args)
+        factory = ssl_factory(args)
     except (OSError, ValueError) as exc:
         console.error(f"{prog}: error: --cacert {args.cacert}: {exc}")
         return Exit.USAGE
