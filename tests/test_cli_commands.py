@@ -9,6 +9,7 @@ stdout, the name in its usage).
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import io
 import json
@@ -29,6 +30,7 @@ import pytest
 import trio
 import trustme
 from alpn_support import alpn_server
+from proxy_support import start_proxy, tunnelling_proxy
 
 from trio_upgrade import ConnectionClosed, Request, upgrade
 from trio_upgrade.__main__ import main, program_name
@@ -56,9 +58,10 @@ async def cli(argv: Sequence[str], stdin: bytes | BinaryIO = b"") -> Run:
     """Run ``trio-upgrade ARGV`` in a thread (its own trio.run)."""
     out, err = io.StringIO(), io.StringIO()
     source = io.BytesIO(stdin) if isinstance(stdin, bytes) else stdin
+    direct = [] if "--proxy" in argv else ["--proxy", "none"]
     run = partial(
         main,
-        [*argv, "--proxy", "none"],
+        [*argv, *direct],
         out,
         err=err,
         stdin=source,
@@ -544,3 +547,20 @@ def test_the_console_script_names_itself() -> None:
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("usage: trio-upgrade probe ")
     assert "--json" in result.stdout and "exit statuses:" in result.stdout
+
+
+async def test_connect_through_a_proxy_with_credentials() -> None:
+    heads: list[bytes] = []
+    auth = "Basic " + base64.b64encode(b"bob:pr0xy").decode()
+    async with demo_server() as url, trio.open_nursery() as nursery:
+        proxy = await start_proxy(nursery, tunnelling_proxy(heads, auth))
+        proxy = proxy.replace("http://", "http://bob:pr0xy@")
+        run = await cli(
+            ["connect", url, "-p", "websocket", "--count", "1", "--proxy", proxy],
+            b"via proxy\n",
+        )
+        nursery.cancel_scope.cancel()
+    assert run.status == Exit.OK, run.err
+    assert run.out == "via proxy\n"
+    assert heads[0].startswith(b"CONNECT 127.0.0.1:")
+    assert "pr0xy" not in run.err and auth not in run.err
