@@ -37,9 +37,14 @@ from trio_upgrade.__main__ import main, program_name
 from trio_upgrade._cli import EXIT_CODES, Exit
 from trio_upgrade._cli._connect import parse_close
 from trio_upgrade.testing import (
+    Abort,
     H2CServerProtocol,
+    Script,
+    Send,
+    Sleep,
     WebSocketServerProtocol,
     open_upgrade_server,
+    response_head,
 )
 from trio_upgrade.testing._demo import demo_protocols
 from trio_upgrade.testing._websocket import ServerWebSocket
@@ -564,3 +569,16 @@ async def test_connect_through_a_proxy_with_credentials() -> None:
     assert run.out == "via proxy\n"
     assert heads[0].startswith(b"CONNECT 127.0.0.1:")
     assert "pr0xy" not in run.err and auth not in run.err
+
+
+async def test_connect_raw_reports_a_reset_connection_with_status_6() -> None:
+    # The server never reads what the client sends and then closes at once:
+    # the kernel resets the connection (unread input), the client's read
+    # fails inside the session's nursery, and comes out as itself.
+    head = response_head(101, [("Upgrade", "echo"), ("Connection", "Upgrade")])
+    script = Script([Send(head + b"partial"), Sleep(0.3), Abort()])
+    async with open_upgrade_server(["echo"], script=script) as server:
+        run = await cli(["connect", server.url(), "-p", "echo"], b"unread\n")
+    assert run.status == Exit.CLOSED, run.err
+    assert run.out == "partial"
+    assert "error: BrokenResourceError" in run.err

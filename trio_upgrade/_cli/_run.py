@@ -8,6 +8,7 @@ from typing import BinaryIO, TextIO
 
 import trio
 
+from .._groups import lone_errors_unwrapped
 from .._sansio._limits import Limits
 from ._connect import connect
 from ._console import Console, Input
@@ -202,7 +203,10 @@ def run(
     )
     command = probe if args.command == "probe" else connect
     try:
-        return int(trio.run(command, settings))
+        # The sessions' nurseries wrap what their tasks raise in groups: a
+        # lone error (a reset raw stream, Ctrl-C) comes out as itself.
+        with lone_errors_unwrapped():
+            return int(trio.run(command, settings))
     except KeyboardInterrupt:
         console.error("interrupted")
         return Exit.INTERRUPTED
