@@ -31,6 +31,7 @@ import trio
 import trustme
 from alpn_support import alpn_server
 from proxy_support import start_proxy, tunnelling_proxy
+from unix_support import needs_unix, socket_path
 
 from trio_upgrade import ConnectionClosed, Request, upgrade
 from trio_upgrade.__main__ import main, program_name
@@ -48,6 +49,8 @@ from trio_upgrade.testing import (
 )
 from trio_upgrade.testing._demo import demo_protocols
 from trio_upgrade.testing._websocket import ServerWebSocket
+
+__all__ = ["socket_path"]  # the fixture, re-exported for pytest
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -578,3 +581,23 @@ async def test_connect_raw_reports_a_reset_connection_with_status_6() -> None:
     assert run.status == Exit.CLOSED, run.err
     assert run.out == "partial"
     assert "error: BrokenResourceError" in run.err
+
+
+@needs_unix
+async def test_probe_and_connect_over_a_unix_socket(socket_path: str) -> None:
+    async with open_upgrade_server(demo_protocols(), unix_socket=socket_path):
+        via = ["--unix-socket", socket_path]
+        run = await cli(["probe", "http://daemon/", "-p", "echo", "--json", *via])
+        assert run.status == Exit.OK, run.err
+        (row,) = json.loads(run.out)
+        assert row["chosen"] == "echo"
+        assert "Host: daemon" in row["requests"][0]
+        run = await cli(
+            ["connect", "ws://daemon/", "-p", "websocket", "--count", "1", *via],
+            b"over the socket\n",
+        )
+    assert run.status == Exit.OK, run.err
+    assert run.out == "over the socket\n"
+    run = await cli(["connect", "http://daemon/", "-p", "echo", *via])
+    assert run.status == Exit.CONNECT
+    assert "could not connect to Unix socket" in run.err

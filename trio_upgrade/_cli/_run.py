@@ -70,6 +70,12 @@ def add_common_options(parser: argparse.ArgumentParser) -> None:
         "http_proxy, https_proxy, no_proxy...)",
     )
     parser.add_argument(
+        "--unix-socket",
+        metavar="PATH",
+        help="connect to this Unix domain socket instead of the URL's host "
+        "(the URL still gives Host and the target), as curl's option does",
+    )
+    parser.add_argument(
         "--subprotocol",
         action="append",
         default=[],

@@ -56,6 +56,7 @@ class Settings:
             proxy=self.args.proxy,
             ssl_context=self.ssl_context_for(alpn),
             follow_redirects=self.args.command != "probe",
+            unix_socket=self.args.unix_socket,
         )
 
 
