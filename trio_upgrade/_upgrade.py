@@ -685,7 +685,12 @@ def open_upgrade(
     It takes the same ``options`` (:class:`UpgradeOptions`). Connections
     that run background tasks (WebSocket keepalive pings, an HTTP/2 reader)
     run them in this nursery. On exit the connection is closed and its tasks
-    end. An error from those tasks, or from the body, is raised as itself,
+    end: with the connection's ``aclose()`` when the block
+    ends normally; when it ends with an exception (cancellation and
+    ``KeyboardInterrupt`` included), as the connection's own ``async with``
+    would (a WebSocket sends close code 1001 "going away", HTTP/2 a GOAWAY,
+    under a shielded deadline of at most 1 s), and the exception goes on.
+    An error from those tasks, or from the body, is raised as itself,
     not wrapped in an exception group, when it is the only one.
 
     ::
@@ -720,8 +725,28 @@ async def open_with(
             connection = await connect(nursery)
             try:
                 yield connection
-            finally:
+            except BaseException as exc:
+                # Cancelled, interrupted or failed: the connection's own
+                # __aexit__ says goodbye (WebSocket 1001, HTTP/2 GOAWAY)
+                # under a short shielded deadline; the exception goes on.
+                await close_after(connection, exc)
+                nursery.cancel_scope.cancel()
+                raise
+            else:
                 # aclose() is bounded by limits.close_timeout and, per Trio's
                 # contract, closes forcefully if it is cancelled.
                 await connection.aclose()
                 nursery.cancel_scope.cancel()
+
+
+async def close_after(connection: Any, exc: BaseException) -> None:
+    """Close ``connection`` as ``async with`` would after ``exc``.
+
+    A connection that is an async context manager (the library's own, and
+    custom protocols' that are) closes through its ``__aexit__``, which
+    may say goodbye to the server; any other through ``aclose()``.
+    """
+    if hasattr(type(connection), "__aexit__"):
+        await connection.__aexit__(type(exc), exc, exc.__traceback__)
+    else:
+        await connection.aclose()

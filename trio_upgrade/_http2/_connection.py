@@ -10,6 +10,7 @@ import trio
 from h2.settings import SettingCodes
 
 from .._sansio._errors import Attempt, UpgradeError, UpgradeRefused
+from .._sansio._limits import GOING_AWAY_GRACE
 from .._sansio._messages import Headers, Request, Response
 from .._websocket import WebSocket, WebSocketConnection
 from ._engine import H2Engine
@@ -384,7 +385,30 @@ class HTTP2Connection:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        await self.aclose()
+        """Close at the end of ``async with``: :meth:`aclose` when the block
+        ends normally, :meth:`going_away` when it ends with an exception
+        (cancellation and ``KeyboardInterrupt`` included), which is not
+        suppressed."""
+        if exc is None:
+            await self.aclose()
+        else:
+            await self.going_away()
+
+    async def going_away(self) -> None:
+        """Send GOAWAY (``NO_ERROR``) under a short shielded deadline, then
+        close the transport.
+
+        What the ``async with`` block does when it ends with an exception:
+        unlike :meth:`aclose` in a cancelled scope, which closes the socket
+        at once, the server is told that the connection ends on purpose
+        (RFC 9113 §6.8), so it does not count a lost connection. It always
+        finishes, within the smaller of ``Limits.close_timeout`` and 1 s: a
+        GOAWAY that cannot be written by then (the server stopped reading)
+        is given up.
+        """
+        grace = min(self.close_timeout, GOING_AWAY_GRACE)
+        with trio.CancelScope(shield=True, deadline=trio.current_time() + grace):
+            await self._engine.aclose()
 
     def __repr__(self) -> str:
         conn = self._engine.state

@@ -298,9 +298,13 @@ def open_http2(
     It takes the same arguments but ``nursery``: the connection's background
     reader runs in the block's own nursery, so the connection stays
     serviced while idle, and ends with the block, which closes the
-    connection (GOAWAY). An error from the block or the reader is raised as
-    itself, not in an exception group, when it is the only one. An option
-    that is not one of :class:`ConnectOptions` is a :exc:`TypeError` at once.
+    connection (GOAWAY; when the block ends with an exception, cancellation
+    and ``KeyboardInterrupt`` included, the GOAWAY is sent under a shielded
+    deadline of at most 1 s: see
+    :meth:`~trio_upgrade.HTTP2Connection.going_away`). An error from the
+    block or the reader is raised as itself, not in an exception group,
+    when it is the only one. An option that is not one of
+    :class:`ConnectOptions` is a :exc:`TypeError` at once.
 
     ::
 
@@ -327,7 +331,13 @@ async def _open_http2(
             conn = await connect_http2(url, options=options, nursery=nursery, **connect)
             try:
                 yield conn
-            finally:
+            except BaseException:
+                # Cancelled, interrupted or failed: GOAWAY under a short
+                # shielded deadline (HTTP2Connection.__aexit__).
+                await conn.going_away()
+                nursery.cancel_scope.cancel()
+                raise
+            else:
                 # Bounded by limits.close_timeout; forceful if cancelled.
                 await conn.aclose()
                 nursery.cancel_scope.cancel()

@@ -8,7 +8,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, fields
 
-__all__ = ["RECEIVE_SIZE", "Limits"]
+__all__ = ["GOING_AWAY_GRACE", "RECEIVE_SIZE", "Limits"]
 
 #: Bytes asked of the transport in one read, everywhere the library reads
 #: (handshake, proxy tunnel, WebSocket, HTTP/2, the testing server). 64 KiB:
@@ -41,7 +41,10 @@ class Limits:
             10 s matches the ``websockets`` library's ``open_timeout``.
         close_timeout: seconds a clean close may take before the transport is
             dropped (used by protocols that have a closing handshake).
-            10 s matches ``websockets``' ``close_timeout``.
+            10 s matches ``websockets``' ``close_timeout``. When the block
+            that owns the connection ends with an exception (cancellation,
+            Ctrl-C), the goodbye (WebSocket close 1001, HTTP/2 GOAWAY) gets
+            the smaller of this and 1 s, shielded from the cancellation.
         max_head_size: bytes allowed in one response head (status line plus
             header fields; each 1xx head counts on its own), however its
             bytes are split across reads. 64 KiB: h11 defaults to 16 KiB,
@@ -94,3 +97,15 @@ class Limits:
                 raise TypeError(f"Limits.{name} must be an int")
         if self.max_attempts < 1 or not isinstance(self.max_attempts, int):
             raise ValueError("Limits.max_attempts must be an int >= 1")
+
+
+#: Seconds a connection may spend saying goodbye when the block that owns it
+#: ends with an exception (cancelled by a timeout, Ctrl-C, an error in the
+#: body): the WebSocket close frame 1001 "going away" and the server's
+#: answer, or HTTP/2's GOAWAY, under a shield, then the socket is closed.
+#: The smaller of this and ``Limits.close_timeout`` applies. 1 s: a few round
+#: trips on any real path (300 ms across the world), so a healthy server
+#: sees the goodbye; short enough that whoever cancelled, or the person who
+#: pressed Ctrl-C, is not kept waiting by a server that stopped reading. The
+#: same bound as HTTP/2's RST_STREAM of a cancelled stream.
+GOING_AWAY_GRACE = 1.0

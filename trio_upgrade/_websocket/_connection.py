@@ -7,12 +7,14 @@ exposes only the public methods.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from types import TracebackType
 
 import trio
 from wsproto.connection import Connection, ConnectionState
 from wsproto.events import Ping
 
 from .._sansio._errors import Attempt, ConnectionClosed
+from .._sansio._limits import GOING_AWAY_GRACE
 from .._sansio._messages import Request, Response
 from ._engine import WebSocketEngine
 from ._pings import PingTracker
@@ -51,6 +53,12 @@ class WebSocketConnection(trio.abc.Channel[str | bytes]):
     Cancellation: a cancelled ``receive()`` loses nothing. A ``send()``
     cancelled while its frames were being written may have sent part of a
     frame; the connection is then unusable and is aborted (code 1006).
+    When the ``async with`` block that owns the connection (or
+    :func:`~trio_upgrade.open_upgrade`'s) ends with an exception, a
+    cancellation or ``KeyboardInterrupt`` included, the server is told
+    with close code 1001 ("going away"), within a short shielded deadline,
+    before the socket closes; the exception then goes on (see
+    :meth:`__aexit__`).
 
     Attributes:
         protocol: ``"websocket"``.
@@ -309,6 +317,43 @@ class WebSocketConnection(trio.abc.Channel[str | bytes]):
         finally:
             pings.discard(payload)
 
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc_value: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        """Close the connection at the end of ``async with``.
+
+        A block that ends normally closes with :meth:`aclose` (code 1000).
+        A block that ends with an exception (an error, ``trio.Cancelled``
+        from a timeout or a cancelled nursery, ``KeyboardInterrupt``) closes
+        with 1001 "going away": the close frame is sent and the server's
+        answer awaited under a shield, for at most the smaller of
+        ``Limits.close_timeout`` and 1 s; then (or at once, if the frame
+        cannot be written) the transport is closed. Without this, a
+        cancelled block would close the socket at once and the server would
+        see 1006 (no close frame). The exception is not suppressed.
+        """
+        if exc_value is None:
+            await self.aclose()
+        else:
+            await self.going_away()
+
+    async def going_away(self) -> None:
+        """Close with 1001 "going away" under a short shielded deadline.
+
+        What the ``async with`` block does when it ends with an exception
+        (see :meth:`__aexit__`); call it yourself from cleanup code that
+        runs in a cancelled scope (a ``finally`` after a timeout), where
+        :meth:`aclose` would be cancelled at once and only close the socket.
+        It is not a checkpoint for cancellation: it always finishes, within
+        the smaller of ``Limits.close_timeout`` and 1 s.
+        """
+        grace = min(self._shared.close_timeout, GOING_AWAY_GRACE)
+        with trio.CancelScope(shield=True, deadline=trio.current_time() + grace):
+            await self.aclose(1001, "going away")
+
     async def aclose(self, code: int = 1000, reason: str = "") -> None:
         """Close with the closing handshake, then close the transport.
 
@@ -316,7 +361,10 @@ class WebSocketConnection(trio.abc.Channel[str | bytes]):
         server's close frame and for it to close TCP, all within
         ``Limits.close_timeout``; then (or on timeout or cancellation) closes
         the transport. Messages not yet received are discarded. Calling it
-        again, or after the server closed, does nothing more.
+        again, or after the server closed, does nothing more. Called in a
+        scope that is already cancelled, it only closes the transport, as
+        Trio's ``aclose()`` methods do; :meth:`going_away` is the goodbye
+        for that case.
 
         Args:
             code: 1000 (normal), 1001 (going away), another code valid to

@@ -234,41 +234,46 @@ class WebSocketEngine:
         # Pythons before 3.11 every frame of a suspended task's stack is an
         # object of its own, and this stack is most of an idle connection.
         sock = stream.socket if type(stream) is trio.SocketStream else None
-        while not state.eof:
-            if state.reader or state.queue_full() or state.local_close:
-                if (
-                    writer.outbox
-                    and not writer.sending
-                    and not state.reader
-                    and not state.local_close
+        try:
+            while not state.eof:
+                if state.reader or state.queue_full() or state.local_close:
+                    if (
+                        writer.outbox
+                        and not writer.sending
+                        and not state.reader
+                        and not state.local_close
+                    ):
+                        # No room, so no read, but pongs wait: this task may
+                        # block on them, as nobody else would write them.
+                        await writer.answer(trio.CancelScope())
+                        continue
+                    await state.bg_wait()
+                    continue
+                resume = self._fg_read_at + HANDOVER_DELAY
+                if trio.current_time() < resume:
+                    await trio.sleep_until(resume)
+                    continue
+                if sock is not None and not (
+                    self.reader.backlog or (writer.outbox and not writer.sending)
                 ):
-                    # No room, so no read, but pongs wait: this task may
-                    # block on them, as nobody else would write them.
-                    await writer.answer(trio.CancelScope())
-                    continue
-                await state.bg_wait()
-                continue
-            resume = self._fg_read_at + HANDOVER_DELAY
-            if trio.current_time() < resume:
-                await trio.sleep_until(resume)
-                continue
-            if sock is not None and not (
-                self.reader.backlog or (writer.outbox and not writer.sending)
-            ):
-                # Hold the reader role until the socket has data, or ends.
-                state.reader = BG
-                try:
-                    await trio.lowlevel.wait_readable(sock)
-                except TRANSPORT_ERRORS:
-                    pass  # the read below meets the error, or the end
-                finally:
-                    state.reader = 0
-                if state.transport_closed:
-                    continue
-            await self.progress(BG)
-            if state.fg_waiting:
-                # An application task wants data: let it read itself.
-                self._fg_read_at = trio.current_time()
+                    # Hold the reader role until the socket has data, or ends.
+                    state.reader = BG
+                    try:
+                        await trio.lowlevel.wait_readable(sock)
+                    except TRANSPORT_ERRORS:
+                        pass  # the read below meets the error, or the end
+                    finally:
+                        state.reader = 0
+                    if state.transport_closed:
+                        continue
+                await self.progress(BG)
+                if state.fg_waiting:
+                    # An application task wants data: let it read itself.
+                    self._fg_read_at = trio.current_time()
+        finally:
+            # Cancelled (the nursery ends) while holding the reader role: a
+            # task that waits for it (a going-away close) reads itself.
+            state.notify()
 
     async def _keepalive(self) -> None:
         state = self.state
