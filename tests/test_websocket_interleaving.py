@@ -30,9 +30,11 @@ pytestmark = pytest.mark.timeout(30)
 async def test_tasks_woken_together_keep_max_queue(plain: bool) -> None:
     # Two ping() calls wait for their pongs (never sent) while the queue is
     # full and more messages wait unparsed. receive() makes room: both wake,
-    # both see room, and only one may parse.
+    # both see room, and only one may parse. The pings' look-ahead past a
+    # full queue (max_size bytes) ends with the first message here: the
+    # bound they wait behind is still max_queue.
     client, server = trio.testing.memory_stream_pair()
-    conn = bare_connection(client, plain=plain, max_queue=1)
+    conn = bare_connection(client, plain=plain, max_queue=1, max_size=2)
     with trio.fail_after(5):
         async with trio.open_nursery() as nursery:
             nursery.start_soon(conn.ping, b"1")

@@ -43,7 +43,8 @@ class WebSocketConnection(trio.abc.Channel[str | bytes]):
     ``upgrade(..., nursery=)``), a background task also reads when the
     application has not for 0.1 s, and keepalive pings run. Either way, at
     most ``max_queue`` messages wait for :meth:`receive`; then reading stops
-    (backpressure) until the application catches up, and pings wait too.
+    (backpressure) until the application catches up, except that a
+    :meth:`ping` reads a bounded look-ahead further for its pong.
     Answering a ping never holds up reading: a pong the transport cannot
     take at once is written when it can (by the next call that reads or
     sends, or the background task), and while pongs cannot be written only
@@ -281,8 +282,14 @@ class WebSocketConnection(trio.abc.Channel[str | bytes]):
         """Send a ping and wait for its pong.
 
         The pong is read like any incoming data: by this call if no other
-        task is reading, and only once the messages that arrived before it
-        fit in the queue (a full queue waits for :meth:`receive`).
+        task is reading (with a nursery, the background reader may read it
+        first). It comes after the messages the server sent before it,
+        which are queued for :meth:`receive`, in order: while this call
+        waits, reading goes on past a full queue (``max_queue``) for up to
+        ``max_size`` more bytes of messages (1 MiB without ``max_size``),
+        so that a pong behind a burst the application has not read yet is
+        found. Behind more than that, the call waits for :meth:`receive` to
+        make room, as reading does; memory stays bounded either way.
 
         Args:
             payload: up to 125 bytes; by default 4 random bytes.
@@ -305,6 +312,9 @@ class WebSocketConnection(trio.abc.Channel[str | bytes]):
             await trio.lowlevel.checkpoint()
             raise self._closing.closed_error()
         waiter = pings.add(payload)
+        # Reading may go past a full queue to find the pong (look-ahead).
+        state.pinging += 1
+        state.wake_bg()
         try:
             self._writer.outbox += state.ws.send(Ping(payload=payload))
             await trio.lowlevel.checkpoint()
@@ -315,6 +325,7 @@ class WebSocketConnection(trio.abc.Channel[str | bytes]):
                 await self._engine.progress()
             return waiter.latency
         finally:
+            state.pinging -= 1
             pings.discard(payload)
 
     async def __aexit__(

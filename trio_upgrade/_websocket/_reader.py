@@ -226,7 +226,11 @@ class Reader:
                 if state.local_close:
                     continue  # after aclose() messages are dropped
                 queue.append(data)
-                if limit is not None and len(queue) - state.head >= limit:
+                if (
+                    limit is not None
+                    and len(queue) - state.head >= limit
+                    and state.past_limit(data)
+                ):
                     self.backlog = True
                     return
             elif isinstance(event, Ping):
@@ -345,7 +349,11 @@ class FastReader(Reader):
                 if state.local_close:
                     continue  # after aclose() messages are dropped
                 queue.append(message)
-                if limit is not None and len(queue) - state.head >= limit:
+                if (
+                    limit is not None
+                    and len(queue) - state.head >= limit
+                    and state.past_limit(message)
+                ):
                     full = True
                     break
         if pos < end:
@@ -433,7 +441,11 @@ class FastReader(Reader):
             queue = state.queue
             queue.append(message)
             limit = state.settings.max_queue
-            if limit is not None and len(queue) - state.head >= limit:
+            if (
+                limit is not None
+                and len(queue) - state.head >= limit
+                and state.past_limit(message)
+            ):
                 if rest:
                     self._hold(rest)
                 return

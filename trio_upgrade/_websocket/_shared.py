@@ -16,6 +16,10 @@ from wsproto.connection import Connection
 
 __all__ = ["BG", "FG", "Closure", "ConnectionSettings", "SharedState"]
 
+#: Bytes a waiting ``ping()`` may queue past ``max_queue`` when there is no
+#: ``max_size`` (see :meth:`SharedState.past_limit`): the default max_size.
+LOOK_AHEAD = 2**20
+
 FG = 1  # an application task holds the reader role
 BG = 2  # the background reader holds it
 
@@ -53,11 +57,13 @@ class SharedState:
         "close_timeout",
         "closure",
         "eof",
+        "extra",
         "fg_waiting",
         "head",
         "ka_scope",
         "local_close",
         "must_close",
+        "pinging",
         "queue",
         "reader",
         "settings",
@@ -94,10 +100,37 @@ class SharedState:
         self.bg_event: trio.Event | None = None  # the background reader waits
         self.ka_scope: trio.CancelScope | None = None  # the keepalive waits
         self.traffic: trio.Event | None = None  # the keepalive awaits data
+        self.pinging = 0  # ping() calls awaiting their pong
+        self.extra = 0  # about how many bytes were queued past max_queue
 
     def queue_full(self) -> bool:
+        """Whether reading must pause: ``max_queue`` messages wait, and no
+        ``ping()`` may look ahead for its pong (:meth:`past_limit`)."""
         limit = self.settings.max_queue
-        return limit is not None and len(self.queue) - self.head >= limit
+        if limit is None or len(self.queue) - self.head < limit:
+            return False
+        return not self.pinging or self.extra >= self.look_ahead()
+
+    def look_ahead(self) -> int:
+        """Bytes of messages a waiting ``ping()`` may queue past
+        ``max_queue`` to reach its pong: ``max_size`` (1 MiB without one)."""
+        size = self.settings.max_size
+        return size if size is not None else LOOK_AHEAD
+
+    def past_limit(self, message: str | bytes) -> bool:
+        """``message`` was queued and the queue holds ``max_queue`` messages
+        or more: whether parsing stops there.
+
+        It stops unless a ``ping()`` awaits its pong, which comes after the
+        messages the server sent first: then parsing goes on, queueing up to
+        :meth:`look_ahead` bytes more (text counted in characters), so that
+        the pong is found behind a burst the application has not read yet,
+        while memory stays bounded.
+        """
+        if not self.pinging:
+            return True
+        self.extra += len(message)
+        return self.extra >= self.look_ahead()
 
     def pop_front(self, head: int, queue: list[str | bytes]) -> None:
         """Drop the message at ``head`` (the caller took it)."""
@@ -111,7 +144,9 @@ class SharedState:
             del queue[:head]
             head = 0
         self.head = head
-        if was_full:
+        if was_full and limit is not None:
+            if len(queue) - head < limit:
+                self.extra = 0  # below the bound again: a new look-ahead
             # Room again: whoever waits to read (the background reader, a
             # ping() awaiting its pong) may go on.
             self.wake_bg()
