@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Sequence
 from typing import Literal
 
@@ -126,6 +127,11 @@ class _WebSocketOffer(Offer[WebSocketConnection]):
         )
         if context.nursery is not None:
             connection._engine.start_background(context.nursery)
+        else:
+            p._warn_no_keepalive(
+                "keepalive pings need a nursery: use trio_upgrade.open_upgrade(), "
+                "or upgrade(..., nursery=...)"
+            )
         # No checkpoint of its own: upgrade() has passed several already.
         return connection
 
@@ -144,8 +150,14 @@ def connection_on_stream(
     For WebSockets over HTTP/2 (RFC 8441): the extended CONNECT and the
     check of its 2xx belong to the HTTP/2 package, which hands over the
     stream; no extension is in force (compression is not offered there).
-    The connection gets the same per-connection bounds as after a 101.
+    The connection gets the same per-connection bounds as after a 101;
+    no keepalive runs on it (the HTTP/2 connection's own PINGs keep the
+    connection alive: ``HTTP2Options.ping_interval``).
     """
+    protocol._warn_no_keepalive(
+        "keepalive pings do not run on a WebSocket over HTTP/2; the HTTP/2 "
+        "connection's PINGs (HTTP2Options.ping_interval) keep it alive"
+    )
     return WebSocketConnection(
         stream,
         client_wsproto(),
@@ -189,6 +201,13 @@ class WebSocket(UpgradeProtocol[WebSocketConnection]):
             frame, as browsers and ``websockets`` do.
         ping_interval: with a nursery, send a ping after this many seconds
             without incoming data (default 20); ``None`` for no keepalive.
+            Keepalive is a background task, so it runs only for
+            connections opened with a nursery
+            (:func:`~trio_upgrade.open_upgrade`, or ``upgrade(...,
+            nursery=)``). A ``ping_interval`` given here for a connection
+            opened without one (or for a WebSocket over HTTP/2) would do
+            nothing: the first such connection emits a
+            :exc:`RuntimeWarning`, once per ``WebSocket`` object.
         ping_timeout: fail the connection (close code 1011) when nothing
             comes within this many seconds of a keepalive ping (default 20);
             ``None`` to never fail.
@@ -237,6 +256,11 @@ class WebSocket(UpgradeProtocol[WebSocketConnection]):
         _positive("max_fragment_size", max_fragment_size, integer=True)
         _positive("ping_interval", ping_interval, integer=False)
         _positive("ping_timeout", ping_timeout, integer=False)
+        # Given explicitly (any value but the default object itself): a
+        # connection where it cannot run warns, once (_warn_no_keepalive).
+        self._keepalive_asked = (
+            ping_interval is not None and ping_interval is not DEFAULT_PING_INTERVAL
+        )
         self._subprotocols = tuple(subprotocols)
         self._origin = origin
         self._compression = compression
@@ -300,6 +324,19 @@ class WebSocket(UpgradeProtocol[WebSocketConnection]):
 
     def offer(self, target: Target) -> Offer[WebSocketConnection]:
         return _WebSocketOffer(self)
+
+    def _warn_no_keepalive(self, why: str) -> None:
+        """A connection without keepalive was built: warn if this object's
+        ``ping_interval`` was given explicitly, the first time only."""
+        if self._keepalive_asked:
+            self._keepalive_asked = False
+            warnings.warn(
+                f"WebSocket(ping_interval={self.ping_interval}) sends no pings "
+                f"on this connection: {why}; pass ping_interval=None when no "
+                "keepalive is wanted",
+                RuntimeWarning,
+                stacklevel=2,
+            )
 
     def __repr__(self) -> str:
         options = []
