@@ -32,6 +32,20 @@ async def test_custom_protocol(capsys: pytest.CaptureFixture[str]) -> None:
     assert capsys.readouterr().out == "HELLO 64\n"
 
 
+async def test_graceful_shutdown(capfd: pytest.CaptureFixture[str]) -> None:
+    """The client runs in a child process, which gets SIGINT as on Ctrl-C:
+    the server saw 1001, the client exited with 0, and printed no traceback
+    (its stderr is this process's)."""
+    with trio.fail_after(20):
+        code, status, output = await load("graceful_shutdown").main()
+    assert code == 1001  # before: 1000, as if the client had simply finished
+    assert status == 0
+    assert output.endswith("interrupted: said goodbye\n")
+    captured = capfd.readouterr()
+    assert captured.err == ""
+    assert "the server saw close code 1001; the client exited with 0" in captured.out
+
+
 async def test_handling_errors(capsys: pytest.CaptureFixture[str]) -> None:
     with trio.fail_after(10):
         results = await load("handling_errors").main()

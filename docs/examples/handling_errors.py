@@ -14,15 +14,15 @@ from trio_upgrade.testing import Hang, Reply, Script, open_upgrade_server
 
 async def connect(url: str, limits: trio_upgrade.Limits | None = None) -> str:
     try:
-        conn = await trio_upgrade.upgrade(url, ["websocket"], limits=limits)
+        # The upgrade happens on entering the block: its errors come from here.
+        async with trio_upgrade.open_upgrade(url, ["websocket"], limits=limits) as conn:
+            return f"switched to {conn.protocol}"
     except trio_upgrade.UpgradeRefused as exc:
         return f"server said {exc.status_code} {exc.body[:100]!r}"
     except trio_upgrade.UpgradeTimeout:
         return "too slow"  # also a trio.TooSlowError
     except trio_upgrade.UpgradeError as exc:
         return f"could not upgrade: {exc}"
-    async with conn:
-        return f"switched to {conn.protocol}"
 
 
 async def main() -> list[str]:

@@ -13,8 +13,9 @@ from trio_upgrade.testing import WebSocketServerProtocol, open_upgrade_server
 
 async def talk(url: str) -> str:
     # Most preferred first: this server has no "chat/2", so we get WebSocket.
-    conn = await trio_upgrade.upgrade(url, ["chat/2", "websocket"])
-    async with conn:
+    # The block owns a nursery: the connection is looked after (pings
+    # answered, keepalive) while we are busy, and closed when the block ends.
+    async with trio_upgrade.open_upgrade(url, ["chat/2", "websocket"]) as conn:
         match conn:
             case trio_upgrade.WebSocketConnection():
                 await conn.send("hello")

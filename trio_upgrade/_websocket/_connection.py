@@ -59,7 +59,7 @@ class WebSocketConnection(trio.abc.Channel[str | bytes]):
     cancellation or ``KeyboardInterrupt`` included, the server is told
     with close code 1001 ("going away"), within a short shielded deadline,
     before the socket closes; the exception then goes on (see
-    :meth:`__aexit__`).
+    :meth:`going_away`).
 
     Attributes:
         protocol: ``"websocket"``.
@@ -334,18 +334,9 @@ class WebSocketConnection(trio.abc.Channel[str | bytes]):
         exc_value: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
-        """Close the connection at the end of ``async with``.
-
-        A block that ends normally closes with :meth:`aclose` (code 1000).
-        A block that ends with an exception (an error, ``trio.Cancelled``
-        from a timeout or a cancelled nursery, ``KeyboardInterrupt``) closes
-        with 1001 "going away": the close frame is sent and the server's
-        answer awaited under a shield, for at most the smaller of
-        ``Limits.close_timeout`` and 1 s; then (or at once, if the frame
-        cannot be written) the transport is closed. Without this, a
-        cancelled block would close the socket at once and the server would
-        see 1006 (no close frame). The exception is not suppressed.
-        """
+        """Close at the end of ``async with``: :meth:`aclose` (code 1000)
+        when the block ends normally, :meth:`going_away` (code 1001) when
+        it ends with an exception, which is not suppressed."""
         if exc_value is None:
             await self.aclose()
         else:
@@ -355,9 +346,18 @@ class WebSocketConnection(trio.abc.Channel[str | bytes]):
         """Close with 1001 "going away" under a short shielded deadline.
 
         What the ``async with`` block does when it ends with an exception
-        (see :meth:`__aexit__`); call it yourself from cleanup code that
-        runs in a cancelled scope (a ``finally`` after a timeout), where
-        :meth:`aclose` would be cancelled at once and only close the socket.
+        (an error, ``trio.Cancelled`` from a timeout or a cancelled nursery,
+        ``KeyboardInterrupt``): the close frame is sent and the server's
+        answer awaited (messages that come meanwhile are dropped) under a
+        shield, for at most the smaller of ``Limits.close_timeout`` and
+        1 s; then, or at once if the frame cannot be written, the transport
+        is closed. Without it, a cancelled block would close the socket at
+        once and the server would see 1006 (no close frame). The block's
+        exception is not suppressed.
+
+        Call it yourself from cleanup code that runs in a cancelled scope
+        (a ``finally`` after a timeout), where :meth:`aclose` would be
+        cancelled at once and only close the socket.
         It is not a checkpoint for cancellation: it always finishes, within
         the smaller of ``Limits.close_timeout`` and 1 s.
         """
