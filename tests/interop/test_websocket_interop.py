@@ -449,14 +449,16 @@ async def test_socket_closed_after_async_with(endpoint: Endpoint) -> None:
         assert socket_closed(conn)
         assert closure(conn) == (1000, "")  # the server answered our close
 
-        # Cancelled inside the block: leaving it still closes the socket.
+        # Cancelled inside the block: leaving it still closes the socket,
+        # after telling the server (1001, going away; see the tests of
+        # graceful endings below), the unread echo dropped.
         with trio.move_on_after(0.2) as scope:
             async with await endpoint.connect() as conn:
                 await conn.send(b"unread echo")
                 await trio.sleep_forever()
         assert scope.cancelled_caught
         assert socket_closed(conn)
-        assert conn.close_code == 1006
+        assert conn.close_code == 1001
 
 
 @pytest.mark.parametrize("compression", ["deflate", None])
@@ -518,3 +520,54 @@ async def test_cancelled_just_after_reading_the_servers_close(
         assert answered and took < close_timeout / 2, (
             f"close answer sent: {answered}; aclose() took {took:.2f} s"
         )
+
+
+# ------------------------------------------------------- graceful endings ---
+
+
+async def test_a_cancelled_block_closes_with_1001(endpoint: Endpoint) -> None:
+    """The server answers the client's close frame with its code and reason
+    (RFC 6455 §5.5.1): that answer shows the server read 1001 "going away".
+    Before, the socket closed without a close frame (1006)."""
+    with trio.fail_after(15):
+        conn = await endpoint.connect()
+        start = trio.current_time()
+        with trio.CancelScope() as scope:
+            async with conn:
+                await conn.send("hello")
+                assert await conn.receive() == "hello"
+                scope.cancel()
+                await trio.sleep_forever()
+        assert scope.cancelled_caught
+        assert trio.current_time() - start < 1
+    assert closure(conn) == (1001, "going away")
+    assert socket_closed(conn)
+
+
+@pytest.mark.parametrize("how", ["cancel", "interrupt"])
+async def test_websockets_server_records_1001(
+    websockets_srv: RunningServer, how: str
+) -> None:
+    """The ``websockets`` server's own record of the client's close frame:
+    open_upgrade's block, cancelled or interrupted (Ctrl-C)."""
+    endpoint = Endpoint(TARGETS[0], websockets_srv)
+    key = f"ending-{how}"
+    with trio.fail_after(15):
+        with trio.CancelScope() as scope:
+            try:
+                async with trio_upgrade.open_upgrade(
+                    endpoint.url(f"/record?id={key}"), "websocket"
+                ) as conn:
+                    await conn.send("hello")
+                    assert await conn.receive() == "hello"
+                    if how == "cancel":
+                        scope.cancel()
+                        await trio.sleep_forever()
+                    raise KeyboardInterrupt
+            except KeyboardInterrupt:
+                assert how == "interrupt"
+        assert scope.cancelled_caught == (how == "cancel")
+        async with trio_upgrade.open_upgrade(
+            endpoint.url(f"/report?id={key}"), "websocket"
+        ) as reporter:
+            assert await reporter.receive() == "1001 going away"

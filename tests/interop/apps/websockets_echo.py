@@ -7,6 +7,10 @@ Paths (query strings allowed, permessage-deflate on, as websockets' default):
   /close?code=C&reason=R -> close at once with C and R
   /greet                 -> send text "hello" right after the handshake, in the
                             same TCP segment as the 101 (TCP_CORK, see below)
+  /record?id=I           -> echo, and remember the close code and reason the
+                            client sent (1006: none), under I
+  /report?id=I           -> send "CODE REASON" remembered under I (waiting up
+                            to 5 s for it), then close
   anything else          -> echo every message with its own type
 """
 
@@ -42,8 +46,26 @@ def process_response(
     return None
 
 
+#: What /record saw, by id: the client's close code and reason.
+RECORDED: dict[str, tuple[int, str]] = {}
+
+
+async def report(ws: ServerConnection, key: str) -> None:
+    for _ in range(500):
+        if key in RECORDED:
+            code, reason = RECORDED.pop(key)
+            await ws.send(f"{code} {reason}")
+            break
+        await asyncio.sleep(0.01)
+    await ws.close()
+
+
 async def handler(ws: ServerConnection) -> None:
     target = urlsplit(ws.request.path if ws.request else "/")
+    key = parse_qs(target.query).get("id", [""])[0]
+    if target.path == "/report":
+        await report(ws, key)
+        return
     if target.path == "/close":
         query = parse_qs(target.query)
         await ws.close(
@@ -58,6 +80,12 @@ async def handler(ws: ServerConnection) -> None:
             await ws.send(message)  # str stays text, bytes stay binary
     except ConnectionClosed:
         pass  # tests often just drop the TCP connection: not worth a traceback
+    finally:
+        if target.path == "/record":
+            # Then close_code is the client's (1006 when it sent none).
+            await ws.wait_closed()
+            code = ws.close_code if ws.close_code is not None else 1006
+            RECORDED[key] = (code, ws.close_reason or "")
 
 
 async def main() -> None:
