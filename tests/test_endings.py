@@ -9,12 +9,14 @@ the exception goes on as it came.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from functools import partial
 
 import pytest
 import trio
-from h2_helpers import h2c_server, prior_knowledge_server
+from h2_helpers import h2c_server, prior_knowledge_server, server_settings
 from ws_support import serve_ws, ws_script
 
 import trio_upgrade
@@ -155,11 +157,14 @@ async def _fill(stream: trio.abc.Stream) -> int:
     """Write to ``stream``'s socket until it takes no more (the server does
     not read); the bytes are never read, so they need not be frames."""
     assert isinstance(stream, trio.SocketStream)
-    chunk = b"\0" * 65536
     total = 0
-    with trio.move_on_after(0.3):
-        while True:
-            total += await stream.socket.send(chunk)
+    # Smaller and smaller writes: a full socket still takes a few bytes
+    # into the last packet queued, which would let a close frame through.
+    for size in (65536, 4096, 256, 16, 1):
+        chunk = b"\0" * size
+        with trio.move_on_after(0.3 if size == 65536 else 0.05):
+            while True:
+                total += await stream.socket.send(chunk)
     return total
 
 
@@ -200,7 +205,9 @@ async def test_the_goodbye_waits_no_longer_for_a_sender_stuck_on_a_full_socket()
     resume = trio.Event()
     async with open_upgrade_server(script=ws_script(stops_reading(resume))) as server:
         with trio.fail_after(10):
-            ws = await trio_upgrade.upgrade(server.url(), "websocket")
+            ws = await trio_upgrade.upgrade(
+                server.url(), "websocket", limits=Limits(close_timeout=0.3)
+            )
 
             async def send_forever() -> None:
                 with pytest.raises(trio.ClosedResourceError):
@@ -216,7 +223,7 @@ async def test_the_goodbye_waits_no_longer_for_a_sender_stuck_on_a_full_socket()
                         await trio.sleep_forever()
                 elapsed = trio.current_time() - start
             resume.set()
-    assert 0.9 <= elapsed < 1.5
+    assert 0.27 <= elapsed < 0.8
 
 
 # -- HTTP/2 --------------------------------------------------------------------
@@ -283,3 +290,69 @@ async def test_a_cancelled_websocket_over_http2_closes_with_1001() -> None:
             await server.wait_closed()
     [peer] = ws_protocol.connections
     assert (peer.close_code, peer.close_reason) == (1001, "going away")
+
+
+@pytest.mark.parametrize("nursery_inside", [True, False])
+async def test_goodbye_while_another_task_was_receiving(nursery_inside: bool) -> None:
+    """The task reading the socket is cancelled with the block (before or
+    while the goodbye runs): the goodbye reads the server's answer itself,
+    without waiting out the grace."""
+    async with serve_ws() as (server, protocol):
+        with trio.fail_after(10):
+            ws = await trio_upgrade.upgrade(server.url(), "websocket")
+            start = trio.current_time()
+            with trio.CancelScope() as scope:
+                if nursery_inside:
+                    async with ws, trio.open_nursery() as nursery:
+                        nursery.start_soon(ws.receive)
+                        await trio.testing.wait_all_tasks_blocked()
+                        scope.cancel()
+                else:
+                    async with trio.open_nursery() as nursery, ws:
+                        nursery.start_soon(ws.receive)
+                        await trio.testing.wait_all_tasks_blocked()
+                        scope.cancel()
+            elapsed = trio.current_time() - start
+            await server.wait_closed(1)
+    assert scope.cancelled_caught
+    assert elapsed < 0.5
+    assert protocol.connections[0].close_code == 1001
+    assert ws.close_code == 1001
+
+
+async def test_goaway_never_hangs_on_a_server_that_stops_reading() -> None:
+    """HTTP/2 with prior knowledge to a server that sends its SETTINGS and
+    then reads nothing: with the socket full, the GOAWAY cannot be written;
+    the block's exit gives up after the grace (close_timeout, shorter than
+    1 s), and the socket is closed."""
+    resume = trio.Event()
+
+    async def stalled(stream: trio.SocketStream) -> None:
+        await stream.send_all(server_settings())
+        await resume.wait()
+        with contextlib.suppress(trio.BrokenResourceError):
+            while await stream.receive_some():
+                pass
+
+    async with trio.open_nursery() as nursery:
+        listeners = await nursery.start(
+            partial(trio.serve_tcp, stalled, 0, host="127.0.0.1")
+        )
+        port = listeners[0].socket.getsockname()[1]
+        with trio.fail_after(10):
+            with trio.CancelScope() as scope:
+                url = f"http://127.0.0.1:{port}/"
+                limits = Limits(close_timeout=0.3)
+                async with trio_upgrade.open_http2(url, limits=limits) as conn:
+                    transport = conn._engine.transport
+                    assert await _fill(transport) > 0
+                    scope.cancel()
+                    start = trio.current_time()
+                    await trio.sleep_forever()
+            elapsed = trio.current_time() - start
+            resume.set()
+        nursery.cancel_scope.cancel()
+    assert scope.cancelled_caught
+    assert 0.27 <= elapsed < 0.8
+    assert isinstance(transport, trio.SocketStream)
+    assert transport.socket.fileno() == -1

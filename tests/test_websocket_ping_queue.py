@@ -74,7 +74,7 @@ async def test_the_look_ahead_is_bounded(path: str) -> None:
     the queue holds at most max_queue messages plus max_size bytes more,
     and ping() waits for receive() as before."""
     max_size = 64 * 1024
-    messages, handler = flood(3000, 1024)  # 3 MiB before the pong
+    messages, handler = flood(1000, 1024)  # 1 MiB before the pong
     offer = WebSocket(
         max_queue=4,
         max_size=max_size,
@@ -83,7 +83,7 @@ async def test_the_look_ahead_is_bounded(path: str) -> None:
     async with serve_ws(handler=handler) as (server, _):
         with trio.fail_after(20):
             async with await trio_upgrade.upgrade(server.url(), offer) as ws:
-                with trio.move_on_after(0.5) as waited:
+                with trio.move_on_after(0.3) as waited:
                     await ws.ping()
                 assert waited.cancelled_caught
                 held = sum(len(m) for m in queued(ws))

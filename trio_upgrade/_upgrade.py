@@ -19,6 +19,7 @@ from typing import Any, Literal, TypeVar, overload
 
 import trio
 
+from ._ending import close_after
 from ._groups import lone_errors_unwrapped
 from ._http2._protocol import H2, H2C, HTTP2Connection, start_http2
 from ._options import (
@@ -733,20 +734,7 @@ async def open_with(
                 nursery.cancel_scope.cancel()
                 raise
             else:
-                # aclose() is bounded by limits.close_timeout and, per Trio's
-                # contract, closes forcefully if it is cancelled.
-                await connection.aclose()
+                # Bounded by limits.close_timeout; a goodbye if the scope
+                # is already cancelled.
+                await close_after(connection, None)
                 nursery.cancel_scope.cancel()
-
-
-async def close_after(connection: Any, exc: BaseException) -> None:
-    """Close ``connection`` as ``async with`` would after ``exc``.
-
-    A connection that is an async context manager (the library's own, and
-    custom protocols' that are) closes through its ``__aexit__``, which
-    may say goodbye to the server; any other through ``aclose()``.
-    """
-    if hasattr(type(connection), "__aexit__"):
-        await connection.__aexit__(type(exc), exc, exc.__traceback__)
-    else:
-        await connection.aclose()

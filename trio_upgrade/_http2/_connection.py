@@ -9,8 +9,8 @@ from types import TracebackType
 import trio
 from h2.settings import SettingCodes
 
+from .._ending import cancelled, goodbye_scope
 from .._sansio._errors import Attempt, UpgradeError, UpgradeRefused
-from .._sansio._limits import GOING_AWAY_GRACE
 from .._sansio._messages import Headers, Request, Response
 from .._websocket import WebSocket, WebSocketConnection
 from ._engine import H2Engine
@@ -388,8 +388,8 @@ class HTTP2Connection:
         """Close at the end of ``async with``: :meth:`aclose` when the block
         ends normally, :meth:`going_away` when it ends with an exception
         (cancellation and ``KeyboardInterrupt`` included), which is not
-        suppressed."""
-        if exc is None:
+        suppressed, or in a scope that is already cancelled."""
+        if exc is None and not cancelled():
             await self.aclose()
         else:
             await self.going_away()
@@ -406,8 +406,7 @@ class HTTP2Connection:
         GOAWAY that cannot be written by then (the server stopped reading)
         is given up.
         """
-        grace = min(self.close_timeout, GOING_AWAY_GRACE)
-        with trio.CancelScope(shield=True, deadline=trio.current_time() + grace):
+        with goodbye_scope(self.close_timeout):
             await self._engine.aclose()
 
     def __repr__(self) -> str:

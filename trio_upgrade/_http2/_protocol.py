@@ -331,13 +331,14 @@ async def _open_http2(
             conn = await connect_http2(url, options=options, nursery=nursery, **connect)
             try:
                 yield conn
-            except BaseException:
+            except BaseException as exc:
                 # Cancelled, interrupted or failed: GOAWAY under a short
                 # shielded deadline (HTTP2Connection.__aexit__).
-                await conn.going_away()
+                await conn.__aexit__(type(exc), exc, exc.__traceback__)
                 nursery.cancel_scope.cancel()
                 raise
             else:
-                # Bounded by limits.close_timeout; forceful if cancelled.
-                await conn.aclose()
+                # Bounded by limits.close_timeout; a goodbye if the scope
+                # is already cancelled.
+                await conn.__aexit__(None, None, None)
                 nursery.cancel_scope.cancel()

@@ -163,6 +163,9 @@ class H2Reader:
         finally:
             state.keeper = None
 
+    # Ctrl-C (KeyboardInterrupt) between a read and h2 taking its bytes
+    # would lose them; protected, it is raised at the next wait instead.
+    @trio.lowlevel.enable_ki_protection
     async def _read_once(self) -> None:
         state = self._state
         # Send what we owe first (window updates, acks), so the server is

@@ -123,6 +123,9 @@ class H2Writer:
                 # reader, or a waiting task, send them.
                 self._state.kick()
 
+    # Ctrl-C between a send and taking its bytes off ``pending`` would send
+    # them twice; protected, it is raised at the next wait instead.
+    @trio.lowlevel.enable_ki_protection
     async def _write(self) -> None:
         if self._send is not None:
             # One send(): it writes some bytes, or raises (cancelled, broken)

@@ -13,8 +13,8 @@ import trio
 from wsproto.connection import Connection, ConnectionState
 from wsproto.events import Ping
 
+from .._ending import cancelled, goodbye_scope
 from .._sansio._errors import Attempt, ConnectionClosed
-from .._sansio._limits import GOING_AWAY_GRACE
 from .._sansio._messages import Request, Response
 from ._engine import WebSocketEngine
 from ._pings import PingTracker
@@ -336,8 +336,10 @@ class WebSocketConnection(trio.abc.Channel[str | bytes]):
     ) -> None:
         """Close at the end of ``async with``: :meth:`aclose` (code 1000)
         when the block ends normally, :meth:`going_away` (code 1001) when
-        it ends with an exception, which is not suppressed."""
-        if exc_value is None:
+        it ends with an exception, which is not suppressed, or in a scope
+        that is already cancelled (where :meth:`aclose` could only close
+        the socket)."""
+        if exc_value is None and not cancelled():
             await self.aclose()
         else:
             await self.going_away()
@@ -361,8 +363,7 @@ class WebSocketConnection(trio.abc.Channel[str | bytes]):
         It is not a checkpoint for cancellation: it always finishes, within
         the smaller of ``Limits.close_timeout`` and 1 s.
         """
-        grace = min(self._shared.close_timeout, GOING_AWAY_GRACE)
-        with trio.CancelScope(shield=True, deadline=trio.current_time() + grace):
+        with goodbye_scope(self._shared.close_timeout):
             await self.aclose(1001, "going away")
 
     async def aclose(self, code: int = 1000, reason: str = "") -> None:

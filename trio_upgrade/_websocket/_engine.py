@@ -151,6 +151,9 @@ class WebSocketEngine:
         if self.writer.outbox or self.state.must_close:
             await self._after_parsing()
 
+    # Ctrl-C here (between the read and the parsing) would lose bytes and
+    # misparse the rest, the goodbye included: it waits for the next wait.
+    @trio.lowlevel.enable_ki_protection
     async def _read(self, role: int, answering: trio.CancelScope | None = None) -> None:
         """Read once from the transport and process what came.
 
@@ -173,6 +176,9 @@ class WebSocketEngine:
             state.lost(exc)
         except BaseException:
             self._release_reader(role)
+            # Cancelled: a task waiting for this read (a going-away close)
+            # must take the role itself.
+            state.notify()
             raise
         else:
             self._release_reader(role)

@@ -174,6 +174,11 @@ class Writer:
         else:
             self.sending = False
 
+    # Ctrl-C (KeyboardInterrupt) may strike at any bytecode; here it would
+    # leave us not knowing whether the frames went out, and the connection
+    # would be aborted. Protected, it is raised at the next wait instead:
+    # before the first byte, or, on a full socket, like a cancellation.
+    @trio.lowlevel.enable_ki_protection
     async def write(self, data: bytes | bytearray) -> bool:
         """Write frames; ``False`` when the transport failed (recorded).
 
