@@ -356,3 +356,20 @@ async def test_goaway_never_hangs_on_a_server_that_stops_reading() -> None:
     assert 0.27 <= elapsed < 0.8
     assert isinstance(transport, trio.SocketStream)
     assert transport.socket.fileno() == -1
+
+
+async def test_a_cancelled_open_reconnecting_block_closes_with_1001() -> None:
+    async with serve_ws() as (server, protocol):
+        with trio.fail_after(10):
+            with trio.CancelScope() as scope:
+                async with trio_upgrade.open_reconnecting(
+                    server.url(), "websocket"
+                ) as connections:
+                    async for ws in connections:
+                        await ws.send("hi")
+                        assert await ws.receive() == "hi"
+                        scope.cancel()
+                        await trio.sleep_forever()
+            assert scope.cancelled_caught
+            await server.wait_closed(1)
+    assert protocol.connections[0].close_code == 1001

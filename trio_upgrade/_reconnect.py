@@ -29,6 +29,7 @@ from typing import Any, Generic, TypeVar, overload
 
 import trio
 
+from ._ending import close_after
 from ._groups import lone_errors_unwrapped
 from ._http2._protocol import HTTP2Connection
 from ._options import UPGRADE_KEYS, Unpack, UpgradeOptions, connect_settings
@@ -317,16 +318,17 @@ class Reconnecting(Generic[T]):
             self._opened_at = trio.current_time()
             return connection
 
-    async def _close_current(self) -> None:
+    async def _close_current(self, exc: BaseException | None = None) -> None:
         current, self._current = self._current, None
         if current is not None:
-            # aclose() is bounded by limits.close_timeout and, per Trio's
-            # contract, closes forcefully if it is cancelled.
-            await current.aclose()  # type: ignore[attr-defined]
+            # As its own ``async with`` would: bounded by
+            # limits.close_timeout, or a shielded goodbye (WebSocket 1001,
+            # HTTP/2 GOAWAY) when the block ended with ``exc`` or cancelled.
+            await close_after(current, exc)
 
-    async def _end(self) -> None:
+    async def _end(self, exc: BaseException | None) -> None:
         self._ended = True
-        await self._close_current()
+        await self._close_current(exc)
 
 
 # The return type follows the offer, as upgrade()'s overloads explain.
@@ -436,9 +438,10 @@ def open_reconnecting(
     before reconnecting after a connection that lasted less than
     ``backoff.reset_after``; after a longer one, the next is made at once.
     Cancellation stops everything at once: a wait, an attempt, the body.
-    Leaving the block closes the current connection, whose background
-    tasks (keepalive pings, the HTTP/2 reader) run in a nursery of the
-    block.
+    Leaving the block closes the current connection (with a goodbye when
+    the block ends with an exception, as :func:`open_upgrade` does), whose
+    background tasks (keepalive pings, the HTTP/2 reader) run in a nursery
+    of the block.
 
     Args:
         url: as for :func:`upgrade`.
@@ -501,6 +504,10 @@ async def _open_reconnecting(
             )
             try:
                 yield connections
-            finally:
-                await connections._end()
+            except BaseException as exc:
+                await connections._end(exc)
+                nursery.cancel_scope.cancel()
+                raise
+            else:
+                await connections._end(None)
                 nursery.cancel_scope.cancel()
