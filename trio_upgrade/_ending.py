@@ -44,6 +44,7 @@ async def close_after(connection: Any, exc: BaseException | None) -> None:
     """
     if hasattr(type(connection), "__aexit__"):
         tb = exc.__traceback__ if exc is not None else None
-        await connection.__aexit__(type(exc) if exc else None, exc, tb)
+        kind = type(exc) if exc is not None else None
+        await connection.__aexit__(kind, exc, tb)
     else:
         await connection.aclose()

@@ -686,13 +686,13 @@ def open_upgrade(
     It takes the same ``options`` (:class:`UpgradeOptions`). Connections
     that run background tasks (WebSocket keepalive pings, an HTTP/2 reader)
     run them in this nursery. On exit the connection is closed and its tasks
-    end: with the connection's ``aclose()`` when the block
-    ends normally; when it ends with an exception (cancellation and
-    ``KeyboardInterrupt`` included), as the connection's own ``async with``
-    would (a WebSocket sends close code 1001 "going away", HTTP/2 a GOAWAY,
-    under a shielded deadline of at most 1 s), and the exception goes on.
-    An error from those tasks, or from the body, is raised as itself,
-    not wrapped in an exception group, when it is the only one.
+    end: with the connection's ``aclose()`` when the block ends normally;
+    when it ends with an exception (cancellation and ``KeyboardInterrupt``
+    included), as the connection's own ``async with`` would (a WebSocket
+    sends close code 1001 "going away", HTTP/2 a GOAWAY, under a shielded
+    deadline of at most 1 s), and the exception goes on. An error from
+    those tasks, or from the body, is raised as itself, not wrapped in an
+    exception group, when it is the only one.
 
     ::
 
