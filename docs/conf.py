@@ -25,7 +25,10 @@ extensions = [
 # trio, h11, wsproto, h2 and the standard library are therefore left
 # unresolved on purpose and ignored below, instead of being dead links.
 nitpick_ignore_regex = [
-    (r"py:.*", r"(trio|h11|h2|wsproto|ssl|typing|collections|contextlib|time|json)\..*"),
+    (
+        r"py:.*",
+        r"(trio|h11|h2|wsproto|ssl|typing|collections|contextlib|time|json)\..*",
+    ),
     (r"py:.*", r"(ConnT_co|T|Any|Self|NoneType|Ellipsis)"),
     (r"py:.*", r"(Request|Response|Headers|Limits|Target|Offer|BuildContext)"),
     (r"py:.*", r"trio_upgrade\._.*"),
