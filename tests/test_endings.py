@@ -190,7 +190,9 @@ async def test_the_goodbye_never_hangs_on_a_server_that_stops_reading(
             resume.set()
     assert scope.cancelled_caught
     # It tried for the whole grace (the frame could not be written), no more.
-    assert grace * 0.9 <= elapsed < grace + 0.5
+    # (The upper bound leaves room for a loaded machine; 10 s would be
+    # close_timeout, and a hang fail_after.)
+    assert grace * 0.9 <= elapsed < grace + 2.0
     assert ws.close_code == 1006
     with pytest.raises(trio.ClosedResourceError):
         await ws.send("late")
