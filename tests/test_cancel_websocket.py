@@ -1,0 +1,270 @@
+"""A WebSocket operation cancelled at any checkpoint leaves a sound connection.
+
+Each test sweeps one operation (send, receive, ping, close) with
+:func:`cancel_support.sweep`: cancelled before its N-th step for every N
+until it completes. After each run the connection is either still usable,
+proved by a message echoed end to end, or closed (close code set, and a
+send raises); the server never saw a message that was not sent whole, nor
+a frame it could not parse; and no socket or task is left.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import random
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+import trio
+from cancel_support import Outcome, sweep
+
+import trio_upgrade
+from trio_upgrade import ConnectionClosed, WebSocket, WebSocketConnection
+from trio_upgrade.testing import (
+    ServerWebSocket,
+    UpgradeServer,
+    WebSocketServerProtocol,
+    open_upgrade_server,
+)
+
+pytestmark = pytest.mark.timeout(120)
+
+#: Close codes a server may see from a client cancelled anywhere: a closing
+#: handshake (1000, or 1001 going away), or none at all (1006). Never 1002
+#: (a frame it could not parse), 1007 (broken UTF-8) or 1009 (too big).
+CLEAN_CODES = {1000, 1001, 1006}
+
+
+def payload(index: int, size: int) -> bytes:
+    """``size`` random bytes, the same for the same ``index``.
+
+    Random, so that permessage-deflate cannot shrink a large message into
+    one small write.
+    """
+    return random.Random(index).randbytes(size)
+
+
+@dataclass(eq=False)
+class Recorder:
+    """The server side: records every message whole, answers ``echo`` and ``burst``.
+
+    ``"echo ..."`` comes back as is; ``"burst SIZE SIZE..."`` has the server
+    send one binary message ``payload(i, SIZE)`` per size; anything else is
+    only recorded.
+    """
+
+    received: dict[int, list[str | bytes]] = field(default_factory=dict)
+    sockets: list[ServerWebSocket] = field(default_factory=list)
+
+    async def __call__(self, ws: ServerWebSocket) -> None:
+        self.sockets.append(ws)
+        got = self.received.setdefault(len(self.sockets) - 1, [])
+        # A client cancelled mid-write vanishes without a close frame.
+        with contextlib.suppress(ConnectionClosed):
+            async for message in ws:
+                got.append(message)
+                if isinstance(message, str) and message.startswith("echo"):
+                    await ws.send(message)
+                elif isinstance(message, str) and message.startswith("burst"):
+                    sizes = message.split()[1:]
+                    for i, size in enumerate(sizes):
+                        await ws.send(payload(i, int(size)))
+
+
+@dataclass
+class Session:
+    """One client connection at a time to the recorder, reopened when closed."""
+
+    server: UpgradeServer
+    recorder: Recorder
+    offer: WebSocket
+    conn: WebSocketConnection | None = None
+    #: What the client asked to send on the current connection, in order.
+    sent: list[str | bytes] = field(default_factory=list)
+    echoes: int = 0
+
+    async def ensure_open(self) -> WebSocketConnection:
+        conn = self.conn
+        if conn is None or conn.close_code is not None:
+            if conn is not None:
+                await conn.aclose()
+            self.conn = conn = await trio_upgrade.upgrade(self.server.url(), self.offer)
+            self.sent = []
+        return conn
+
+    def server_side(self) -> list[str | bytes]:
+        return self.recorder.received.get(len(self.recorder.sockets) - 1, [])
+
+    async def check(self, outcome: Outcome) -> None:
+        """Usable (an echo goes through) or closed; the server saw whole messages."""
+        conn = self.conn
+        assert conn is not None
+        if conn.close_code is None:
+            self.echoes += 1
+            probe = f"echo {self.echoes}"
+            self.sent.append(probe)
+            await conn.send(probe)
+            while (message := await conn.receive()) != probe:
+                # Left over from a cancelled burst: the rest of it, in order.
+                assert isinstance(message, bytes), (outcome, message)
+        else:
+            with pytest.raises((ConnectionClosed, trio.ClosedResourceError)):
+                await conn.send("after the end")
+            await conn.aclose()
+            records = self.server.connections
+            await records[-1].wait_done()
+        self._check_server_saw_whole_messages(outcome, conn.close_code is None)
+
+    def _check_server_saw_whole_messages(self, outcome: Outcome, open_: bool) -> None:
+        got = self.server_side()
+        # Every message arrived whole and in order; one cancelled before
+        # its first byte is simply missing.
+        sent = iter(self.sent)
+        for message in got:
+            assert any(message == m for m in sent), (outcome, repr(message)[:80])
+        if open_:
+            assert got[-1] == self.sent[-1], outcome  # the probe came last
+        else:
+            ws = self.recorder.sockets[-1]
+            assert ws.close_code in CLEAN_CODES, (outcome, ws.close_code)
+
+    async def aclose(self) -> None:
+        if self.conn is not None:
+            await self.conn.aclose()
+
+
+@contextlib.asynccontextmanager
+async def session(**offer: Any) -> AsyncIterator[Session]:
+    recorder = Recorder()
+    protocol = WebSocketServerProtocol(recorder)
+    async with open_upgrade_server([protocol]) as server:
+        state = Session(server, recorder, WebSocket(**offer))
+        try:
+            yield state
+        finally:
+            await state.aclose()
+
+
+# Small messages go out in one send_all that the socket takes at once; a
+# large one (fragmented or not) fills the socket's buffer, so the write
+# blocks midway and is cancelled with part of a frame sent.
+SEND_CASES: dict[str, tuple[int, dict[str, Any]]] = {
+    "small": (100, {}),
+    "small-deflate": (100, {"compression": "deflate"}),
+    "large": (1_000_000, {"compression": None, "max_size": None}),
+    "large-fragmented": (
+        1_000_000,
+        {"compression": None, "max_size": None, "max_fragment_size": 65536},
+    ),
+    "large-deflate-fragmented": (
+        1_000_000,
+        {"compression": "deflate", "max_size": None, "max_fragment_size": 65536},
+    ),
+}
+
+
+@pytest.mark.parametrize("case", SEND_CASES)
+async def test_cancelled_send_is_whole_or_closes(case: str) -> None:
+    size, offer = SEND_CASES[case]
+    async with session(**offer) as state:
+        index = 0
+
+        async def operation() -> None:
+            nonlocal index
+            index += 1
+            message = payload(index, size)
+            state.sent.append(message)
+            assert state.conn is not None
+            await state.conn.send(message)
+
+        async def prepare() -> None:
+            await state.ensure_open()
+
+        outcomes = await sweep(operation, state.check, prepare=prepare)
+    cut_short = [o for o in outcomes if o.cancelled]
+    assert cut_short
+
+
+async def test_cancelled_receive_loses_nothing() -> None:
+    # Small and large messages (a large one takes several reads, and
+    # compressed, several inflates), more than max_queue of them.
+    sizes = (10, 200_000, 10, 70_000, 5, 5)
+    async with session(compression="deflate", max_queue=4) as state:
+        expected: list[bytes] = []
+        got: list[bytes] = []
+
+        async def prepare() -> None:
+            conn = await state.ensure_open()
+            if len(got) == len(expected):  # the last burst was all read
+                expected.extend(payload(i, size) for i, size in enumerate(sizes))
+                command = "burst " + " ".join(map(str, sizes))
+                state.sent.append(command)
+                await conn.send(command)
+
+        async def operation() -> None:
+            assert state.conn is not None
+            while len(got) < len(expected):
+                message = await state.conn.receive()
+                assert isinstance(message, bytes)
+                got.append(message)
+
+        async def check(outcome: Outcome) -> None:
+            assert state.conn is not None
+            assert state.conn.close_code is None, outcome  # receive never closes
+            # What was read so far is exactly the start of what was sent.
+            assert got == expected[: len(got)], outcome
+            if len(got) == len(expected):
+                await state.check(outcome)
+
+        await sweep(operation, check, prepare=prepare)
+        assert got == expected
+
+
+@pytest.mark.parametrize("compression", [None, "deflate"])
+async def test_cancelled_ping_leaves_connection_usable(compression: str | None) -> None:
+    async with session(compression=compression) as state:
+
+        async def prepare() -> None:
+            await state.ensure_open()
+
+        async def operation() -> None:
+            assert state.conn is not None
+            await state.conn.ping()
+
+        async def check(outcome: Outcome) -> None:
+            assert state.conn is not None
+            assert state.conn.close_code is None, outcome
+            await state.check(outcome)
+
+        await sweep(operation, check, prepare=prepare)
+
+
+async def test_cancelled_close_still_closes() -> None:
+    async with session() as state:
+
+        async def prepare() -> None:
+            conn = await state.ensure_open()
+            state.sent.append("echo before")
+            await conn.send("echo before")
+            assert await conn.receive() == "echo before"
+
+        async def operation() -> None:
+            assert state.conn is not None
+            await state.conn.aclose()
+
+        async def check(outcome: Outcome) -> None:
+            conn = state.conn
+            assert conn is not None
+            # Cancelled or not, aclose() closed the transport.
+            assert conn.close_code is not None, outcome
+            await state.server.connections[-1].wait_client_closed()
+            with pytest.raises((ConnectionClosed, trio.ClosedResourceError)):
+                await conn.send("after the end")
+            await state.check(outcome)
+
+        outcomes = await sweep(operation, check, prepare=prepare)
+    # The uncancelled close completed the closing handshake.
+    assert state.recorder.sockets[-1].close_code == 1000
+    assert outcomes[-1].step is not None
