@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import AsyncIterable, Iterable, Mapping
+from types import AsyncGeneratorType, GeneratorType
 
 import trio
 
@@ -188,14 +189,28 @@ async def _send_body(engine: H2Engine, state: StreamState, body: Body) -> None:
     if isinstance(body, (bytes, bytearray, memoryview)):
         await engine.send_data(state, body, end=True)
     elif isinstance(body, AsyncIterable):
-        async for piece in body:
-            if piece:
-                await engine.send_data(state, piece, end=False)
+        pieces = aiter(body)
+        try:
+            async for piece in pieces:
+                if piece:
+                    await engine.send_data(state, piece, end=False)
+        finally:
+            # Abandoned (cancelled, the stream failed): a generator's
+            # cleanup runs now rather than when it is collected, which
+            # Trio reports as a ResourceWarning. Only generators: another
+            # iterable may be the caller's to reuse (a memory channel).
+            if isinstance(pieces, AsyncGeneratorType):
+                await pieces.aclose()
         await engine.send_data(state, b"", end=True)
     else:
-        for piece in body:
-            if piece:
-                await engine.send_data(state, piece, end=False)
+        items = iter(body)
+        try:
+            for piece in items:
+                if piece:
+                    await engine.send_data(state, piece, end=False)
+        finally:
+            if isinstance(items, GeneratorType):
+                items.close()
         await engine.send_data(state, b"", end=True)
 
 
