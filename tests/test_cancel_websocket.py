@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import random
+import socket
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,7 +20,7 @@ from typing import Any
 import pytest
 import trio
 import trio.testing
-from cancel_support import Outcome, sweep
+from cancel_support import CancelAtStep, Outcome, sweep
 
 import trio_upgrade
 from trio_upgrade import ConnectionClosed, WebSocket, WebSocketConnection
@@ -36,6 +37,10 @@ pytestmark = pytest.mark.timeout(120)
 #: handshake (1000, or 1001 going away), or none at all (1006). Never 1002
 #: (a frame it could not parse), 1007 (broken UTF-8) or 1009 (too big).
 CLEAN_CODES = {1000, 1001, 1006}
+
+#: The client's socket send buffer and the server's receive buffer (the
+#: kernel doubles each).
+BUFFER = 16384
 
 
 def payload(index: int, size: int) -> bytes:
@@ -79,6 +84,7 @@ class Session:
     """One client connection at a time to the recorder, reopened when closed."""
 
     server: UpgradeServer
+    url: str
     recorder: Recorder
     offer: WebSocket
     #: Where the connection runs its background reader and keepalive.
@@ -95,9 +101,26 @@ class Session:
         if conn is None or conn.close_code is not None:
             if conn is not None:
                 await conn.aclose()
-            self.conn = conn = await trio_upgrade.upgrade(self.server.url(), self.offer)
+            self.conn = conn = await trio_upgrade.upgrade(
+                self.url, self.offer, nursery=self.nursery
+            )
+            # Small buffers both ways (the server's are set on its
+            # listener): a large message never goes out in one write, so
+            # the sweep always cancels some write midway.
+            transport = conn.transport
+            assert isinstance(transport, trio.SocketStream)
+            transport.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, BUFFER)
             self.sent = []
         return conn
+
+    def connection_tasks(self) -> list[trio.lowlevel.Task]:
+        """The connection's background tasks (the nursery holds the server too)."""
+        assert self.nursery is not None
+        return [
+            task
+            for task in self.nursery.child_tasks
+            if "serve_listeners" not in task.name and "task_b" not in task.name
+        ]
 
     def server_side(self) -> list[str | bytes]:
         return self.recorder.received.get(len(self.recorder.sockets) - 1, [])
@@ -123,7 +146,17 @@ class Session:
             await records[-1].wait_done()
             if self.nursery is not None:  # the background tasks ended with it
                 await trio.testing.wait_all_tasks_blocked()
-                assert not self.nursery.child_tasks, outcome
+                left = self.connection_tasks()
+                assert not left, (
+                    outcome,
+                    [
+                        [
+                            f"{f.f_code.co_name}:{lineno}"
+                            for f, lineno in t.iter_await_frames()
+                        ]
+                        for t in left
+                    ],
+                )
         self._check_server_saw_whole_messages(outcome, conn.close_code is None)
 
     def _check_server_saw_whole_messages(self, outcome: Outcome, open_: bool) -> None:
@@ -154,16 +187,26 @@ async def session(background: bool = False, **offer: Any) -> AsyncIterator[Sessi
     if background:
         offer.setdefault("ping_interval", 0.005)
     async with (
-        open_upgrade_server([protocol]) as server,
+        open_upgrade_server([protocol], tcp=False) as server,
         trio.open_nursery() as nursery,
     ):
+        listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
+        for listener in listeners:
+            listener.socket.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, BUFFER)
+        await nursery.start(trio.serve_listeners, server.serve_stream, listeners)
+        port = listeners[0].socket.getsockname()[1]
         state = Session(
-            server, recorder, WebSocket(**offer), nursery if background else None
+            server,
+            f"ws://127.0.0.1:{port}/",
+            recorder,
+            WebSocket(**offer),
+            nursery if background else None,
         )
         try:
             yield state
         finally:
             await state.aclose()
+            nursery.cancel_scope.cancel()  # stop listening
 
 
 # Small messages go out in one send_all that the socket takes at once; a
@@ -294,3 +337,79 @@ async def test_cancelled_close_still_closes(background: bool) -> None:
     # The uncancelled close completed the closing handshake.
     assert state.recorder.sockets[-1].close_code == 1000
     assert outcomes[-1].step is not None
+
+
+async def test_cancelling_one_sender_never_stalls_or_breaks_another() -> None:
+    # Task A, cancelled at its N-th step, sends a large message while task
+    # B sends small ones on the same connection: B's messages go out whole
+    # and in order, B never waits forever for a turn A held, and if A's
+    # write was cut short B is told the connection closed.
+    async with session(background=True, compression=None, max_size=None) as state:
+        b_finished: trio.Event | None = None
+        b_sends = 0
+
+        async def task_b(finished: trio.Event) -> None:
+            nonlocal b_sends
+            conn = state.conn
+            assert conn is not None
+            with contextlib.suppress(ConnectionClosed):
+                for i in range(5):
+                    message = payload(1_000_000 + i, 1000)
+                    state.sent.append(message)
+                    await conn.send(message)
+                    b_sends += 1
+            finished.set()
+
+        async def prepare() -> None:
+            nonlocal b_finished
+            await state.ensure_open()
+            assert state.nursery is not None
+            b_finished = trio.Event()
+            state.nursery.start_soon(task_b, b_finished)
+
+        index = 0
+
+        async def operation() -> None:
+            nonlocal index
+            index += 1
+            message = payload(index, 1_000_000)
+            state.sent.append(message)
+            assert state.conn is not None
+            await state.conn.send(message)
+
+        async def check(outcome: Outcome) -> None:
+            assert b_finished is not None
+            await b_finished.wait()  # within the sweep's deadline
+            await state.check(outcome)
+
+        await sweep(operation, check, prepare=prepare)
+    assert state.closed > 0  # A was cut short midway at least once
+    assert b_sends > 0
+
+
+@pytest.mark.parametrize("ending", ["aclose", "cut-short"])
+async def test_background_tasks_end_as_soon_as_the_connection_closes(
+    ending: str,
+) -> None:
+    # The background reader and the keepalive live in the caller's nursery:
+    # once the connection is closed they must be gone, not still asleep
+    # (until their next timer), which holds up the nursery's exit.
+    async with session(True, compression=None, max_size=None) as state:
+        for _ in range(3):
+            conn = await state.ensure_open()
+            await conn.send("echo")
+            assert await conn.receive() == "echo"
+            if ending == "aclose":
+                await conn.aclose()
+            else:  # a send cancelled midway closes the connection (1006)
+                with trio.CancelScope() as scope:
+                    task = trio.lowlevel.current_task()
+                    cancel = CancelAtStep(task, 3, scope)
+                    trio.lowlevel.add_instrument(cancel)
+                    try:
+                        await conn.send(payload(0, 1_000_000))
+                    finally:
+                        trio.lowlevel.remove_instrument(cancel)
+                assert conn.close_code == 1006
+            await trio.testing.wait_all_tasks_blocked()
+            assert not state.connection_tasks()

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 import pytest
 import trio
+import trio.testing
 from cancel_support import CancelAtStep, Outcome, sweep
 from h2_helpers import h2c_server
 
@@ -266,3 +267,22 @@ async def test_a_cancelled_body_generator_is_closed_at_once(kind: str) -> None:
         assert scope.cancelled_caught
         assert closed.is_set()
         await prove_usable(conn, Outcome(None, False, 0))
+
+
+@pytest.mark.parametrize("keepalive", [False, True])
+async def test_the_background_reader_ends_as_soon_as_the_connection_closes(
+    keepalive: bool,
+) -> None:
+    # Once closed, a connection leaves nothing running in the caller's
+    # nursery, rather than a reader asleep until its next timer, which
+    # holds up the nursery's exit.
+    options = trio_upgrade.HTTP2Options(ping_interval=0.05 if keepalive else None)
+    async with h2c_server() as (server, _), trio.open_nursery() as nursery:
+        for _ in range(3):
+            conn = await trio_upgrade.upgrade(
+                server.url(), trio_upgrade.H2C(options=options), nursery=nursery
+            )
+            assert (await conn.request("GET", "/")).content == b"ok"
+            await conn.aclose()
+            await trio.testing.wait_all_tasks_blocked()
+            assert not nursery.child_tasks

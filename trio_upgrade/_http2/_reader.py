@@ -144,7 +144,11 @@ class H2Reader:
         try:
             while not state.failed() and not state.closed_locally:
                 seen = state.reads
-                await trio.sleep(IDLE_GRACE)
+                # Cut short by fail() (a close too): once the connection is
+                # over, the caller's nursery is not held up by this sleep.
+                with trio.move_on_after(IDLE_GRACE) as state.idle_scope:
+                    await trio.sleep_forever()
+                state.idle_scope = None
                 if self._reading or state.reads != seen:
                     continue  # in use: its users read
                 if state.parked:

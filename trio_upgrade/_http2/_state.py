@@ -195,6 +195,7 @@ class H2State:
         "goaway",
         "grants",
         "h2",
+        "idle_scope",
         "idle_since",
         "keeper",
         "limits",
@@ -239,6 +240,8 @@ class H2State:
         # and the reads so far, by which it sees whether anyone reads.
         self.keeper: Waiter | None = None
         self.reads = 0
+        # Its sleep between two looks at the connection, cut short by fail().
+        self.idle_scope: trio.CancelScope | None = None
         # When the last stream in flight ended (for the idle timeout).
         self.idle_since = trio.current_time()
 
@@ -320,6 +323,8 @@ class H2State:
             self.wake(grant)
         if self.read_scope is not None:
             self.read_scope.cancel()
+        if self.idle_scope is not None:
+            self.idle_scope.cancel()
 
     # -- streams in flight ----------------------------------------------------
 

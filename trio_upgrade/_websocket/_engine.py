@@ -257,7 +257,11 @@ class WebSocketEngine:
                     continue
                 resume = self._fg_read_at + HANDOVER_DELAY
                 if trio.current_time() < resume:
-                    await trio.sleep_until(resume)
+                    # Woken early (cancelled) when the connection closes, so
+                    # the caller's nursery is not held up until then.
+                    with trio.CancelScope(deadline=resume) as state.bg_scope:
+                        await trio.lowlevel.wait_task_rescheduled(_abort_sleep)
+                    state.bg_scope = None
                     continue
                 if sock is not None and not (
                     self.reader.backlog or (writer.outbox and not writer.sending)

@@ -54,6 +54,7 @@ class SharedState:
 
     __slots__ = (
         "bg_event",
+        "bg_scope",
         "close_timeout",
         "closure",
         "eof",
@@ -98,6 +99,7 @@ class SharedState:
         self.waiter: trio.Event | None = None  # tasks waiting for the reader
         self.fg_waiting = 0  # how many of them are application tasks
         self.bg_event: trio.Event | None = None  # the background reader waits
+        self.bg_scope: trio.CancelScope | None = None  # ...or sleeps
         self.ka_scope: trio.CancelScope | None = None  # the keepalive waits
         self.traffic: trio.Event | None = None  # the keepalive awaits data
         self.pinging = 0  # ping() calls awaiting their pong
@@ -216,6 +218,8 @@ class SharedState:
         # they see the end and return.
         self.notify()
         self.wake_bg()
+        if self.bg_scope is not None:
+            self.bg_scope.cancel()
         if self.ka_scope is not None:
             self.ka_scope.cancel()
         if self.traffic is not None:
