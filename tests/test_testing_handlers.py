@@ -504,3 +504,25 @@ async def test_an_h2_route_raising_a_stream_error_itself_fails_the_block(
 
     with trio.fail_after(10), pytest.raises(trio.ClosedResourceError, match="bug"):
         await run()
+
+
+async def test_a_handler_may_be_any_callable_even_unhashable() -> None:
+    # A handler is any callable: an instance of a class with __call__ and
+    # __eq__ (a dataclass, say) has no hash, which the server must not need.
+    class Collector:
+        def __init__(self) -> None:
+            self.messages: list[str | bytes] = []
+
+        __hash__ = None  # type: ignore[assignment]  # as a dataclass with eq
+
+        async def __call__(self, ws: ServerWebSocket) -> None:
+            async for message in ws:
+                self.messages.append(message)
+
+    collector = Collector()
+    async with open_upgrade_server([WebSocketServerProtocol(collector)]) as server:
+        with trio.fail_after(10):
+            conn = await trio_upgrade.upgrade(server.url(), "websocket")
+            async with conn:
+                await conn.send("kept")
+    assert collector.messages == ["kept"]

@@ -94,7 +94,11 @@ def own(handler: F) -> F:
 
 def _is_own(handler: Callable[..., Any]) -> bool:
     # A bound method is a new object on every access: look at its function.
-    return getattr(handler, "__func__", handler) in _OWN
+    target = getattr(handler, "__func__", handler)
+    try:
+        return target in _OWN
+    except TypeError:  # unhashable (a callable dataclass): not one of ours
+        return False
 
 
 def _describe(handler: Callable[..., Any]) -> str:
