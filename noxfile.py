@@ -94,6 +94,41 @@ def tests_plain(session: nox.Session) -> None:
     _run_suite(session, env={"TRIO_UPGRADE_NO_SPEEDUPS": "1"})
 
 
+#: The cancellation sweeps (tests/cancel_support.py) and the fixes they
+#: found; with TRIO_UPGRADE_CANCEL_SWEEP=full they cancel at every step of
+#: each operation instead of the sample the default run takes.
+CANCELLATION_TESTS = [
+    "tests/test_cancel_support.py",
+    "tests/test_cancel_connect.py",
+    "tests/test_cancel_websocket.py",
+    "tests/test_http2_cancel.py",
+    "tests/interop/test_cancel_interop.py",
+]
+
+
+@nox.session
+def cancellation(session: nox.Session) -> None:
+    """Cancel every operation at every one of its steps, fast paths on and off.
+
+    About a minute; arguments go to pytest (``nox -s cancellation -- -x``).
+    """
+    session.install("-e", ".[test]")
+    env = {"TRIO_UPGRADE_CANCEL_SWEEP": "full"}
+    if INTEROP_PYTHON.exists():
+        env["INTEROP_PYTHON"] = str(INTEROP_PYTHON)
+    for plain in ("0", "1"):
+        session.run(
+            "python",
+            "-m",
+            "pytest",
+            "-p",
+            "no:cacheprovider",
+            *CANCELLATION_TESTS,
+            *session.posargs,
+            env={**env, "TRIO_UPGRADE_NO_SPEEDUPS": plain},
+        )
+
+
 @nox.session
 def lint(session: nox.Session) -> None:
     """ruff check, ruff format --check, and the import contracts."""

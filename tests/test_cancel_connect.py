@@ -15,9 +15,11 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any
 
 import pytest
+import trio
 import trustme
 from alpn_support import alpn_server, trust_by_default
 from cancel_support import Outcome, sweep
+from redirect_support import redirect, start_routes
 
 import trio_upgrade
 from trio_upgrade import HTTP2Connection, RawStream, WebSocketConnection
@@ -161,3 +163,33 @@ async def test_cancelled_tls_connect_leaves_nothing_open(
             await _all_over(server.upgrade)
 
         await sweep(operation, check)
+
+
+@pytest.mark.parametrize("hop", ["same-server", "other-server"])
+async def test_cancelled_redirect_leaves_nothing_open(hop: str) -> None:
+    # A 307 then the 101: cancelled anywhere, on the first connection, the
+    # second, or between the two, neither is left open.
+    async with trio.open_nursery() as nursery:
+        final = await start_routes(
+            nursery, lambda target: None if target == "/there" else (404, [])
+        )
+
+        def first_answer(target: str) -> tuple[int, list[tuple[str, str]]] | None:
+            if target == "/there":
+                return None
+            return redirect(
+                307, (first if hop == "same-server" else final).url("/there")
+            )
+
+        first = await start_routes(nursery, first_answer)
+
+        async def operation() -> None:
+            conn = await trio_upgrade.upgrade(first.url("/here"), "echo")
+            await raw_session(conn)
+
+        async def check(outcome: Outcome) -> None:
+            await first.wait_all_closed()
+            await final.wait_all_closed()
+
+        await sweep(operation, check)
+        nursery.cancel_scope.cancel()

@@ -25,6 +25,23 @@ def load(name: str) -> ModuleType:
     return module
 
 
+async def test_cancellation(capsys: pytest.CaptureFixture[str]) -> None:
+    with trio.fail_after(10):
+        lines = await load("cancellation").main()
+    assert lines == [
+        "no message within 0.1 s",
+        "still usable",
+        "other stream: 100000 bytes",
+        "body generator closed",
+        "upload abandoned",
+        "then: ok",
+    ]
+    assert capsys.readouterr().out == "".join(f"{line}\n" for line in lines)
+    # The how-to shows the output as it is.
+    howto = (EXAMPLES.parent / "howto" / "cancellation.rst").read_text()
+    assert "".join(f"    {line}\n" for line in lines) in howto
+
+
 async def test_custom_protocol(capsys: pytest.CaptureFixture[str]) -> None:
     with trio.fail_after(10):
         reply = await load("custom_protocol").main()
