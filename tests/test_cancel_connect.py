@@ -19,7 +19,9 @@ import trio
 import trustme
 from alpn_support import alpn_server, trust_by_default
 from cancel_support import Outcome, sweep
+from proxy_support import SocksLog, socks_proxy, start_proxy, tunnelling_proxy
 from redirect_support import redirect, start_routes
+from unix_support import needs_unix, socket_path
 
 import trio_upgrade
 from trio_upgrade import HTTP2Connection, RawStream, WebSocketConnection
@@ -32,6 +34,8 @@ from trio_upgrade.testing import (
 )
 
 pytestmark = pytest.mark.timeout(120)
+
+__all__ = ["socket_path"]  # the fixture, re-exported for pytest
 
 
 @pytest.fixture(scope="module")
@@ -193,3 +197,51 @@ async def test_cancelled_redirect_leaves_nothing_open(hop: str) -> None:
 
         await sweep(operation, check)
         nursery.cancel_scope.cancel()
+
+
+@pytest.mark.parametrize("kind", ["http-connect", "socks5"])
+async def test_cancelled_connect_through_a_proxy_leaves_nothing_open(
+    kind: str,
+) -> None:
+    # The proxy runs here too: its tunnels to the server are sockets of
+    # this process, so a tunnel the client left open would show.
+    async with (
+        trio.open_nursery() as nursery,
+        open_upgrade_server(["echo", WebSocketServerProtocol()]) as server,
+    ):
+        if kind == "http-connect":
+            proxy = await start_proxy(nursery, tunnelling_proxy([]))
+        else:
+            handler = socks_proxy(SocksLog(), ("user", "pass"))
+            proxy = await start_proxy(nursery, handler, scheme="socks5")
+            proxy = proxy.replace("://", "://user:pass@")
+
+        async def operation() -> None:
+            conn = await trio_upgrade.upgrade(server.url(), "websocket", proxy=proxy)
+            await websocket_session(conn)
+
+        async def check(outcome: Outcome) -> None:
+            await _all_over(server)
+
+        await sweep(operation, check)
+        nursery.cancel_scope.cancel()
+
+
+@needs_unix
+async def test_cancelled_connect_over_a_unix_socket_leaves_nothing_open(
+    socket_path: str,
+) -> None:
+    async with open_upgrade_server(
+        [H2CServerProtocol()], unix_socket=socket_path
+    ) as server:
+
+        async def operation() -> None:
+            conn = await trio_upgrade.upgrade(
+                "http://localhost/", "h2c", unix_socket=socket_path
+            )
+            await h2_session(conn)
+
+        async def check(outcome: Outcome) -> None:
+            await _all_over(server)
+
+        await sweep(operation, check)
