@@ -215,13 +215,13 @@ async def session(background: bool = False, **offer: Any) -> AsyncIterator[Sessi
 SEND_CASES: dict[str, tuple[int, dict[str, Any]]] = {
     "small": (100, {}),
     "small-deflate": (100, {"compression": "deflate"}),
-    "large": (1_000_000, {"compression": None, "max_size": None}),
+    "large": (400_000, {"compression": None, "max_size": None}),
     "large-fragmented": (
-        1_000_000,
+        400_000,
         {"compression": None, "max_size": None, "max_fragment_size": 65536},
     ),
     "large-deflate-fragmented": (
-        1_000_000,
+        400_000,
         {"compression": "deflate", "max_size": None, "max_fragment_size": 65536},
     ),
 }
@@ -354,7 +354,7 @@ async def test_cancelling_one_sender_never_stalls_or_breaks_another() -> None:
             assert conn is not None
             with contextlib.suppress(ConnectionClosed):
                 for i in range(5):
-                    message = payload(1_000_000 + i, 1000)
+                    message = payload(400_000 + i, 1000)
                     state.sent.append(message)
                     await conn.send(message)
                     b_sends += 1
@@ -372,7 +372,7 @@ async def test_cancelling_one_sender_never_stalls_or_breaks_another() -> None:
         async def operation() -> None:
             nonlocal index
             index += 1
-            message = payload(index, 1_000_000)
+            message = payload(index, 400_000)
             state.sent.append(message)
             assert state.conn is not None
             await state.conn.send(message)
@@ -407,7 +407,7 @@ async def test_background_tasks_end_as_soon_as_the_connection_closes(
                     cancel = CancelAtStep(task, 3, scope)
                     trio.lowlevel.add_instrument(cancel)
                     try:
-                        await conn.send(payload(0, 1_000_000))
+                        await conn.send(payload(0, 400_000))
                     finally:
                         trio.lowlevel.remove_instrument(cancel)
                 assert conn.close_code == 1006

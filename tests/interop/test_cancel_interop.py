@@ -77,7 +77,7 @@ class EchoSession:
 
 
 @pytest.mark.parametrize(
-    ("size", "fragment"), [(100, None), (1_000_000, 65536)], ids=["small", "large"]
+    ("size", "fragment"), [(100, None), (400_000, 65536)], ids=["small", "large"]
 )
 async def test_cancelled_send_against_websockets(
     websockets_srv: servers.RunningServer, size: int, fragment: int | None
