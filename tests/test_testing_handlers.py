@@ -12,6 +12,8 @@ Every scenario runs over real loopback TCP and over memory streams.
 from __future__ import annotations
 
 import contextlib
+import gc
+import warnings
 
 import pytest
 import trio
@@ -504,3 +506,33 @@ async def test_an_h2_route_raising_a_stream_error_itself_fails_the_block(
 
     with trio.fail_after(10), pytest.raises(trio.ClosedResourceError, match="bug"):
         await run()
+
+
+@TRANSPORTS
+async def test_leaving_async_for_early_leaves_nothing_to_finalize(tcp: bool) -> None:
+    # A handler that stops iterating before the client closes (break, or a
+    # send that fails because the client is gone, as in echo_messages) must
+    # not leave an unfinished async generator for the garbage collector:
+    # trio reports one as a ResourceWarning, an error in this suite.
+    seen: list[str | bytes] = []
+
+    async def first_only(ws: ServerWebSocket) -> None:
+        async for message in ws:
+            seen.append(message)
+            break
+
+    protocol = WebSocketServerProtocol(first_only)
+    with trio.fail_after(10):
+        async with open_upgrade_server([protocol], tcp=tcp) as server:
+            conn = await websocket(server, tcp)
+            await conn.send("one")
+            await conn.send("two")
+            await conn.aclose()
+            await server.wait_closed(1)
+    assert seen == ["one"]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        gc.collect()
+        await trio.lowlevel.checkpoint()  # trio's finalizer runs in a task
+        gc.collect()
+    assert [str(w.message) for w in caught] == []
