@@ -9,12 +9,12 @@ process for ``N`` seconds (default 30), coverage-guided over trio_upgrade,
 h11, wsproto and h2, starting from the seeds of
 :func:`fuzz_targets.seeds` plus whatever ``DIR/TARGET`` holds from
 earlier runs (kept when ``--corpus`` is given, else a temporary
-directory). A crash leaves its input as ``crash-*`` in the corpus
-directory's parent (``--corpus``) or in the current directory, and the
-exit status is non-zero: add the input to the target's hypothesis test
-(``tests/test_fuzz.py``) as an ``@example``, then fix. Without atheris
-(``pip install atheris``: wheels for CPython 3.8-3.11 on Linux), the
-targets still run under hypothesis in the test suite.
+directory). A crash leaves its input as ``crash-TARGET-*`` in the current
+directory, and the exit status is non-zero: add the input to the target's
+hypothesis test (``tests/test_fuzz.py``) as an ``@example``, then fix.
+atheris (``pip install -e '.[fuzz]'``) has Linux wheels (3.0 for CPython
+3.11 to 3.13); where it is missing the runner says so and exits with 2,
+and the same targets still run under hypothesis in the test suite.
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ def _fuzz_one(name: str, seconds: int, corpus: Path) -> None:
         "-timeout=20",  # seconds for one input: a hang is a crash
         "-rss_limit_mb=1024",
         "-max_len=4096",
-        f"-artifact_prefix={corpus.parent}/crash-{name}-",
+        f"-artifact_prefix={Path.cwd()}/crash-{name}-",
         str(corpus),
     ]
     atheris.Setup(argv, target)
