@@ -352,7 +352,11 @@ class H2ServerConnection:
             try:
                 events = self.h2.receive_data(data)
             except h2.exceptions.ProtocolError:
-                await self.flush()  # h2 queued its GOAWAY
+                # The client broke the protocol: h2 has closed the connection
+                # and queued its GOAWAY. Its streams are over before anything
+                # else runs, so no handler answers on the closed connection.
+                self._end()
+                await self.flush()
                 return
             for event in events:
                 self.events.append(event)
