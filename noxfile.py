@@ -157,3 +157,42 @@ def docs(session: nox.Session) -> None:
     """
     session.install("-e", ".[docs]")
     session.run("sphinx-build", "-W", "-n", "--keep-going", "-E", "docs", "docs/_build")
+
+
+@nox.session
+def faults(session: nox.Session) -> None:
+    """Fault injection at every byte offset of both directions.
+
+    The sweep of tests/test_faults.py and tests/interop/test_faults_interop.py
+    (reset, stall, trickle, truncate, duplicate, half-close between the
+    client and the in-repo server, ``websockets`` and hypercorn) with
+    ``TRIO_UPGRADE_FAULTS=all`` instead of the default run's representative
+    offsets; ``nox -s faults -- 5`` takes every fifth offset. Tens of
+    minutes for ``all``.
+    """
+    session.install("-e", ".[test]")
+    env = {"TRIO_UPGRADE_FAULTS": session.posargs[0] if session.posargs else "all"}
+    if INTEROP_PYTHON.exists():
+        env["INTEROP_PYTHON"] = str(INTEROP_PYTHON)
+    session.run(
+        "python",
+        "-m",
+        "pytest",
+        "-q",
+        "tests/test_faults.py",
+        "tests/interop/test_faults_interop.py",
+        env=env,
+    )
+
+
+@nox.session
+def fuzz(session: nox.Session) -> None:
+    """atheris on the handshake parser and both frame layers.
+
+    ``nox -s fuzz -- 60`` runs each target of tests/fuzz_targets.py for 60
+    seconds (default 30); a crash fails the session and leaves its input
+    as ``crash-*``. The same targets run under hypothesis in the test suite.
+    """
+    session.install("-e", ".[test,fuzz]")
+    seconds = session.posargs[0] if session.posargs else "30"
+    session.run("python", "tests/fuzz_run.py", "--seconds", seconds)

@@ -12,7 +12,10 @@ Every scenario runs over real loopback TCP and over memory streams.
 from __future__ import annotations
 
 import contextlib
+import gc
+import warnings
 
+import h2.connection
 import pytest
 import trio
 import trio.testing
@@ -526,3 +529,64 @@ async def test_a_handler_may_be_any_callable_even_unhashable() -> None:
             async with conn:
                 await conn.send("kept")
     assert collector.messages == ["kept"]
+
+
+@TRANSPORTS
+async def test_leaving_async_for_early_leaves_nothing_to_finalize(tcp: bool) -> None:
+    # A handler that stops iterating before the client closes (break, or a
+    # send that fails because the client is gone, as in echo_messages) must
+    # not leave an unfinished async generator for the garbage collector:
+    # trio reports one as a ResourceWarning, an error in this suite.
+    seen: list[str | bytes] = []
+
+    async def first_only(ws: ServerWebSocket) -> None:
+        async for message in ws:
+            seen.append(message)
+            break
+
+    protocol = WebSocketServerProtocol(first_only)
+    with trio.fail_after(10):
+        async with open_upgrade_server([protocol], tcp=tcp) as server:
+            conn = await websocket(server, tcp)
+            await conn.send("one")
+            await conn.send("two")
+            await conn.aclose()
+            await server.wait_closed(1)
+    assert seen == ["one"]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        gc.collect()
+        await trio.lowlevel.checkpoint()  # trio's finalizer runs in a task
+        gc.collect()
+    assert [str(w.message) for w in caught] == []
+
+
+async def test_an_h2_handler_answering_after_the_client_broke_the_connection() -> None:
+    # The client sends a frame h2 rejects (DATA on stream 0) while a route
+    # is about to answer: the server sends its GOAWAY and the connection is
+    # over, so the answer is dropped like any on a connection the client
+    # left, instead of failing the block with h2's ProtocolError (found by
+    # the fault sweep, duplicating bytes of a request).
+    async def answers_once_closed(request: H2Request) -> H2Reply:
+        h2_state = request.connection.h2.state_machine
+        while h2_state.state is not h2.connection.ConnectionState.CLOSED:
+            await trio.lowlevel.checkpoint()
+        return H2Reply(200, b"too late")
+
+    protocol = H2CServerProtocol(routes={("GET", "/late"): answers_once_closed})
+    with trio.fail_after(10):
+        async with open_upgrade_server([protocol], tcp=False) as server:
+            transport = await server.connect_in_memory()
+            conn = await trio_upgrade.upgrade(
+                "http://memory.invalid/", "h2c", transport=transport
+            )
+            async with conn, trio.open_nursery() as nursery:
+
+                async def late() -> None:
+                    with contextlib.suppress(trio_upgrade.UpgradeError):
+                        await conn.request("GET", "/late")
+
+                nursery.start_soon(late)
+                server_conn = protocol.connections[0]
+                await server_conn.wait_for(lambda: len(server_conn.requests) >= 2)
+                await transport.send_all(b"\x00" * 9)  # DATA on stream 0

@@ -34,6 +34,7 @@ from trio_upgrade._sansio._handshake import (
 )
 from trio_upgrade._sansio._url import parse_url
 from trio_upgrade.testing import (
+    H2CServerProtocol,
     Hang,
     RawServerProtocol,
     Reply,
@@ -470,3 +471,28 @@ async def test_the_pytest_fixture(upgrade_server: UpgradeServer) -> None:
 @pytest.mark.upgrade_server(["chat"], choose="server", connection_timeout=math.inf)
 async def test_the_pytest_fixture_marker(upgrade_server: UpgradeServer) -> None:
     assert [p.token for p in upgrade_server.protocols] == ["chat"]
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [
+        "AAMAAAB",  # bad padding (found by the fault sweep: a duplicated byte)
+        "AAMAAABkAA",  # decodes to 7 bytes: not whole SETTINGS entries
+        "AAIAAAAC",  # SETTINGS_ENABLE_PUSH = 2: not a valid value
+    ],
+)
+async def test_h2c_with_a_malformed_http2_settings_is_declined(
+    connect: Connect, settings: str
+) -> None:
+    # RFC 7540 §3.2.1: the field carries a SETTINGS payload in base64url. A
+    # server cannot switch on one it cannot read: it declines (426) instead
+    # of failing the test block with h2's or base64's exception.
+    async with open_upgrade_server([H2CServerProtocol()]) as server:
+        client = await connect(server)
+        await client.request(
+            "h2c",
+            connection="Upgrade, HTTP2-Settings",
+            headers=[("HTTP2-Settings", settings)],
+        )
+        _, response, _ = await client.response()
+        assert response.status_code == 426

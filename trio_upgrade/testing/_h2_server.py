@@ -93,6 +93,22 @@ H2Handler = Callable[[H2Request], Awaitable[H2Reply | None]]
 ConnectHandler = Callable[[H2Request, H2ServerStream], Awaitable[None]]
 
 
+def settings_readable(value: str) -> bool:
+    """Whether h2 can take ``value`` as the ``HTTP2-Settings`` of an upgrade.
+
+    RFC 7540 §3.2.1: base64url of a SETTINGS payload. Checked on a
+    throwaway h2 connection, exactly as :meth:`H2ServerConnection.serve`
+    will use it, so that a server never switches on a value it then fails
+    to read (base64's ``binascii.Error``, h2's settings errors).
+    """
+    conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=False))
+    try:
+        conn.initiate_upgrade_connection(value.encode("ascii"))
+    except Exception:  # whatever h2 or base64 reject the value with
+        return False
+    return True
+
+
 class ServerOptions(Protocol):
     """What a connection needs of its protocol: handlers and misbehaviours.
 
@@ -336,7 +352,11 @@ class H2ServerConnection:
             try:
                 events = self.h2.receive_data(data)
             except h2.exceptions.ProtocolError:
-                await self.flush()  # h2 queued its GOAWAY
+                # The client broke the protocol: h2 has closed the connection
+                # and queued its GOAWAY. Its streams are over before anything
+                # else runs, so no handler answers on the closed connection.
+                self._end()
+                await self.flush()
                 return
             for event in events:
                 self.events.append(event)

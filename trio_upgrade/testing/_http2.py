@@ -27,6 +27,7 @@ from ._h2_server import (
     H2Reply,
     H2Request,
     H2ServerConnection,
+    settings_readable,
 )
 from ._handlers import own, run_handler
 from ._protocols import ServerProtocol
@@ -125,10 +126,13 @@ class H2CServerProtocol(ServerProtocol):
         return await run_handler(handler, request)
 
     def accept(self, request: Request) -> list[tuple[str, str]] | None:
-        if (
-            self.require_settings
-            and len(request.headers.get_all("http2-settings")) != 1
-        ):
+        fields = request.headers.get_all("http2-settings")
+        if self.require_settings and len(fields) != 1:
+            return None
+        # A value that cannot be read is declined rather than switched on
+        # (serve() reads the fields joined, as here).
+        value = request.headers.get("http2-settings")
+        if value is not None and not settings_readable(value):
             return None
         return []
 

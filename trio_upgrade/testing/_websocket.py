@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 
 import trio
 from wsproto.connection import Connection, ConnectionState, ConnectionType
@@ -277,24 +277,26 @@ class ServerWebSocket:
             while True:
                 await self._advance()
 
-    def __aiter__(self) -> AsyncIterator[str | bytes]:
+    def __aiter__(self) -> ServerWebSocket:
         """Messages until the client's close frame (any code).
+
+        The connection is its own iterator (not an async generator), so
+        leaving ``async for`` early, by ``break`` or by an error, leaves
+        nothing to finalize.
 
         Raises:
             ConnectionClosed: the connection ended without a close frame
                 (code 1006).
         """
-        return self._iterate()
+        return self
 
-    async def _iterate(self) -> AsyncIterator[str | bytes]:
-        while True:
-            try:
-                message = await self.receive()
-            except ConnectionClosed as exc:
-                if exc is self._closed and self.closed_cleanly:
-                    return
-                raise
-            yield message
+    async def __anext__(self) -> str | bytes:
+        try:
+            return await self.receive()
+        except ConnectionClosed as exc:
+            if exc is self._closed and self.closed_cleanly:
+                raise StopAsyncIteration from None
+            raise
 
 
 #: A server handler: given the connection, talk until done.
