@@ -37,13 +37,13 @@ phase, or an RSS slope after warm-up above ``--max-slope`` KiB per minute.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import math
 import os
 import resource
 import signal
 import sys
 import time
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import trio
@@ -134,33 +134,79 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
-def _ws_server(kind: str) -> servers.RunningServer:
-    return servers.node_ws_server() if kind == "node" else servers.websockets_server()
+#: The servers each phase needs: started for it, stopped after it, so a
+#: phase meets a fresh server and a server that died is seen in its phase.
+NEEDS = {
+    "websocket": ("ws",),
+    "http2": ("h2",),
+    "sequential": ("h2",),
+    "mixed": ("ws", "h2"),
+}
 
 
-async def _soak(args: argparse.Namespace, ws_url: str, h2_url: str) -> dict[str, Any]:
+def _start(kind: str, ws_server: str) -> servers.RunningServer:
+    if kind == "h2":
+        return servers.h2o_server()
+    return (
+        servers.node_ws_server() if ws_server == "node" else servers.websockets_server()
+    )
+
+
+def _url(kind: str, srv: servers.RunningServer) -> str:
+    return srv.url("/echo", scheme="ws") if kind == "ws" else srv.url("/index.html")
+
+
+async def _phase(args: argparse.Namespace, name: str) -> phases.Figures:
+    """Start the phase's servers, run it, stop them (with their logs kept
+    when the phase failed)."""
+    with contextlib.ExitStack() as stack:
+        started = {
+            k: stack.enter_context(_start(k, args.ws_server)) for k in NEEDS[name]
+        }
+        url = {k: _url(k, srv) for k, srv in started.items()}
+        figures: phases.Figures
+        try:
+            figures = await _steps(args, name, url)
+        except trio.TooSlowError:
+            # The phase's deadline: what did not finish counts as lost.
+            figures = {"ok": False, "deadline": True}
+        except Exception as exc:  # a connection the phase needed failed
+            figures = {"ok": False, "error": repr(exc)}
+        for kind, srv in started.items():
+            if srv.process.poll() is not None:
+                figures["ok"] = False
+                figures.setdefault("ledger", {}).setdefault("details", []).append(
+                    f"{srv.name} exited with {srv.process.returncode}"
+                )
+            if not figures["ok"]:
+                figures.setdefault("server_logs", {})[kind] = srv.log_text()
+        return figures
+
+
+async def _steps(
+    args: argparse.Namespace, name: str, url: dict[str, str]
+) -> phases.Figures:
+    if name == "websocket":
+        return await phases.websocket_load(
+            url["ws"], args.connections, args.messages, deadline=1800.0
+        )
+    if name == "http2":
+        return await phases.http2_streams(url["h2"], args.streams, deadline=300.0)
+    if name == "sequential":
+        return await phases.http2_sequential(url["h2"], args.requests, deadline=900.0)
+    plan = phases.MixedPlan(
+        seconds=args.minutes * 60,
+        interval=args.interval,
+        warmup=args.warmup,
+        max_slope_kib=args.max_slope,
+        h2_long=args.h2_long,
+    )
+    return await phases.mixed(url["ws"], url["h2"], plan)
+
+
+async def _soak(args: argparse.Namespace) -> dict[str, Any]:
     wanted = args.only or PHASES
     results: dict[str, Any] = {}
-    steps: dict[str, Callable[[], Awaitable[phases.Figures]]] = {
-        "websocket": lambda: phases.websocket_load(
-            ws_url, args.connections, args.messages, deadline=900.0
-        ),
-        "http2": lambda: phases.http2_streams(h2_url, args.streams, deadline=300.0),
-        "sequential": lambda: phases.http2_sequential(
-            h2_url, args.requests, deadline=900.0
-        ),
-        "mixed": lambda: phases.mixed(
-            ws_url,
-            h2_url,
-            phases.MixedPlan(
-                seconds=args.minutes * 60,
-                interval=args.interval,
-                warmup=args.warmup,
-                max_slope_kib=args.max_slope,
-                h2_long=args.h2_long,
-            ),
-        ),
-    }
 
     async def run_phases() -> None:
         for name in PHASES:
@@ -168,7 +214,7 @@ async def _soak(args: argparse.Namespace, ws_url: str, h2_url: str) -> dict[str,
                 continue
             print(f"== {name}", flush=True)
             started = time.perf_counter()
-            results[name] = await steps[name]()
+            results[name] = await _phase(args, name)
             verdict = "ok" if results[name]["ok"] else "FAILED"
             print(f"   {verdict} in {time.perf_counter() - started:.1f} s", flush=True)
 
@@ -198,21 +244,21 @@ def table(results: dict[str, Any]) -> list[list[str]]:
             value = report.fmt(value)
         rows.append([phase, figure, str(value)])
 
-    if ws := results.get("websocket"):
+    if (ws := results.get("websocket")) and "peak_rss_kib" in ws:
         name = f"WebSocket {ws['connections']:,} x {ws['messages_per_connection']:,}"
         add(name, "messages/s (echoed and checked)", ws["messages_per_s"])
         add(name, "KiB per open connection", ws["kib_per_connection"])
         add(name, "peak RSS (MiB)", ws["peak_rss_kib"] / 1024)
         add(name, "descriptors before/open/after",
             f"{ws['fds_before']}/{ws['fds_connected']}/{ws['fds_after']}")  # fmt: skip
-    if h2 := results.get("http2"):
+    if (h2 := results.get("http2")) and "peak_rss_kib" in h2:
         name = f"HTTP/2 {h2['streams']:,} streams"
         add(name, "connections x streams", f"{h2['connections']} x "
             f"{h2['streams_per_connection']}")  # fmt: skip
         add(name, "KiB per open stream", h2["kib_per_stream"])
         add(name, "peak RSS (MiB)", h2["peak_rss_kib"] / 1024)
         add(name, "descriptors before/after", f"{h2['fds_before']}/{h2['fds_after']}")
-    if seq := results.get("sequential"):
+    if (seq := results.get("sequential")) and "peak_rss_kib" in seq:
         name = f"HTTP/2 {seq['requests']:,} sequential"
         add(name, "requests/s", seq["requests_per_s"])
         add(name, "RSS growth (KiB)", seq["rss_growth_kib"])
@@ -223,7 +269,7 @@ def table(results: dict[str, Any]) -> list[list[str]]:
         )
         if seq["bytes_per_request_after"] is not None:
             add(name, "bytes per request, after", seq["bytes_per_request_after"])
-    if mix := results.get("mixed"):
+    if (mix := results.get("mixed")) and "peak_rss_kib" in mix:
         name = f"mixed, {mix['seconds'] / 60:.1f} min"
         add(name, "WebSocket messages/s", mix["ws_messages_per_s"])
         add(name, "HTTP/2 requests/s", mix["h2_requests_per_s"])
@@ -233,8 +279,13 @@ def table(results: dict[str, Any]) -> list[list[str]]:
         add(name, "RSS slope after warm-up (KiB/min)", mix["rss_slope_kib_per_min"])
         add(name, "descriptors before/after", f"{mix['fds_before']}/{mix['fds_after']}")
     for phase, figures in results.items():
-        if "ledger" not in figures:
-            add(phase, "stopped by signal", figures["signal"])
+        if "sent" not in figures.get("ledger", {}):
+            if figures.get("deadline"):
+                add(phase, "did not finish", "before its deadline")
+            elif "error" in figures:
+                add(phase, "failed", figures["error"][:60])
+            elif "signal" in figures:
+                add(phase, "stopped by signal", str(figures["signal"]))
             continue
         ledger = figures["ledger"]
         add(phase, "verified / sent",
@@ -262,10 +313,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     record["fd_limit"] = list(resource.getrlimit(resource.RLIMIT_NOFILE))
     print(environment.summary(record), flush=True)
-    with _ws_server(args.ws_server) as ws_srv, servers.h2o_server() as h2_srv:
-        ws_url = ws_srv.url("/echo", scheme="ws")
-        h2_url = h2_srv.url("/index.html")
-        results = trio.run(_soak, args, ws_url, h2_url)
+    results = trio.run(_soak, args)
     rows = table(results)
     print(report.text_table(rows))
     if args.rst:
@@ -275,6 +323,8 @@ def main(argv: list[str] | None = None) -> int:
     for name in failed:
         for line in results[name].get("ledger", {}).get("details", []):
             print(f"{name}: {line}", file=sys.stderr)
+        for kind, log in results[name].get("server_logs", {}).items():
+            print(f"{name}: the {kind} server's log:\n{log}", file=sys.stderr)
     if args.json:
         record["servers"] = {"websocket": args.ws_server, "http2": "h2o"}
         report.write_json(args.json, {"record": record, "results": results,
