@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import sys
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -252,17 +253,20 @@ async def http2_sequential(
 ) -> Figures:
     """One long-lived connection, ``requests`` requests one after another.
 
-    The settled RSS after every ``every`` requests shows what each request
-    leaves behind on a connection that never closes (the closed-stream
-    bookkeeping of h2 keeps up to 2**16 entries).
+    After every ``every`` requests, a full collection, then the RSS and the
+    number of memory blocks Python has allocated: what each request leaves
+    behind on a connection that never closes (h2 keeps the id of the last
+    2**16 closed streams). The RSS shows it only in a fresh process, before
+    memory freed by other phases is there to be reused: the phase runs
+    first. The block count shows it in any case.
     """
     ledger = Ledger()
     base = Baseline.take()
     sampler = probe.Sampler(interval=1.0)
-    points: list[tuple[float, float]] = []
+    points: list[tuple[int, float, int]] = []
 
     def measure(done: int) -> None:
-        points.append((done, probe.settled_rss_kib()))
+        points.append((done, probe.settled_rss_kib(), sys.getallocatedblocks()))
 
     with trio.fail_after(deadline):
         async with trio.open_nursery() as outer:
@@ -276,21 +280,27 @@ async def http2_sequential(
                 )
             seconds = time.perf_counter() - start
             outer.cancel_scope.cancel()
-    edge = 2**16  # h2.connection.H2Connection.MAX_CLOSED_STREAMS (streams)
-    # Client streams have odd ids: the 2**16 closed ones kept are 2**16
-    # requests' worth.
-    before = [(n, kib * 1024) for n, kib in points if n <= edge]
-    after = [(n, kib * 1024) for n, kib in points if n >= edge + 2 * every]
+    # h2.connection.H2Connection.MAX_CLOSED_STREAMS: one per request here.
+    edge = 2**16
+
+    def per_request(column: int, scale: float, first: bool) -> float | None:
+        chosen = [
+            (row[0], row[column] * scale)
+            for row in points
+            if (row[0] <= edge if first else row[0] >= edge + 2 * every)
+        ]
+        return round(probe.slope(chosen), 2) if len(chosen) > 2 else None
+
     figures: Figures = {
         "requests": requests,
         "seconds": round(seconds, 2),
         "requests_per_s": round(requests / seconds),
-        "rss_growth_kib": round(points[-1][1] - points[0][1]) if points else 0,
-        "bytes_per_request_first_65536": round(probe.slope(before), 1),
-        "bytes_per_request_after": round(probe.slope(after), 1)
-        if len(after) > 2
-        else None,
-        "rss_points": [[int(n), round(kib)] for n, kib in points],
+        "rss_growth_kib": round(points[-1][1] - points[0][1]),
+        "bytes_per_request_first_65536": per_request(1, 1024, True),
+        "bytes_per_request_after": per_request(1, 1024, False),
+        "blocks_per_request_first_65536": per_request(2, 1, True),
+        "blocks_per_request_after": per_request(2, 1, False),
+        "points": [[n, round(kib), blocks] for n, kib, blocks in points],
     }
     await base.compare(figures, ledger)
     return _finish(figures, ledger, sampler)

@@ -53,7 +53,9 @@ from ..harness import environment, processes, report
 from . import phases, probe
 
 DISTS = ["trio", "h11", "wsproto", "h2", "trio_upgrade"]
-PHASES = ("websocket", "http2", "sequential", "mixed")
+#: In this order: ``sequential`` measures what one connection keeps per
+#: request by its RSS, which only a fresh process shows.
+PHASES = ("sequential", "websocket", "http2", "mixed")
 
 #: RSS slope allowed after warm-up, in KiB per minute. A leak of one 100-byte
 #: object per message at the mixed run's rate (about 1,000 messages and
@@ -269,6 +271,14 @@ def table(results: dict[str, Any]) -> list[list[str]]:
         )
         if seq["bytes_per_request_after"] is not None:
             add(name, "bytes per request, after", seq["bytes_per_request_after"])
+        blocks = seq["blocks_per_request_first_65536"]
+        add(name, "memory blocks per request, first 65,536", blocks)
+        if seq["blocks_per_request_after"] is not None:
+            add(
+                name,
+                "memory blocks per request, after",
+                seq["blocks_per_request_after"],
+            )
     if (mix := results.get("mixed")) and "peak_rss_kib" in mix:
         name = f"mixed, {mix['seconds'] / 60:.1f} min"
         add(name, "WebSocket messages/s", mix["ws_messages_per_s"])
