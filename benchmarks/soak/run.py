@@ -264,21 +264,11 @@ def table(results: dict[str, Any]) -> list[list[str]]:
         name = f"HTTP/2 {seq['requests']:,} sequential"
         add(name, "requests/s", seq["requests_per_s"])
         add(name, "RSS growth (KiB)", seq["rss_growth_kib"])
-        add(
-            name,
-            "bytes per request, first 65,536",
-            seq["bytes_per_request_first_65536"],
-        )
-        if seq["bytes_per_request_after"] is not None:
-            add(name, "bytes per request, after", seq["bytes_per_request_after"])
-        blocks = seq["blocks_per_request_first_65536"]
-        add(name, "memory blocks per request, first 65,536", blocks)
-        if seq["blocks_per_request_after"] is not None:
-            add(
-                name,
-                "memory blocks per request, after",
-                seq["blocks_per_request_after"],
-            )
+        for half in ("first", "second"):
+            add(name, f"bytes per request, {half} half",
+                seq[f"bytes_per_request_{half}_half"])  # fmt: skip
+            add(name, f"memory blocks per request, {half} half",
+                seq[f"blocks_per_request_{half}_half"])  # fmt: skip
     if (mix := results.get("mixed")) and "peak_rss_kib" in mix:
         name = f"mixed, {mix['seconds'] / 60:.1f} min"
         add(name, "WebSocket messages/s", mix["ws_messages_per_s"])
