@@ -36,7 +36,7 @@ nitpick_ignore_regex = [
         r"(trio|h11|h2|wsproto|ssl|typing|collections|contextlib|time|json)\..*",
     ),
     # Private classes named by the #: comments the limits page shows.
-    (r"py:.*", r"H2Reader\..*"),
+    (r"py:.*", r"(H2Reader|SharedState)\..*"),
     (r"py:.*", r"(ConnT_co|T|Any|Self|NoneType|Ellipsis)"),
     (r"py:.*", r"(Request|Response|Headers|Limits|Target|Offer|BuildContext)"),
     (r"py:.*", r"trio_upgrade\._.*"),
