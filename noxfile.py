@@ -130,7 +130,7 @@ def soak(session: nox.Session) -> None:
 
     1,000 WebSocket connections x 1,000 messages (Node ``ws``), 1,000
     concurrent HTTP/2 streams and 80,000 sequential requests (h2o), then a
-    10-minute mixed run sampling RSS and descriptors: about 20 minutes on 2
+    10-minute mixed run sampling RSS and descriptors: about 25 minutes on 2
     cores. Fails on any lost, reordered or corrupted byte, descriptors or
     tasks left behind, or RSS growing after warm-up (docs/soak.rst).
     Arguments go to ``python -m benchmarks.soak``: ``nox -s soak -- --short``

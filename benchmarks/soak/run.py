@@ -3,7 +3,7 @@
 Usage (from the repository root, with the interop servers installed by
 ``.ci/install-interop.sh``)::
 
-    python -m benchmarks.soak                        # full size, about 15 minutes
+    python -m benchmarks.soak                        # full size, about 25 minutes
     python -m benchmarks.soak --short                # about 2 minutes
     python -m benchmarks.soak --minutes 3 --json soak.json
     python -m benchmarks.soak --only websocket --connections 200
