@@ -196,3 +196,23 @@ def fuzz(session: nox.Session) -> None:
     session.install("-e", ".[test,fuzz]")
     seconds = session.posargs[0] if session.posargs else "30"
     session.run("python", "tests/fuzz_run.py", "--seconds", seconds)
+
+
+@nox.session
+def soak(session: nox.Session) -> None:
+    """Soak and load against real servers: not part of the default run.
+
+    1,000 WebSocket connections x 1,000 messages (Node ``ws``), 1,000
+    concurrent HTTP/2 streams and 80,000 sequential requests (h2o), then a
+    10-minute mixed run sampling RSS and descriptors: about 25 minutes on 2
+    cores. Fails on any lost, reordered or corrupted byte, descriptors or
+    tasks left behind, or RSS growing after warm-up (docs/soak.rst).
+    Arguments go to ``python -m benchmarks.soak``: ``nox -s soak -- --short``
+    (about 2 minutes), ``-- --minutes 3``. The figures are written to
+    ``.nox/soak.json``. Needs the servers of ``.ci/install-interop.sh``.
+    """
+    session.install("-e", ".")
+    args = list(session.posargs)
+    if "--json" not in args:
+        args += ["--json", str(ROOT / ".nox" / "soak.json")]
+    session.run("python", "-m", "benchmarks.soak", *args)

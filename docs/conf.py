@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
+import sys
+from pathlib import Path
 from typing import Any
 
 from sphinx.application import Sphinx
@@ -15,10 +17,14 @@ project = "trio_upgrade"
 copyright = "2026, the trio_upgrade developers"
 version = release = trio_upgrade.__version__
 
+# docs/_ext: the ``limits`` directive of reference/limits.rst.
+sys.path.insert(0, str(Path(__file__).parent / "_ext"))
+
 extensions = [
     "sphinx.ext.autodoc",
     "sphinx.ext.napoleon",
     "sphinxcontrib_trio",
+    "limits_table",
 ]
 
 # No intersphinx: documentation builds must work offline. References to
@@ -29,6 +35,8 @@ nitpick_ignore_regex = [
         r"py:.*",
         r"(trio|h11|h2|wsproto|ssl|typing|collections|contextlib|time|json)\..*",
     ),
+    # Private classes named by the #: comments the limits page shows.
+    (r"py:.*", r"(H2Reader|SharedState)\..*"),
     (r"py:.*", r"(ConnT_co|T|Any|Self|NoneType|Ellipsis)"),
     (r"py:.*", r"(Request|Response|Headers|Limits|Target|Offer|BuildContext)"),
     (r"py:.*", r"trio_upgrade\._.*"),

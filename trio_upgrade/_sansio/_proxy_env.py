@@ -44,8 +44,8 @@ PROXY_VARIABLES: Mapping[str, tuple[str, ...]] = {
     "https": ("https_proxy", "all_proxy"),
 }
 
-# A no_proxy list longer than this is cut: it comes from the environment,
-# which a caller does not bound, and is parsed on the connect path (cached).
+#: A no_proxy list longer than this is cut: it comes from the environment,
+#: which a caller does not bound, and is parsed on the connect path (cached).
 _MAX_NO_PROXY = 65536
 
 _Network = ipaddress.IPv4Network | ipaddress.IPv6Network
