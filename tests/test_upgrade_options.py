@@ -98,6 +98,7 @@ def test_upgrade_options_extend_the_connect_options() -> None:
         "proxy_ssl_context",
         "transport",
         "unix_socket",
+        "trace",
     }
     assert UpgradeOptions.__optional_keys__ == connect | {
         "headers",

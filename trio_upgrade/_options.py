@@ -25,6 +25,7 @@ from ._sansio._messages import HeadersArg
 from ._sansio._proxy_env import environment_proxy
 from ._sansio._url import Target
 from ._transport._connect import HAS_UNIX
+from ._transport._observed import Trace
 from ._transport._proxy import Proxy, parse_proxy
 
 if sys.version_info >= (3, 11):
@@ -114,6 +115,19 @@ class ConnectOptions(TypedDict, total=False):
             ``transport``; the environment's proxies (``proxy=True``) are
             not used for it. Linux, macOS and the BSDs only. Default:
             ``None``, connect to the URL's host.
+        trace (Callable[[str, Mapping[str, Any]], None] | None): called,
+            synchronously, at each step of the call with the step's name
+            and details (``time`` and ``elapsed`` are in seconds of trio's
+            clock): ``"connect.started"`` (``host``, ``port``, ``via``),
+            ``"connect.complete"`` (``peer``, ``elapsed`` since the start),
+            ``"tls.complete"`` (``version``, ``alpn``, ``elapsed``),
+            ``"request.sent"`` (``url``, ``offered``),
+            ``"response.head"`` (``url``, ``status``),
+            ``"switched"`` (``url``, ``protocol``), and
+            ``"first_byte"`` (``url``, ``protocol``, ``elapsed`` since the
+            switch) when the new protocol's first byte arrives. Like
+            httpcore's ``trace`` extension, for timings and debugging; it
+            must not raise or block. Default: ``None``.
     """
 
     limits: Limits | None
@@ -122,6 +136,7 @@ class ConnectOptions(TypedDict, total=False):
     transport: trio.abc.Stream | None
     proxy_ssl_context: ssl.SSLContext | None
     unix_socket: str | os.PathLike[str] | None
+    trace: Trace | None
 
 
 class UpgradeOptions(ConnectOptions, total=False):
@@ -178,6 +193,7 @@ class ConnectSettings:
     proxy_from_environment: bool = False
     proxy_ssl_context: ssl.SSLContext | None = None
     unix_socket: str | None = None
+    trace: Trace | None = None
 
     def proxy_for(self, target: Target) -> Proxy | None:
         """The proxy to reach ``target`` through, ``None`` for none.
@@ -241,7 +257,14 @@ def connect_settings(
         proxy is True and unix_socket is None,
         options.get("proxy_ssl_context"),
         unix_socket,
+        _check_trace(options.get("trace")),
     )
+
+
+def _check_trace(trace: object) -> Trace | None:
+    if trace is not None and not callable(trace):
+        raise TypeError(f"trace must be callable, got {type(trace).__name__}")
+    return trace
 
 
 # Proxy is frozen and parse_proxy a pure function of the string: the same

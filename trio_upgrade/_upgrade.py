@@ -56,10 +56,12 @@ from ._sansio._handshake import (
     select_offer,
 )
 from ._sansio._limits import RECEIVE_SIZE
+from ._sansio._messages import Request, Response
 from ._sansio._redirect import RedirectChain
 from ._sansio._url import Target, parse_url, redacted, split_userinfo
 from ._timeout import UpgradeTimeout
 from ._transport._connect import connect_transport, deadline_from
+from ._transport._observed import HANDSHAKE_LOG, Trace, emit, observe
 from ._transport._proxy import Proxy
 from ._transport._tls import H2_UPGRADE_ALPN, HTTP11_ALPN
 from ._websocket import WebSocket, WebSocketConnection
@@ -156,6 +158,28 @@ def _selected_alpn(stream: trio.abc.Stream | None) -> str | None:
     return None
 
 
+def _sent(
+    request: Request, target: Target, offered: list[str], trace: Trace | None
+) -> None:
+    """Log (``trio_upgrade.handshake``, DEBUG) and trace a request sent."""
+    if HANDSHAKE_LOG.isEnabledFor(logging.DEBUG):
+        for line in str(request).splitlines():
+            HANDSHAKE_LOG.debug("%s > %s", target.url, line)
+    if trace is not None:
+        emit(trace, "request.sent", {"url": target.url, "offered": offered})
+
+
+def _answered(response: Response, target: Target, trace: Trace | None) -> None:
+    """Log and trace the head of the final response to a request."""
+    if HANDSHAKE_LOG.isEnabledFor(logging.DEBUG):
+        for line in str(response).splitlines():
+            HANDSHAKE_LOG.debug("%s < %s", target.url, line)
+    if trace is not None:
+        emit(
+            trace, "response.head", {"url": target.url, "status": response.status_code}
+        )
+
+
 async def _negotiate(
     target: Target,
     protocols: Sequence[UpgradeProtocol[Any]],
@@ -168,6 +192,8 @@ async def _negotiate(
     redirects: RedirectChain | None = None,
 ) -> Any:
     limits, transport = settings.limits, settings.transport
+    trace = settings.trace
+    observed = trace is not None or HANDSHAKE_LOG.isEnabledFor(logging.DEBUG)
     plan = _plan(protocols, strategy)[: limits.max_attempts]
     h2 = next((p for p in protocols if isinstance(p, H2)), None)
     if redirects is None:
@@ -223,6 +249,7 @@ async def _negotiate(
                         max_head_size=limits.max_head_size,
                         max_informational=limits.max_informational,
                         alpn=H2_UPGRADE_ALPN if by_alpn else HTTP11_ALPN,
+                        trace=trace,
                     )
                     handshake = Handshake(limits)
                     selected = _selected_alpn(stream)
@@ -244,6 +271,7 @@ async def _negotiate(
                         limits,
                         (*attempts, failing),
                         nursery=nursery,
+                        trace=trace,
                     )
                     stream = None  # the connection owns it now
                     if record is not None:
@@ -261,9 +289,13 @@ async def _negotiate(
                     )
                     request_bytes = handshake.send_request(request)
                     failing.request = request
+                    if observed:
+                        _sent(request, target, [o.token for o in offers], trace)
                     outcome = await _exchange(stream, handshake, request_bytes)
                     failing.status_code = outcome.response.status_code
                     failing.response = outcome.response
+                    if observed:
+                        _answered(outcome.response, target, trace)
                     if isinstance(outcome, Switched):
                         offer = offers[select_offer(outcome.response, offers)]
                         offer.validate(outcome.response)
@@ -275,9 +307,22 @@ async def _negotiate(
                             nursery,
                             (*attempts, failing),
                         )
-                        connection = await offer.build(
-                            stream, outcome.leftover, context
+                        leftover = outcome.leftover
+                        if trace is not None:
+                            emit(
+                                trace,
+                                "switched",
+                                {"url": target.url, "protocol": offer.token},
+                            )
+                        # A wrapper that logs the frames, only if looked at.
+                        switched = observe(
+                            stream,
+                            offer.token,
+                            target.url,
+                            leftover=leftover,
+                            trace=trace,
                         )
+                        connection = await offer.build(switched, leftover, context)
                         stream = None  # the connection owns it now
                         if record is not None:
                             record.chosen = offer.token

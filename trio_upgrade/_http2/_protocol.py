@@ -37,6 +37,7 @@ from .._sansio._limits import Limits
 from .._sansio._url import Target, parse_url
 from .._timeout import UpgradeTimeout
 from .._transport._connect import open_transport
+from .._transport._observed import Trace, observe
 from ._connection import HTTP2Connection
 from ._engine import H2Engine
 from ._state import StreamState, Waiter
@@ -177,6 +178,7 @@ async def start_http2(
     limits: Limits,
     attempts: tuple[Attempt, ...] = (),
     nursery: trio.Nursery | None = None,
+    trace: Trace | None = None,
 ) -> HTTP2Connection:
     """Speak HTTP/2 at once on ``stream``; return once the server's SETTINGS came.
 
@@ -187,6 +189,8 @@ async def start_http2(
     """
     state = new_client_state(options)
     state.initiate_connection()
+    # A wrapper that logs the frames, only if looked at.
+    stream = observe(stream, "h2", target.url, trace=trace)
     engine = H2Engine(stream, state, options, limits)
     engine.open_receive_window()
     await engine.flush()
@@ -267,6 +271,7 @@ async def connect_http2(
             max_head_size=limits.max_head_size,
             max_informational=limits.max_informational,
             alpn=_H2_ALPN,
+            trace=settings.trace,
         )
     try:
         if settings.transport is None and isinstance(stream, trio.SSLStream):
@@ -278,7 +283,9 @@ async def connect_http2(
                 )
         conn: HTTP2Connection | None = None
         with trio.move_on_after(limits.handshake_timeout):
-            conn = await start_http2(stream, target, options, limits, nursery=nursery)
+            conn = await start_http2(
+                stream, target, options, limits, nursery=nursery, trace=settings.trace
+            )
         if conn is None:
             raise UpgradeTimeout("handshake", limits.handshake_timeout)
     except BaseException:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 import socket
 import ssl
@@ -11,6 +12,7 @@ import trio
 from .._sansio._errors import ConnectError
 from .._sansio._url import Target
 from .._timeout import UpgradeTimeout
+from ._observed import CONNECT_LOG, Trace, emit
 from ._proxy import Proxy, ProxyError, open_socks, open_tunnel
 from ._tls import HTTP11_ALPN, client_context
 
@@ -96,6 +98,7 @@ async def open_transport(
     max_head_size: int = 65536,
     max_informational: int = 16,
     alpn: tuple[str, ...] = HTTP11_ALPN,
+    trace: Trace | None = None,
 ) -> trio.abc.Stream:
     """Connect to ``target``: TCP (through a proxy) or the Unix socket
     ``unix_socket``, then TLS.
@@ -120,6 +123,7 @@ async def open_transport(
             max_head_size=max_head_size,
             max_informational=max_informational,
             alpn=alpn,
+            trace=trace,
         )
     if scope.cancelled_caught:
         if stream is not None:
@@ -140,17 +144,32 @@ async def connect_transport(
     max_head_size: int = 65536,
     max_informational: int = 16,
     alpn: tuple[str, ...] = HTTP11_ALPN,
+    trace: Trace | None = None,
 ) -> trio.abc.Stream:
     """:func:`open_transport` without its time limit: the caller's scope
     bounds it (``upgrade()`` runs connect and handshake in one scope).
 
     Whatever happens, including cancellation, a stream that is not returned
-    is closed.
+    is closed. The steps are logged (``trio_upgrade.connect``, DEBUG) and
+    told to ``trace``.
 
     Raises:
         ConnectError: as for :func:`open_transport`.
     """
     stream: trio.abc.Stream | None = None
+    debug = CONNECT_LOG.isEnabledFor(logging.DEBUG)
+    observed = debug or trace is not None
+    if observed:
+        start = trio.current_time()
+        via = _via(proxy, unix_socket)
+        if debug:
+            CONNECT_LOG.debug("connecting to %s%s", target.authority, via)
+        if trace is not None:
+            emit(
+                trace,
+                "connect.started",
+                {"host": target.host, "port": target.port, "via": via.strip()},
+            )
     try:
         if unix_socket is not None:
             # The options check refuses a proxy URL with a Unix socket.
@@ -174,6 +193,8 @@ async def connect_transport(
                 max_head_size=max_head_size,
                 max_informational=max_informational,
             )
+        if observed:
+            _connected(stream, target, start, debug, trace)
         if target.secure:
             context = ssl_context if ssl_context is not None else client_context(alpn)
             tls = trio.SSLStream(
@@ -189,11 +210,80 @@ async def connect_transport(
                 raise ConnectError(
                     f"could not connect to {where}: {_reason(exc)}"
                 ) from exc
+            if observed:
+                _tls_done(tls, target, start, debug, trace)
     except BaseException:
         if stream is not None:
             await trio.aclose_forcefully(stream)
         raise
     return stream
+
+
+def _via(proxy: Proxy | None, unix_socket: str | None) -> str:
+    if unix_socket is not None:
+        return f" over {describe_unix_socket(unix_socket)}"
+    if proxy is not None:
+        return f" through {proxy.url}"
+    return ""
+
+
+def _peer(stream: trio.abc.Stream) -> str:
+    """The address a socket stream (under its tunnels) is connected to."""
+    while not isinstance(stream, trio.SocketStream):
+        inner = getattr(stream, "transport_stream", None)
+        if inner is None:
+            return "?"
+        stream = inner
+    try:
+        address = stream.socket.getpeername()
+    except OSError:
+        return "?"
+    if isinstance(address, tuple):
+        host, port = address[0], address[1]
+        return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    return str(address) or "?"  # a Unix socket's path
+
+
+def _connected(
+    stream: trio.abc.Stream,
+    target: Target,
+    start: float,
+    debug: bool,
+    trace: Trace | None,
+) -> None:
+    elapsed = trio.current_time() - start
+    peer = _peer(stream)
+    if debug:
+        CONNECT_LOG.debug(
+            "connected to %s (%s) in %.1f ms", target.authority, peer, elapsed * 1e3
+        )
+    if trace is not None:
+        emit(trace, "connect.complete", {"peer": peer, "elapsed": elapsed})
+
+
+def _tls_done(
+    tls: trio.SSLStream[trio.abc.Stream],
+    target: Target,
+    start: float,
+    debug: bool,
+    trace: Trace | None,
+) -> None:
+    elapsed = trio.current_time() - start
+    version, alpn = tls.version(), tls.selected_alpn_protocol()
+    if debug:
+        CONNECT_LOG.debug(
+            "TLS with %s: %s, ALPN %r, in %.1f ms",
+            target.host,
+            version,
+            alpn,
+            elapsed * 1e3,
+        )
+    if trace is not None:
+        emit(
+            trace,
+            "tls.complete",
+            {"version": version, "alpn": alpn, "elapsed": elapsed},
+        )
 
 
 async def _through_proxy(
