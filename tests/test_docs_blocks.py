@@ -46,6 +46,7 @@ import importlib
 import importlib.util
 import inspect
 import itertools
+import logging
 import pathlib
 import pkgutil
 import queue
@@ -443,7 +444,40 @@ def run_python(source: str, where: str, tmp: pathlib.Path) -> None:
         importlib.import_module(plugin)
 
 
+@contextlib.contextmanager
+def logging_kept() -> Iterator[None]:
+    """Undo what a block does to logging (``basicConfig``, levels).
+
+    A block run in this process that turns the ``trio_upgrade`` loggers on
+    (the debugging how-to does) would otherwise leave every later test's
+    connections logged, and so wrapped.
+    """
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    levels = {
+        name: logger.level
+        for name, logger in logging.Logger.manager.loggerDict.items()
+        if isinstance(logger, logging.Logger)
+    }
+    try:
+        yield
+    finally:
+        for handler in root.handlers:
+            if handler not in handlers:
+                handler.close()
+        root.handlers[:] = handlers
+        root.setLevel(level)
+        for name, logger in logging.Logger.manager.loggerDict.items():
+            if isinstance(logger, logging.Logger):
+                logger.setLevel(levels.get(name, logging.NOTSET))
+
+
 def run_block(block: Block, tmp: pathlib.Path) -> None:
+    with logging_kept():
+        _run_block(block, tmp)
+
+
+def _run_block(block: Block, tmp: pathlib.Path) -> None:
     assert block.language in PYTHON, (
         f"{block.where}: a {block.language!r} block; name its language "
         f"(Python, or one of {sorted(NOT_RUN)} which are not run)"
