@@ -208,9 +208,12 @@ async def test_backpressure_stops_reading() -> None:
                 # server's included, has been blocked with no I/O for 0.2 s.
                 await trio.testing.wait_all_tasks_blocked(cushion=0.2)
                 stalled = sent
-                assert stalled < count
-                await trio.sleep(0.2)
-                assert sent == stalled
+                assert stalled < count // 4
+                await trio.sleep(0.5)
+                # The kernel may still move a little (a send buffer that
+                # grew, a late window update: once 13 became 14 in CI); a
+                # client that kept reading would have taken tens more.
+                assert sent - stalled <= 2
                 for i in range(count):
                     assert await ws.receive() == i.to_bytes(4, "big") * 16384
                 assert sent == count
