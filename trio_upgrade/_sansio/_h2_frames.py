@@ -17,14 +17,15 @@ Sans-I/O: nothing here imports trio.
 
 from __future__ import annotations
 
-__all__ = ["FrameScanner", "PrefaceError"]
+__all__ = ["FRAME_NAMES", "FrameScanner", "PrefaceError"]
 
 _HEADER = 9
 _SETTINGS = 0x4
 _GOAWAY = 0x7
 _ACK = 0x1
 
-_FRAME_NAMES = {
+#: The name of each frame type of RFC 9113 §6, by its number.
+FRAME_NAMES = {
     0x0: "DATA",
     0x1: "HEADERS",
     0x2: "PRIORITY",
@@ -46,7 +47,7 @@ def _describe(head: bytes | bytearray) -> str:
     if head.startswith(b"HTTP/"):
         return "an HTTP/1.x message"
     ftype = head[3]
-    name = _FRAME_NAMES.get(ftype, f"unknown type 0x{ftype:02x}")
+    name = FRAME_NAMES.get(ftype, f"unknown type 0x{ftype:02x}")
     if ftype == _SETTINGS:
         name = "SETTINGS with ACK" if head[4] & _ACK else "SETTINGS on a stream"
     return f"a {name} frame"

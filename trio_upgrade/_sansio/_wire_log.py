@@ -13,7 +13,10 @@ Sans-I/O: nothing here imports trio.
 
 from __future__ import annotations
 
+import abc
 import struct
+
+from ._h2_frames import FRAME_NAMES
 
 __all__ = ["PREVIEW", "HTTP2Frames", "RawChunks", "WebSocketFrames"]
 
@@ -29,18 +32,8 @@ _WS_OPCODES = {
     0xA: "PONG",
 }
 
-_H2_TYPES = {
-    0x0: "DATA",
-    0x1: "HEADERS",
-    0x2: "PRIORITY",
-    0x3: "RST_STREAM",
-    0x4: "SETTINGS",
-    0x5: "PUSH_PROMISE",
-    0x6: "PING",
-    0x7: "GOAWAY",
-    0x8: "WINDOW_UPDATE",
-    0x9: "CONTINUATION",
-}
+# The frame types' names (RFC 9113 §6), as the preface check names them.
+_H2_TYPES = FRAME_NAMES
 
 _H2_SETTINGS = {
     0x1: "HEADER_TABLE_SIZE",
@@ -81,7 +74,7 @@ def _error_name(code: int) -> str:
     return _H2_ERRORS[code] if code < len(_H2_ERRORS) else f"0x{code:x}"
 
 
-class _Frames:
+class _Frames(abc.ABC):
     """Header, then a payload of which the first :data:`PREVIEW` bytes are kept."""
 
     #: The longest header of the protocol.
@@ -126,12 +119,13 @@ class _Frames:
                 self._buffer.clear()
         return lines
 
+    @abc.abstractmethod
     def _parse_header(self, lines: list[str]) -> int | None:
         """The header's size once it is whole in the buffer, else ``None``."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def _summary(self, preview: bytes) -> str:
-        raise NotImplementedError
+        """The line of the frame whose payload began with ``preview``."""
 
 
 class WebSocketFrames(_Frames):
