@@ -44,7 +44,8 @@ def ws_messages(data: bytes) -> list[object]:
 def _join(parts: list[str | bytes]) -> str | bytes:
     if all(isinstance(p, str) for p in parts):
         return "".join(str(p) for p in parts)
-    return b"".join(p for p in parts if isinstance(p, bytes))
+    # wsproto before 1.3 gives binary data as bytearray: bytes-like, kept.
+    return b"".join(bytes(p) for p in parts if not isinstance(p, str))
 
 
 def h2_bodies(data: bytes) -> list[object]:
