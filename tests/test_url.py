@@ -213,7 +213,7 @@ def test_target_kept_byte_for_byte(url: str, target: str) -> None:
         ("ws://☃.example/", "not a valid internationalised domain name .IDNA 2008."),
         ("ws://a\u200db.example/", "not a valid internationalised domain name"),
         ("ws://xn--a.example/", "not a valid internationalised domain name"),
-        # idna before 3.7 raised the punycode codec's UnicodeError for this one.
+        # idna 3.0 raised the punycode codec's UnicodeError for this one.
         ("ws://xn--*.example/", "not a valid internationalised domain name"),
         ("ws://bü..example/", "not a valid internationalised domain name"),
         ("ws://h:65536/", "port 65536 .* out of range 1-65535"),
