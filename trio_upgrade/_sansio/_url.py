@@ -234,8 +234,8 @@ def _parse_name(name: str, url: str) -> str:
         return idna.encode(name, uts46=True).decode("ascii")
     except UnicodeError as exc:
         # IDNAError is one; older idna releases (3.0, the lowest we allow)
-        # also let the punycode codec's
-        # own UnicodeError out, for a bad "xn--" label ("xn--*").
+        # also let the punycode codec's own UnicodeError out, for a bad
+        # "xn--" label ("xn--*").
         raise InvalidURL(
             f"host {name!r} in {url!r} is not a valid internationalised "
             f"domain name (IDNA 2008): {exc}"
