@@ -4,12 +4,46 @@ from __future__ import annotations
 
 import gc
 import os
+import pathlib
+import sysconfig
 from collections.abc import Iterator
 
 import pytest
 
-# The upgrade_server fixture, as applications would enable it.
-pytest_plugins = ["trio_upgrade.testing.pytest_plugin"]
+# The upgrade_server fixtures come from the plugin that installing
+# trio_upgrade registers (the pytest11 entry point), as applications get
+# them: nothing to enable here. See pytest_configure below for a checkout
+# whose environment holds another checkout's metadata.
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Load the plugin from the source tree if the entry point did not.
+
+    Only when the installed metadata lacks the entry point: an editable
+    install made from another checkout, or before this one was reinstalled
+    (entry points are read from the metadata written at install time).
+    tests/test_pytest_plugin.py checks that the entry point loads it
+    wherever the metadata is this tree's own or a built wheel's.
+    """
+    if not config.pluginmanager.has_plugin("trio_upgrade"):
+        config.pluginmanager.import_plugin("_trio_upgrade_pytest_plugin")
+    if os.environ.get("TRIO_UPGRADE_TEST_INSTALLED"):
+        _check_installed_copy()
+
+
+def _check_installed_copy() -> None:
+    """Under ``nox -s package``: the suite tests the wheel, not a source tree."""
+    import _trio_upgrade_pytest_plugin
+    import trio_upgrade
+
+    site = pathlib.Path(sysconfig.get_paths()["purelib"]).resolve()
+    for module in (trio_upgrade, _trio_upgrade_pytest_plugin):
+        where = pathlib.Path(module.__file__ or "").resolve()
+        if not where.is_relative_to(site):
+            raise pytest.UsageError(
+                f"{module.__name__} is imported from {where}, not from the "
+                f"installed wheel in {site}"
+            )
 
 
 def _open_fds() -> dict[int, str]:

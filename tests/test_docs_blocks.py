@@ -5,7 +5,8 @@ Blocks are found by reading the sources, as Sphinx and Markdown see them:
 * ``.. code-block::`` (or ``code``, ``sourcecode``) and ``::`` literal
   blocks; without a language they are shown as Python, so they are Python;
 * ``.. literalinclude::`` of a file in docs/examples: the whole file runs
-  as a script (tests/test_docs_examples.py also checks what it returns);
+  as a script (tests/test_docs_examples.py also checks what it returns),
+  or, for a ``test_*.py`` file, as a test module next to the examples;
 * fenced blocks of README.md;
 * the same reStructuredText blocks in the package's docstrings, which the
   API reference shows through autodoc: every docstring of every module of
@@ -22,7 +23,8 @@ How a Python block runs is decided from its own code:
 
 * it defines ``test_*`` functions: it is a test module, run by pytest in a
   subprocess as the testing how-to sets it up (``trio_mode = true``, the
-  ``trio_upgrade.testing.pytest_plugin`` fixtures enabled); all must pass;
+  fixtures from the plugin that installing trio_upgrade registers); all must
+  pass;
 * it calls ``trio.run``: it is a script, run as ``__main__``;
 * it defines ``async def main()``: it is run with ``trio.run(main)``;
 * otherwise it may only bind names (a ``conftest.py``'s ``pytest_plugins``,
@@ -47,11 +49,13 @@ import importlib.util
 import inspect
 import itertools
 import logging
+import os
 import pathlib
 import pkgutil
 import queue
 import re
 import runpy
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -62,6 +66,7 @@ from functools import partial
 
 import pytest
 import trio
+from plugin_support import PLUGIN_MODULE, child_pythonpath, plugin_args
 
 import trio_upgrade
 from trio_upgrade.testing import (
@@ -186,9 +191,20 @@ def _literal(lines: list[str], start: int, indent: int) -> tuple[str, int]:
     return textwrap.dedent("\n".join(content)).strip("\n"), i
 
 
+#: Where the imported package is: the source tree, or site-packages when the
+#: suite runs against an installed wheel (``nox -s package``).
+INSTALLED = pathlib.Path(trio_upgrade.__file__).parent.parent
+
+
+def shown(path: pathlib.Path) -> str:
+    """A file's name in block ids: relative to the tree, or to site-packages."""
+    base = ROOT if path.is_relative_to(ROOT) else INSTALLED
+    return path.relative_to(base).as_posix()
+
+
 def rst_blocks(path: pathlib.Path, text: str, first_line: int = 1) -> list[Block]:
     """The blocks of ``text``, whose first line is line ``first_line`` of path."""
-    name = path.relative_to(ROOT).as_posix() if path.is_absolute() else str(path)
+    name = shown(path) if path.is_absolute() else str(path)
     lines = text.splitlines()
     blocks = []
     i = 0
@@ -304,9 +320,9 @@ def docstring_blocks(path: pathlib.Path, source: str) -> list[Block]:
 
 
 def package_modules() -> list[str]:
-    """trio_upgrade and all its modules, by name."""
+    """trio_upgrade and all its modules, by name, and its pytest plugin."""
     infos = pkgutil.walk_packages(trio_upgrade.__path__, "trio_upgrade.")
-    return ["trio_upgrade", *sorted(info.name for info in infos)]
+    return ["trio_upgrade", *sorted(info.name for info in infos), PLUGIN_MODULE]
 
 
 def module_path(name: str) -> pathlib.Path:
@@ -398,13 +414,22 @@ def _test_functions(tree: ast.Module) -> list[str]:
 
 def run_as_tests(source: str, tests: list[str], where: str, tmp: pathlib.Path) -> None:
     (tmp / "test_block.py").write_text(source)
-    (tmp / "conftest.py").write_text(
-        'pytest_plugins = ["trio_upgrade.testing.pytest_plugin"]\n'
-    )
+    run_pytest(tmp, tests, where)
+
+
+def run_pytest(tmp: pathlib.Path, tests: list[str], where: str) -> None:
+    """pytest on the test modules in ``tmp``, as the testing how-to sets it up.
+
+    ``trio_mode = true`` and nothing else: the fixtures come from the plugin
+    that installing trio_upgrade registers.
+    """
     (tmp / "pytest.ini").write_text("[pytest]\ntrio_mode = true\n")
+    env = {**os.environ, "PYTHONPATH": child_pythonpath()}
+    command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"]
     result = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-W", "error"],
+        [*command, *plugin_args(), "-W", "error"],
         cwd=tmp,
+        env=env,
         capture_output=True,
         text=True,
         timeout=50,
@@ -413,6 +438,18 @@ def run_as_tests(source: str, tests: list[str], where: str, tmp: pathlib.Path) -
     report = f"{where}\n{result.stdout}\n{result.stderr}"
     assert result.returncode == 0, report
     assert f"{len(tests)} passed" in result.stdout, report
+
+
+def run_example_tests(path: pathlib.Path, where: str, tmp: pathlib.Path) -> None:
+    """An included test module of docs/examples, with the examples it tests."""
+    for example in EXAMPLES.glob("*.py"):
+        shutil.copy(example, tmp)
+    tests = _test_functions(ast.parse(path.read_text(), where))
+    assert tests, f"{where}: {path.name} has no tests"
+    for other in tmp.glob("test_*.py"):
+        if other.name != path.name:
+            other.unlink()  # only the included one runs
+    run_pytest(tmp, tests, where)
 
 
 def run_python(source: str, where: str, tmp: pathlib.Path) -> None:
@@ -492,6 +529,9 @@ def _run_block(block: Block, tmp: pathlib.Path) -> None:
             tree = ast.parse(block.include.read_text())
             names = {getattr(node, "name", None) for node in tree.body}
             assert options["pyobject"] in names, block.where
+        if block.include.name.startswith("test_"):
+            run_example_tests(block.include, block.where, tmp)
+            return
         runpy.run_path(str(block.include), run_name="__main__")
         return
     servers = [

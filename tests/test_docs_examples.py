@@ -93,6 +93,14 @@ async def test_websocket_session() -> None:
 def test_every_example_is_tested() -> None:
     source = pathlib.Path(__file__).read_text()
     for path in EXAMPLES.glob("*.py"):
+        tests = EXAMPLES / f"test_{path.stem}.py"
+        if path.stem.startswith("test_") or tests.exists():
+            # An application and its tests: test_docs_blocks.py runs the
+            # test module when a page includes it.
+            tests = path if path.stem.startswith("test_") else tests
+            pages = "".join(p.read_text() for p in EXAMPLES.parent.rglob("*.rst"))
+            assert f"examples/{tests.name}" in pages, f"{tests.name} not included"
+            continue
         assert f'load("{path.stem}")' in source, f"{path.name} has no test"
 
 

@@ -6,8 +6,8 @@ port 0 (or over memory streams) that upgrades to the protocols it is given
 answers offers it does not take the way real servers do (426, or 200 when it
 ignores Upgrade), and records what it saw. A :class:`Script` replaces the
 normal handling with byte-exact steps to stage misbehaving servers. For
-pytest, enable the fixtures with
-``pytest_plugins = ["trio_upgrade.testing.pytest_plugin"]``.
+pytest, installing trio_upgrade provides the ``upgrade_server`` and
+``upgrade_server_in_memory`` fixtures (a plugin pytest loads by itself).
 """
 
 from ._choose import Chooser as Chooser
