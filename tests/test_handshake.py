@@ -8,6 +8,7 @@ import pathlib
 
 import pytest
 
+import trio_upgrade
 from trio_upgrade import (
     TLS,
     InvalidResponse,
@@ -459,7 +460,8 @@ def test_reusable_connection_takes_a_second_request() -> None:
     assert isinstance(hs.next_event(), Switched)
 
 
-PACKAGE = pathlib.Path(__file__).parent.parent / "trio_upgrade"
+# The package imported: the source tree's, or the installed wheel's.
+PACKAGE = pathlib.Path(trio_upgrade.__file__).parent
 SANS_IO = sorted(
     [f"_sansio.{path.stem}" for path in (PACKAGE / "_sansio").glob("_*.py")]
     + ["_protocol"]

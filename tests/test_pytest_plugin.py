@@ -103,6 +103,34 @@ def test_sync(upgrade_server):
 async def test_in_memory_with_tcp(upgrade_server_in_memory):
     pass
 
+"""
+
+
+def test_fixtures_and_their_errors(pytester: pytest.Pytester) -> None:
+    # Without trio_mode: the trio marker.
+    # (The suite itself, docs blocks included, uses them with trio_mode.)
+    pytester.makeini("[pytest]\naddopts = --strict-markers\n")
+    pytester.makepyfile(test_app=MARKER_MODE_TESTS)
+    result = run(pytester, "-rE", inline=True)
+    result.assert_outcomes(passed=2, errors=3)
+    result.stdout.fnmatch_lines(
+        [
+            "*test_unmarked uses 'upgrade_server_in_memory' but Trio does not run "
+            "the test: set trio_mode = true in the pytest configuration, or mark "
+            "the test with @pytest.mark.trio.",
+            "*test_sync uses the async fixture 'upgrade_server': the test must "
+            "be an async def run by Trio (set trio_mode = true*",
+            "*test_in_memory_with_tcp: upgrade_server_in_memory serves memory "
+            "streams only, but its marker asks for tcp=True (take upgrade_server).",
+        ]
+    )
+
+
+ANYIO_TESTS = """
+import pytest
+import trio_upgrade
+from trio_upgrade import Raw
+
 
 @pytest.fixture
 def anyio_backend():
@@ -123,22 +151,15 @@ async def test_anyio_asyncio(upgrade_server, anyio_backend):
 """
 
 
-def test_fixtures_and_their_errors(pytester: pytest.Pytester) -> None:
-    # Without trio_mode: the trio marker, or anyio's on its Trio backend.
-    # (The suite itself, docs blocks included, uses them with trio_mode.)
+def test_anyio_on_trio(pytester: pytest.Pytester) -> None:
+    # anyio's plugin runs the fixtures when the test runs on its Trio backend.
+    pytest.importorskip("anyio.pytest_plugin")
     pytester.makeini("[pytest]\naddopts = --strict-markers\n")
-    pytester.makepyfile(test_app=MARKER_MODE_TESTS)
+    pytester.makepyfile(test_app=ANYIO_TESTS)
     result = run(pytester, "-rE", inline=True)
-    result.assert_outcomes(passed=3, errors=4)
+    result.assert_outcomes(passed=1, errors=1)
     result.stdout.fnmatch_lines(
         [
-            "*test_unmarked uses 'upgrade_server_in_memory' but Trio does not run "
-            "the test: set trio_mode = true in the pytest configuration, or mark "
-            "the test with @pytest.mark.trio.",
-            "*test_sync uses the async fixture 'upgrade_server': the test must "
-            "be an async def run by Trio (set trio_mode = true*",
-            "*test_in_memory_with_tcp: upgrade_server_in_memory serves memory "
-            "streams only, but its marker asks for tcp=True (take upgrade_server).",
             "*test_anyio_asyncio[[]asyncio[]] uses 'upgrade_server', a Trio server, "
             "on the anyio backend 'asyncio': parametrize anyio_backend with "
             "'trio' only.",
