@@ -1,7 +1,13 @@
-"""Development sessions: ``nox -s tests``, ``lint``, ``typecheck``, ``docs``."""
+"""Development sessions: ``nox -s tests``, ``lint``, ``typecheck``, ``docs``,
+``package``."""
 
 from __future__ import annotations
 
+import ast
+import shutil
+import subprocess
+import tarfile
+import zipfile
 from pathlib import Path
 
 import nox
@@ -144,7 +150,7 @@ def lint(session: nox.Session) -> None:
 def typecheck(session: nox.Session) -> None:
     """mypy --strict on the package, and the type tests."""
     session.install("-e", ".[lint]")
-    session.run("mypy", "--strict", "trio_upgrade")
+    session.run("mypy", "--strict", "trio_upgrade", "_trio_upgrade_pytest_plugin.py")
     session.run("mypy", "--strict", "tests/typing", "docs/examples")
 
 
@@ -216,3 +222,143 @@ def soak(session: nox.Session) -> None:
     if "--json" not in args:
         args += ["--json", str(ROOT / ".nox" / "soak.json")]
     session.run("python", "-m", "benchmarks.soak", *args)
+
+
+#: The pytest plugin's module: top-level, outside the package (see it).
+PLUGIN_MODULE = "_trio_upgrade_pytest_plugin"
+
+#: What the sdist must hold besides the package: what builds the wheel, and
+#: what runs the test suite against an installed copy (MANIFEST.in).
+SDIST_NEEDS = [
+    "pyproject.toml",
+    "MANIFEST.in",
+    "README.md",
+    "LICENSE",
+    "CHANGELOG.md",
+    f"{PLUGIN_MODULE}.py",
+    "trio_upgrade/py.typed",
+    "trio_upgrade/_version.py",
+    "tests/conftest.py",
+    "tests/interop/node/package.json",
+    "benchmarks/servers.py",
+    "docs/conf.py",
+    "docs/examples/test_chat_app.py",
+]
+
+
+def _version() -> str:
+    """``__version__`` of trio_upgrade/_version.py, its one place."""
+    tree = ast.parse((ROOT / "trio_upgrade" / "_version.py").read_text())
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and ast.unparse(node.targets[0]) == (
+            "__version__"
+        ):
+            return str(ast.literal_eval(node.value))
+    raise RuntimeError("trio_upgrade/_version.py sets no __version__")
+
+
+def _copy_sources(destination: Path) -> None:
+    """The files git tracks or would (not ignored), as a clean build sees them.
+
+    Building in a copy leaves no ``*.egg-info`` in the checkout, where
+    importlib.metadata would find it beside the installed metadata.
+    """
+    listed = subprocess.run(
+        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+        cwd=ROOT,
+        capture_output=True,
+        check=True,
+    ).stdout.decode()
+    for name in filter(None, listed.split("\0")):
+        source = ROOT / name
+        if source.is_file():  # not deleted in the working tree
+            (destination / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, destination / name)
+
+
+def _check_wheel(session: nox.Session, wheel: Path, version: str) -> None:
+    """The wheel carries the typing marker, the plugin and its entry point."""
+    info = f"trio_upgrade-{version}.dist-info"
+    with zipfile.ZipFile(wheel) as archive:
+        names = set(archive.namelist())
+        record = archive.read(f"{info}/RECORD").decode()
+        entry_points = archive.read(f"{info}/entry_points.txt").decode()
+        metadata = archive.read(f"{info}/METADATA").decode()
+    recorded = {line.split(",")[0] for line in record.splitlines()}
+    for name in ("trio_upgrade/py.typed", f"{PLUGIN_MODULE}.py"):
+        if name not in names or name not in recorded:
+            session.error(f"{wheel.name} lacks {name} (or its RECORD line)")
+    if f"[pytest11]\ntrio_upgrade = {PLUGIN_MODULE}\n" not in entry_points:
+        session.error(f"{wheel.name}: no pytest11 entry point:\n{entry_points}")
+    if f"\nVersion: {version}\n" not in metadata:
+        session.error(f"{wheel.name}: METADATA does not say Version: {version}")
+    stray = sorted(n for n in names if n.split("/")[0] in ("tests", "docs"))
+    if stray:
+        session.error(f"{wheel.name} holds files of the source tree: {stray[:5]}")
+    session.log(f"{wheel.name}: {len(names)} files, py.typed, pytest11 entry point")
+
+
+def _check_sdist(session: nox.Session, sdist: Path, version: str) -> list[str]:
+    """The sdist holds SDIST_NEEDS and no build output; its file names."""
+    top = f"trio_upgrade-{version}/"
+    with tarfile.open(sdist) as archive:
+        names = [m.name.removeprefix(top) for m in archive.getmembers() if m.isfile()]
+    missing = [name for name in SDIST_NEEDS if name not in names]
+    if missing:
+        session.error(f"{sdist.name} lacks {missing}")
+    junk = [n for n in names if "__pycache__" in n or n.startswith("docs/_build")]
+    if junk:
+        session.error(f"{sdist.name} holds build output: {junk[:5]}")
+    tops = sorted({n.split("/")[0] for n in names})
+    session.log(f"{sdist.name}: {len(names)} files: {', '.join(tops)}")
+    return names
+
+
+@nox.session(reuse_venv=False)
+def package(session: nox.Session) -> None:
+    """Build the sdist and the wheel, check them, test the installed wheel.
+
+    ``python -m build`` builds both (the wheel from the sdist) in a copy of
+    the checkout; ``twine check --strict`` reads their metadata; the wheel
+    must carry ``py.typed`` and the pytest plugin with its entry point, the
+    sdist what the tests need. Then the wheel is installed into this fresh
+    virtualenv and the whole test suite runs from the unpacked sdist with
+    the package removed from it: pytest imports the installed copy (the
+    suite asserts it, TRIO_UPGRADE_TEST_INSTALLED) and gets the fixtures
+    from the installed entry point.
+    """
+    session.install("build>=1.2", "twine>=6")
+    version = _version()
+    work = Path(session.create_tmp()) / "package"
+    shutil.rmtree(work, ignore_errors=True)
+    source, dist, unpacked = work / "source", work / "dist", work / "unpacked"
+    _copy_sources(source)
+    session.run("python", "-m", "build", "--outdir", str(dist), str(source))
+    (sdist,) = dist.glob("*.tar.gz")
+    (wheel,) = dist.glob("*.whl")
+    session.run("twine", "check", "--strict", str(sdist), str(wheel))
+    _check_wheel(session, wheel, version)
+    _check_sdist(session, sdist, version)
+
+    with tarfile.open(sdist) as archive:
+        archive.extractall(unpacked, filter="data")
+    tests_root = unpacked / f"trio_upgrade-{version}"
+    shutil.rmtree(tests_root / "trio_upgrade")
+    (tests_root / f"{PLUGIN_MODULE}.py").unlink()
+    # The Node server of tests/interop, if .ci/install-interop.sh installed it.
+    node_modules = ROOT / "tests" / "interop" / "node" / "node_modules"
+    if node_modules.is_dir():
+        (tests_root / "tests" / "interop" / "node" / "node_modules").symlink_to(
+            node_modules
+        )
+
+    session.install(f"{wheel}[test]")
+    session.chdir(tests_root)
+    session.run(
+        "python",
+        "-c",
+        "import importlib.metadata as m, trio_upgrade; "
+        "print(trio_upgrade.__file__); "
+        f"assert trio_upgrade.__version__ == m.version('trio_upgrade') == {version!r}",
+    )
+    _run_suite(session, env={"TRIO_UPGRADE_TEST_INSTALLED": "1"})
