@@ -31,6 +31,7 @@ from . import (
 )
 from ._cli import SUBCOMMANDS, Exit, exit_status, run
 from ._cli._exits import exit_table
+from ._cli._run import header_argument, proxy_argument
 from ._options import Strategy
 from ._sansio._messages import Request, Response
 from ._sansio._redact import redacted
@@ -199,17 +200,6 @@ async def demo(report: Reporter, limits: Limits, message: str) -> bool:
     return ok
 
 
-def _header(text: str) -> tuple[str, str]:
-    name, sep, value = text.partition(":")
-    if not sep or not name.strip():
-        raise argparse.ArgumentTypeError(f"expected 'Name: value', got {text!r}")
-    return name.strip(), value.strip()
-
-
-def _proxy(text: str) -> str | None:
-    return None if text.lower() == "none" else text
-
-
 def program_name(argv0: str | None = None) -> str:
     """The command as invoked: ``trio-upgrade``, or ``python -m trio_upgrade``."""
     name = os.path.basename(argv0 if argv0 is not None else sys.argv[0])
@@ -259,7 +249,7 @@ def parse_args(
         "-H",
         "--header",
         action="append",
-        type=_header,
+        type=header_argument,
         default=[],
         metavar="'NAME: VALUE'",
         help="extra request header field",
@@ -278,7 +268,7 @@ def parse_args(
     )
     parser.add_argument(
         "--proxy",
-        type=_proxy,
+        type=proxy_argument,
         default=True,
         metavar="URL",
         help="proxy to connect through (http://, https://, socks5://...), or "
