@@ -31,7 +31,7 @@ from . import (
 )
 from ._cli import SUBCOMMANDS, Exit, exit_status, run
 from ._cli._exits import exit_table
-from ._cli._run import header_argument, proxy_argument
+from ._cli._run import add_network_options
 from ._options import Strategy
 from ._sansio._messages import Request, Response
 from ._sansio._redact import redacted
@@ -245,35 +245,9 @@ def parse_args(
         default="sequential",
         help="one request per protocol in order (default), or one request offering all",
     )
-    parser.add_argument(
-        "-H",
-        "--header",
-        action="append",
-        type=header_argument,
-        default=[],
-        metavar="'NAME: VALUE'",
-        help="extra request header field",
-    )
-    parser.add_argument(
-        "--timeout", type=float, default=10.0, help="handshake timeout, seconds"
-    )
-    parser.add_argument(
-        "--unix-socket",
-        metavar="PATH",
-        help="connect to this Unix domain socket instead of the URL's host "
-        "(the URL still gives Host and the target), as curl's option does",
-    )
+    add_network_options(parser)
     parser.add_argument(
         "--message", default=DEMO_MESSAGE, help="what to send once upgraded"
-    )
-    parser.add_argument(
-        "--proxy",
-        type=proxy_argument,
-        default=True,
-        metavar="URL",
-        help="proxy to connect through (http://, https://, socks5://...), or "
-        "'none' to connect directly (default: from the environment, "
-        "http_proxy, no_proxy...)",
     )
     parser.add_argument("--version", action="version", version=__version__)
     return parser.parse_args(argv)

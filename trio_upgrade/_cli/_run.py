@@ -16,7 +16,7 @@ from ._exits import Exit, exit_status, exit_table
 from ._probe import probe
 from ._settings import Settings, ssl_factory
 
-__all__ = ["SUBCOMMANDS", "add_common_options", "parser", "run"]
+__all__ = ["SUBCOMMANDS", "add_common_options", "add_network_options", "parser", "run"]
 
 SUBCOMMANDS = ("probe", "connect")
 
@@ -48,9 +48,9 @@ def _count(text: str) -> int:
     return value
 
 
-def add_common_options(parser: argparse.ArgumentParser) -> None:
-    """The options every subcommand takes."""
-    parser.add_argument("url", help="http://, https://, ws:// or wss:// URL")
+def add_network_options(parser: argparse.ArgumentParser) -> None:
+    """``-H``, ``--proxy``, ``--unix-socket`` and ``--timeout``: how to reach
+    the server, for the subcommands and the plain ``PROG [URL]`` run alike."""
     parser.add_argument(
         "-H",
         "--header",
@@ -76,6 +76,20 @@ def add_common_options(parser: argparse.ArgumentParser) -> None:
         "(the URL still gives Host and the target), as curl's option does",
     )
     parser.add_argument(
+        "--timeout",
+        type=_positive,
+        default=10.0,
+        metavar="SECONDS",
+        help="limit for connecting, for the handshake, and for each HTTP/2 "
+        "response (default: 10)",
+    )
+
+
+def add_common_options(parser: argparse.ArgumentParser) -> None:
+    """The options every subcommand takes."""
+    parser.add_argument("url", help="http://, https://, ws:// or wss:// URL")
+    add_network_options(parser)
+    parser.add_argument(
         "--subprotocol",
         action="append",
         default=[],
@@ -96,14 +110,6 @@ def add_common_options(parser: argparse.ArgumentParser) -> None:
         "--cacert",
         metavar="FILE",
         help="TLS: trust the CA certificates of this PEM file instead of the system's",
-    )
-    parser.add_argument(
-        "--timeout",
-        type=_positive,
-        default=10.0,
-        metavar="SECONDS",
-        help="limit for connecting, for the handshake, and for each HTTP/2 "
-        "response (default: 10)",
     )
     loudness = parser.add_mutually_exclusive_group()
     loudness.add_argument(
