@@ -8,6 +8,13 @@ from types import ModuleType
 
 import pytest
 import trio
+import trio.testing
+
+from trio_upgrade.testing import (
+    ServerWebSocket,
+    WebSocketServerProtocol,
+    open_upgrade_server,
+)
 
 EXAMPLES = pathlib.Path(__file__).parent.parent / "docs" / "examples"
 
@@ -129,4 +136,90 @@ async def test_h2c_requests(capsys: pytest.CaptureFixture[str]) -> None:
     # The how-to shows the output as it is.
     howto = (EXAMPLES.parent / "howto" / "h2c.rst").read_text()
     for line in lines:
+        assert f"    {line}\n" in howto
+
+
+async def test_chat_client(capfd: pytest.CaptureFixture[str]) -> None:
+    """The chat client in a child process: two lines typed, then Ctrl-C
+    (SIGINT). Both lines went out and their answers were printed as they
+    came; the server saw the client leave with 1001 and its reason; the
+    client exited with 0, without a traceback (its stderr is this process's)."""
+    with trio.fail_after(20):
+        code, reason, status, output = await load("chat_client").main()
+    assert (code, reason, status) == (1001, "interrupted", 0)
+    assert output == (
+        "connected: type lines, Ctrl-D or Ctrl-C to leave\n"
+        "welcome to the room\n"
+        "someone said: hello\n"
+        "someone said: is anyone here?\n"
+    )
+    captured = capfd.readouterr()
+    assert captured.err == ""
+    assert captured.out.endswith(
+        "the server saw 1001 'interrupted'; the client exited with 0\n"
+    )
+    howto = (EXAMPLES.parent / "howto" / "chat.rst").read_text()
+    assert "".join(f"    {line}\n" for line in captured.out.splitlines()) in howto
+
+
+async def test_chat_client_end_of_input(capsys: pytest.CaptureFixture[str]) -> None:
+    """When the input ends (Ctrl-D), every line has been sent and the client
+    closes with 1000; a last line without a newline is sent too."""
+    chat_client = load("chat_client")
+    seen: list[str | bytes] = []
+    closes: list[tuple[int | None, str | None]] = []
+
+    async def room(ws: ServerWebSocket) -> None:
+        async for message in ws:
+            seen.append(message)
+        closes.append((ws.close_code, ws.close_reason))
+
+    keyboard_in, keyboard = trio.testing.memory_stream_one_way_pair()
+    with trio.fail_after(10):
+        async with open_upgrade_server([WebSocketServerProtocol(room)]) as server:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(chat_client.chat, server.url(scheme="ws"), keyboard)
+                await keyboard_in.send_all(b"one\r\n\n  \ntw")
+                await keyboard_in.send_all(b"o\nthree")
+                await keyboard_in.aclose()
+            await server.wait_closed(1)
+    assert seen == ["one", "two", "three"]  # blank lines are not sent
+    assert closes == [(1000, "end of input")]
+    assert capsys.readouterr().out.startswith("connected:")
+
+
+async def test_concurrent_requests(capsys: pytest.CaptureFixture[str]) -> None:
+    with trio.fail_after(10):
+        lines, peak = await load("concurrent_requests").main()
+    items = [f"/item?id={n}: 200 'item {n}'" for n in range(1, 13)]
+    assert lines == [
+        *items,
+        "/missing: 404 'not found'",
+        "/reset: reset by the server (error code 2)",
+        "/hang: no answer within 0.5 s",
+    ]
+    # The limit held, and the requests did overlap.
+    assert 1 < peak <= 4
+    printed = capsys.readouterr().out
+    assert printed == "".join(f"{line}\n" for line in lines) + (
+        "at most 4 at once on the server: True\n"
+    )
+    howto = (EXAMPLES.parent / "howto" / "concurrent-requests.rst").read_text()
+    assert "".join(f"    {line}\n" for line in printed.splitlines()) in howto
+
+
+async def test_websocket_over_http2(capsys: pytest.CaptureFixture[str]) -> None:
+    with trio.fail_after(10):
+        lines = await load("websocket_over_http2").main()
+    assert lines == [
+        "extended CONNECT allowed: True",
+        "kitchen (chat.v2): 'hello kitchen'",
+        "garden (chat.v2): 'hello garden'",
+        "GET / on the same connection: 200",
+        "refused before sending: the server does not allow extended CONNECT "
+        "(SETTINGS_ENABLE_CONNECT_PROTOCOL is not 1, RFC 8441 §3)",
+    ]
+    assert capsys.readouterr().out == "".join(f"{line}\n" for line in lines)
+    howto = (EXAMPLES.parent / "howto" / "websocket-over-http2.rst").read_text()
+    for line in lines[:4]:
         assert f"    {line}\n" in howto
