@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import itertools
 import pathlib
 from types import ModuleType
 
@@ -223,3 +224,33 @@ async def test_websocket_over_http2(capsys: pytest.CaptureFixture[str]) -> None:
     howto = (EXAMPLES.parent / "howto" / "websocket-over-http2.rst").read_text()
     for line in lines[:4]:
         assert f"    {line}\n" in howto
+
+
+async def test_alpn_h2(capsys: pytest.CaptureFixture[str]) -> None:
+    with trio.fail_after(10):
+        said = await load("alpn_h2").main()
+    assert said == "h2: 200 'ok'"
+    assert capsys.readouterr().out == "h2: 200 'ok'\n"
+    tutorial = (EXAMPLES.parent / "tutorial.rst").read_text()
+    assert "    h2: 200 'ok'\n" in tutorial
+
+
+def test_tutorial_shows_what_its_blocks_print(
+    capsys: pytest.CaptureFixture[str], tmp_path: pathlib.Path
+) -> None:
+    """Each program written out in the tutorial prints exactly the text
+    block that follows it. (test_docs_blocks runs them too; this checks
+    what they print.)"""
+    from test_docs_blocks import rst_blocks, run_python
+
+    path = EXAMPLES.parent / "tutorial.rst"
+    blocks = rst_blocks(path, path.read_text())
+    checked = 0
+    for block, shown in itertools.pairwise(blocks):
+        if block.include is None and block.language in {"", "python"}:
+            assert shown.language == "text", f"{block.where}: no output shown"
+            capsys.readouterr()
+            run_python(block.source, block.where, tmp_path)
+            assert capsys.readouterr().out == shown.source + "\n", block.where
+            checked += 1
+    assert checked == 4  # WebSocket, h2c, raw, refusal
