@@ -51,10 +51,23 @@ async def test_cancellation(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 async def test_custom_protocol(capsys: pytest.CaptureFixture[str]) -> None:
+    """The line protocol: its header fields both ways, lines answered; a 101
+    without Lines-Max refused by validate(); a line over the server's limit
+    an error (memory bounded), not a buffer that grows."""
     with trio.fail_after(10):
-        reply = await load("custom_protocol").main()
-    assert reply == "HELLO"
-    assert capsys.readouterr().out == "HELLO 64\n"
+        lines = await load("custom_protocol").main()
+    assert lines == [
+        "sent Upgrade: lines/1",
+        "the 101 allows lines of 64 bytes",
+        "HELLO",
+        "HOW ARE YOU?",
+        "InvalidUpgrade: no usable Lines-Max in the 101 (expected Lines-Max: "
+        "1 to 1024, received None)",
+        "ProtocolError: a line of more than 64 bytes",
+    ]
+    assert capsys.readouterr().out == "".join(f"{line}\n" for line in lines)
+    howto = (EXAMPLES.parent / "howto" / "custom-protocol.rst").read_text()
+    assert "".join(f"    {line}\n" for line in lines) in howto
 
 
 async def test_graceful_shutdown(capfd: pytest.CaptureFixture[str]) -> None:
