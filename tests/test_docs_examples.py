@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import importlib.util
 import itertools
+import logging
 import pathlib
+import re
 from types import ModuleType
 
 import pytest
@@ -267,3 +269,21 @@ def test_tutorial_shows_what_its_blocks_print(
             assert capsys.readouterr().out == shown.source + "\n", block.where
             checked += 1
     assert checked == 4  # WebSocket, h2c, raw, refusal
+
+
+async def test_debugging_refusal(capsys: pytest.CaptureFixture[str]) -> None:
+    """The log of a refused upgrade, then what the error says: as the
+    debugging how-to shows it, once this run's port and time are replaced
+    by the page's."""
+    handlers = logging.getLogger("trio_upgrade").handlers[:]
+    with trio.fail_after(10):
+        await load("debugging_refusal").main()
+    printed = capsys.readouterr().out
+    port = re.search(r"connecting to 127\.0\.0\.1:(\d+)\n", printed)
+    assert port is not None, printed
+    printed = printed.replace(f"127.0.0.1:{port[1]}", "127.0.0.1:8000")
+    printed = re.sub(r" in [\d.]+ ms\n", " in 0.5 ms\n", printed)
+    howto = (EXAMPLES.parent / "howto" / "debugging.rst").read_text()
+    assert "".join(f"    {line}\n" for line in printed.splitlines()) in howto
+    # The handler was removed: nothing more is logged to stdout.
+    assert logging.getLogger("trio_upgrade").handlers == handlers
