@@ -5,8 +5,12 @@ from __future__ import annotations
 import importlib.util
 import itertools
 import logging
+import os
 import pathlib
 import re
+import subprocess
+import sys
+import textwrap
 from types import ModuleType
 
 import pytest
@@ -287,3 +291,35 @@ async def test_debugging_refusal(capsys: pytest.CaptureFixture[str]) -> None:
     assert "".join(f"    {line}\n" for line in printed.splitlines()) in howto
     # The handler was removed: nothing more is logged to stdout.
     assert logging.getLogger("trio_upgrade").handlers == handlers
+
+
+def test_tutorial_shows_the_demo_as_it_runs() -> None:
+    """The tutorial's excerpt of ``python -m trio_upgrade``: its lines come
+    in the demo's output, in order, once this run's port and key are
+    replaced by the page's (``...`` stands for lines left out)."""
+    from plugin_support import child_pythonpath
+
+    env = {**os.environ, "PYTHONPATH": child_pythonpath()}
+    result = subprocess.run(
+        [sys.executable, "-m", "trio_upgrade"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=25,
+        check=True,
+    )
+    output = result.stdout
+    port = re.search(r"server at http://127\.0\.0\.1:(\d+)/", output)
+    key = re.search(r"Sec-WebSocket-Key: (\S+)", output)
+    assert port is not None and key is not None, output
+    output = output.replace(f"127.0.0.1:{port[1]}", "127.0.0.1:43565")
+    output = output.replace(key[1], "32V1LZC8PFBeF5wRrs9EMg==")
+    tutorial = (EXAMPLES.parent / "tutorial.rst").read_text()
+    start = tutorial.index("    trio_upgrade 0.1")
+    excerpt = tutorial[
+        start : tutorial.index("\n\n", tutorial.index("protocol chosen"))
+    ]
+    lines = iter(output.splitlines())
+    for shown in textwrap.dedent(excerpt).splitlines():
+        if shown.strip() not in {"", "..."}:
+            assert shown in lines, f"{shown!r} not in the demo's output (in order)"
