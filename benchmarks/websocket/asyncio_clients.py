@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from collections.abc import Awaitable, Callable
-from types import TracebackType
-from typing import TYPE_CHECKING, ClassVar
+from types import SimpleNamespace, TracebackType
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from .base import MAX_MESSAGE, Client, Conn, Loop, Skip
 
 if TYPE_CHECKING:
     import aiohttp
+    import picows
     from websockets.asyncio.client import ClientConnection
 
 
@@ -126,3 +128,128 @@ class Aiohttp(AsyncioClient):
             heartbeat=None,
         )
         return _AiohttpConn(ws)
+
+
+# ------------------------------------------------------------------ picows --
+
+
+class _PicowsConn:
+    """A message interface over picows' frame callbacks.
+
+    picows hands each frame to a listener (``on_ws_frame``, called from the
+    protocol's ``data_received``); the listener (made by :func:`_listener`)
+    passes them here, which queues whole messages (a fragmented one is
+    joined) and wakes the task waiting in ``receive()``, as the other
+    clients' own receive queues do. ``send()`` is picows' synchronous
+    ``WSTransport.send``, which writes to the asyncio transport at once.
+    """
+
+    def __init__(self, types: Any) -> None:
+        self.types = types
+        self.transport: picows.WSTransport | None = None
+        self._messages: deque[bytes] = deque()
+        self._fragments: list[bytes] = []
+        self._waiter: asyncio.Future[None] | None = None
+        self._closed = False
+
+    def frame(self, transport: picows.WSTransport, frame: picows.WSFrame) -> None:
+        kind, types = frame.msg_type, self.types
+        if kind == types.CLOSE:
+            if not transport.is_close_frame_sent:
+                transport.send_close(frame.get_close_code())
+            transport.disconnect()
+            return
+        if kind == types.PING:
+            transport.send_pong(frame.get_payload_as_bytes())
+            return
+        if kind == types.PONG:
+            return
+        payload = frame.get_payload_as_bytes()
+        if not frame.fin or self._fragments:
+            self._fragments.append(payload)
+            if not frame.fin:
+                return
+            payload = b"".join(self._fragments)
+            self._fragments.clear()
+        self._messages.append(payload)
+        self._wake()
+
+    def disconnected(self) -> None:
+        self._closed = True
+        self._wake()
+
+    def _wake(self) -> None:
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    async def send(self, data: bytes) -> None:
+        assert self.transport is not None
+        self.transport.send(self.types.BINARY, data)
+
+    async def receive(self) -> bytes:
+        while not self._messages:
+            if self._closed:
+                raise ConnectionError("picows: the connection closed")
+            self._waiter = asyncio.get_running_loop().create_future()
+            await self._waiter
+        return self._messages.popleft()
+
+    async def close(self) -> None:
+        assert self.transport is not None
+        self.transport.send_close(self.types.CLOSE_OK)
+        await self.transport.wait_disconnected()
+
+
+def _listener(picows: Any, types: Any) -> Callable[[], Any]:
+    """A ``WSListener`` subclass (picows is imported only by its worker)."""
+
+    class Listener(picows.WSListener):  # type: ignore[misc]
+        def __init__(self) -> None:
+            super().__init__()
+            self.conn = _PicowsConn(types)
+
+        def on_ws_connected(self, transport: picows.WSTransport) -> None:
+            self.conn.transport = transport
+
+        def on_ws_frame(
+            self, transport: picows.WSTransport, frame: picows.WSFrame
+        ) -> None:
+            self.conn.frame(transport, frame)
+
+        def on_ws_disconnected(self, transport: picows.WSTransport) -> None:
+            self.conn.disconnected()
+
+    return Listener
+
+
+class Picows(AsyncioClient):
+    """``picows.ws_connect`` (Cython), a listener queueing whole messages."""
+
+    name = "picows"
+    dist = "picows"
+
+    async def __aenter__(self) -> Picows:
+        try:
+            import picows
+        except ImportError as exc:
+            raise Skip(f"picows is not installed: {exc}") from exc
+        types = SimpleNamespace(
+            BINARY=picows.WSMsgType.BINARY,
+            CLOSE=picows.WSMsgType.CLOSE,
+            PING=picows.WSMsgType.PING,
+            PONG=picows.WSMsgType.PONG,
+            CLOSE_OK=picows.WSCloseCode.OK,
+        )
+        self._connect = picows.ws_connect
+        self._factory = _listener(picows, types)
+        self._url = self.target.url("ws")
+        return self
+
+    async def connect(self) -> Conn:
+        # Auto-ping is off by default; frames up to the common limit.
+        _, listener = await self._connect(
+            self._factory, self._url, max_frame_size=MAX_MESSAGE
+        )
+        conn: _PicowsConn = listener.conn
+        return conn

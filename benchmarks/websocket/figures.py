@@ -41,6 +41,7 @@ CLIENTS: dict[str, tuple[str, str]] = {
     "httpx-ws": ("benchmarks.websocket.trio_clients", "HttpxWs"),
     "websockets-asyncio": ("benchmarks.websocket.asyncio_clients", "WebsocketsAsyncio"),
     "aiohttp": ("benchmarks.websocket.asyncio_clients", "Aiohttp"),
+    "picows": ("benchmarks.websocket.asyncio_clients", "Picows"),
 }
 FLOOR = "raw-trio"
 
