@@ -28,7 +28,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .. import servers
+from .. import servers, summary
 from ..harness import cpus, environment, processes, profiler, report
 from .figures import (
     CLIENTS,
@@ -425,6 +425,18 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print("Client CPU time, microseconds (process_time; lower is better):")
     print(report.text_table(cpu))
+    summary_rows, summary_cpu = summary.websocket_rows(
+        run.results, [c for c in run.clients if c != FLOOR]
+    )
+    print()
+    print(
+        f"Summary (docs/benchmarks.rst): ratios to {FLOOR}, memory in KiB;"
+        " the targets of issue 13:"
+    )
+    print(report.text_table(summary_rows))
+    print()
+    print(f"Client CPU per operation, as a multiple of {FLOOR}'s:")
+    print(report.text_table(summary_cpu))
     warnings = [f"SKIPPED {client}: {reason}" for client, reason in run.skipped.items()]
     for client, per_figure in run.results.items():
         for key, outcome in per_figure.items():
