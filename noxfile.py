@@ -1,9 +1,10 @@
 """Development sessions: ``nox -s tests``, ``lint``, ``typecheck``, ``docs``,
-``package``."""
+``package``, ``callgrind``."""
 
 from __future__ import annotations
 
 import ast
+import json
 import shutil
 import subprocess
 import tarfile
@@ -231,6 +232,40 @@ def soak(session: nox.Session) -> None:
     if "--json" not in args:
         args += ["--json", str(ROOT / ".nox" / "soak.json")]
     session.run("python", "-m", "benchmarks.soak", *args)
+
+
+#: The distributions on the paths ``nox -s callgrind`` counts: pinned to the
+#: versions its baseline was taken with (benchmarks/callgrind/run.py).
+CALLGRIND_PINNED = [*CORE, "hpack", "hyperframe"]
+CALLGRIND_BASELINE = ROOT / "benchmarks" / "callgrind" / "baseline.json"
+
+
+@nox.session
+def callgrind(session: nox.Session) -> None:
+    """Instruction counts per operation against the committed baseline.
+
+    Not part of the default run. ``python -m benchmarks.callgrind`` under
+    ``valgrind --tool=callgrind`` (3-5 minutes on 2 busy cores): the
+    WebSocket handshake, sends and receives of 16 B, 64 KiB and 1 MiB, the
+    h2c handshake and HTTP/2 GETs, the client alone. Fails when any costs
+    more than 5 % over ``benchmarks/callgrind/baseline.json``. trio, h11,
+    wsproto, h2, hpack and hyperframe are installed at the baseline's
+    versions. ``nox -s callgrind -- --update`` rewrites the baseline (same
+    versions); ``-- --update --new-versions`` takes the newest ones first.
+    Other arguments go to the command (``-- --only ws_send_16 --keep DIR``).
+    """
+    args = list(session.posargs)
+    pins: list[str] = []
+    if "--new-versions" in args:
+        args.remove("--new-versions")
+    elif CALLGRIND_BASELINE.exists():
+        versions = json.loads(CALLGRIND_BASELINE.read_text()).get("versions", {})
+        pins = [f"{d}=={versions[d]}" for d in CALLGRIND_PINNED if versions.get(d)]
+    if pins:
+        session.install("-e", ".", *pins)
+    else:  # the newest versions pyproject.toml admits
+        session.install("--upgrade", "--upgrade-strategy", "eager", "-e", ".")
+    session.run("python", "-m", "benchmarks.callgrind", *args)
 
 
 #: The pytest plugin's module: top-level, outside the package (see it).
