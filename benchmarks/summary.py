@@ -149,7 +149,11 @@ def when_where(document: dict[str, Any]) -> str:
 
 
 def command(document: dict[str, Any], module: str) -> str:
+    """The suite's command line, output files named without their folder."""
     argv = [a for a in document.get("argv", [])[1:] if a]
+    argv = [
+        Path(a).name if n and argv[n - 1] == "--json" else a for n, a in enumerate(argv)
+    ]
     return "python -m " + module + (" " + shlex.join(argv) if argv else "")
 
 
@@ -296,6 +300,30 @@ def http2_tables(document: dict[str, Any]) -> str:
                 met,
             ]
         )
+    cpu_rows = [
+        [
+            "client CPU per request (handshake)",
+            "floor (µs)",
+            "trio_upgrade, prior knowledge",
+            "trio_upgrade, after h2c",
+            "httpx",
+        ]
+    ]
+    for key in figures:
+        floor_cpu = found.get((key, H2_REFERENCE.get(key, "")), {}).get("cpu_us")
+        if not floor_cpu:
+            continue
+        cells = [
+            ratio(found.get((key, c), {}).get("cpu_us"), floor_cpu)
+            for c in ("trio_upgrade", "trio_upgrade-h2c", "httpx")
+        ]
+        cpu_rows.append(
+            [
+                H2_TITLES.get(key, key),
+                fmt(floor_cpu),
+                *("-" if c is None else f"{c:.2f}x" for c in cells),
+            ]
+        )
     server = document.get("server", "?")
     streams = document.get("server_max_concurrent_streams", "?")
     return "\n".join(
@@ -307,6 +335,12 @@ def http2_tables(document: dict[str, Any]) -> str:
             + ".",
             "",
             list_table(rows),
+            "",
+            "Client CPU time per request (or handshake), as a multiple of the "
+            "minimal client's: background load moves it much less than the "
+            "rates.",
+            "",
+            list_table(cpu_rows),
             "",
             "Command: ``" + command(document, "benchmarks.http2") + "``.",
         ]
