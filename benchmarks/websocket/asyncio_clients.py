@@ -251,5 +251,6 @@ class Picows(AsyncioClient):
         _, listener = await self._connect(
             self._factory, self._url, max_frame_size=MAX_MESSAGE
         )
-        conn: _PicowsConn = listener.conn
+        # The listener is ours (made by _listener), typed as picows' base.
+        conn: _PicowsConn = getattr(listener, "conn")  # noqa: B009
         return conn
