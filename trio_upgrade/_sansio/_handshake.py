@@ -26,7 +26,14 @@ import h11
 from .._version import __version__
 from ._errors import InvalidResponse, ProtocolNotOffered, ResponseTooLarge
 from ._limits import Limits
-from ._messages import Headers, HeadersArg, Request, Response, header_tokens
+from ._messages import (
+    Headers,
+    HeadersArg,
+    Request,
+    Response,
+    header_tokens,
+    shared_text,
+)
 from ._syntax import FIELD_VALUE_BAD, TOKEN
 from ._url import Target
 
@@ -251,9 +258,9 @@ def select_offer(response: Response, offers: Sequence[_HasToken]) -> int:
 def _response(event: h11.Response | h11.InformationalResponse) -> Response:
     return Response(
         status_code=event.status_code,
-        reason=event.reason.decode("latin-1"),
+        reason=shared_text(event.reason),
         headers=Headers._from_raw(event.headers.raw_items()),
-        http_version=event.http_version.decode("ascii"),
+        http_version=shared_text(event.http_version),
     )
 
 

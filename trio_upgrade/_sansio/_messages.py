@@ -11,7 +11,14 @@ from dataclasses import dataclass, field
 from ._redact import shown_fields
 from ._syntax import list_tokens as header_tokens
 
-__all__ = ["Headers", "HeadersArg", "Request", "Response", "header_tokens"]
+__all__ = [
+    "Headers",
+    "HeadersArg",
+    "Request",
+    "Response",
+    "header_tokens",
+    "shared_text",
+]
 
 HeaderPairs = Sequence[tuple[bytes, bytes]]
 
@@ -32,21 +39,20 @@ class Headers:
     user info; iterating or :meth:`get` gives the values as they are.
     """
 
-    __slots__ = ("_items",)
+    # One flat tuple, name and value alternating: a tuple per field would
+    # cost 56 bytes more each, and the 101's headers (and the request's)
+    # live as long as the connection.
+    __slots__ = ("_flat",)
 
     def __init__(self, items: Iterable[tuple[str | bytes, str | bytes]] = ()) -> None:
-        # A list comprehension with an exact-type test before the general
-        # conversion: headers are built on every handshake, nearly always
-        # from str pairs.
-        self._items: tuple[tuple[str, str], ...] = tuple(
-            [
-                (
-                    name if type(name) is str else _text(name),
-                    value if type(value) is str else _text(value),
-                )
-                for name, value in items
-            ]
-        )
+        # An exact-type test before the general conversion: headers are
+        # built on every handshake, nearly always from str pairs.
+        flat: list[str] = []
+        add = flat.append
+        for name, value in items:
+            add(name if type(name) is str else _text(name))
+            add(value if type(value) is str else _text(value))
+        self._flat: tuple[str, ...] = tuple(flat)
 
     @classmethod
     def _from_raw(cls, items: Iterable[tuple[bytes, bytes]]) -> Headers:
@@ -54,12 +60,21 @@ class Headers:
 
         The same result as ``Headers(items)``, without the per-item type
         test: this runs once per response, on the handshake's hot path.
+        Common names and values are shared strings (:func:`shared_text`).
         """
         self = cls.__new__(cls)
-        self._items = tuple(
-            [(n.decode("latin-1"), v.decode("latin-1")) for n, v in items]
-        )
+        known = _KNOWN.get
+        flat: list[str] = []
+        add = flat.append
+        for name, value in items:
+            add(known(name) or name.decode("latin-1"))
+            add(known(value) or value.decode("latin-1"))
+        self._flat = tuple(flat)
         return self
+
+    def _pairs(self) -> Iterator[tuple[str, str]]:
+        flat = iter(self._flat)
+        return zip(flat, flat, strict=True)
 
     def _select(self, names: Iterable[str]) -> dict[str, list[str]]:
         """The values of each of ``names`` (lower-case), gathered in one pass.
@@ -69,7 +84,7 @@ class Headers:
         (the 101's headers live as long as the connection).
         """
         found: dict[str, list[str]] = {name: [] for name in names}
-        for name, value in self._items:
+        for name, value in self._pairs():
             values = found.get(name.lower())
             if values is not None:
                 values.append(value)
@@ -87,39 +102,39 @@ class Headers:
     def get_all(self, name: str) -> list[str]:
         """Every value of ``name``, in order, one entry per field line."""
         key = name.lower()
-        return [v for n, v in self._items if n.lower() == key]
+        return [v for n, v in self._pairs() if n.lower() == key]
 
     def __contains__(self, name: object) -> bool:
         if not isinstance(name, str):
             return False
         key = name.lower()
-        return any(n.lower() == key for n, _ in self._items)
+        return any(n.lower() == key for n in self._flat[::2])
 
     def __getitem__(self, index: int) -> tuple[str, str]:
-        return self._items[index]
+        return tuple(self._pairs())[index]
 
     def __len__(self) -> int:
-        return len(self._items)
+        return len(self._flat) // 2
 
     def __iter__(self) -> Iterator[tuple[str, str]]:
-        return iter(self._items)
+        return self._pairs()
 
     def __eq__(self, other: object) -> bool:
         if isinstance(other, Headers):
-            return self._items == other._items
+            return self._flat == other._flat
         return NotImplemented
 
     def __hash__(self) -> int:
-        return hash(self._items)
+        return hash(self._flat)
 
     def __repr__(self) -> str:
         # Credentials (Authorization, Cookie...) are shown as "[redacted]":
         # a repr ends up in logs and tracebacks. Iterate to read them.
-        return f"Headers({shown_fields(self._items)!r})"
+        return f"Headers({shown_fields(self._pairs())!r})"
 
     def raw(self) -> list[tuple[bytes, bytes]]:
         """The fields as ``(name, value)`` byte pairs, for h11 and h2."""
-        return [(n.encode("latin-1"), v.encode("latin-1")) for n, v in self._items]
+        return [(n.encode("latin-1"), v.encode("latin-1")) for n, v in self._pairs()]
 
     def tokens(self, name: str) -> list[str]:
         """The comma-separated tokens of every ``name`` field, lower-cased.
@@ -130,11 +145,52 @@ class Headers:
         return header_tokens(self.get_all(name))
 
 
+#: Strings that come in nearly every response head, as one shared object
+#: each, by their bytes: the names of common fields, as servers spell them
+#: (h11 keeps the case) and in lower case, the values of the upgrade
+#: fields, the 101's reason and the HTTP versions. A fixed table: what a
+#: server sends never grows it.
+_KNOWN: dict[bytes, str] = {
+    text.encode("latin-1"): text
+    for name in (
+        "Upgrade",
+        "Connection",
+        "Sec-WebSocket-Accept",
+        "Sec-WebSocket-Protocol",
+        "Sec-WebSocket-Extensions",
+        "Sec-WebSocket-Version",
+        "Server",
+        "Date",
+        "Content-Length",
+        "Content-Type",
+        "Transfer-Encoding",
+        "Location",
+        "Keep-Alive",
+        "websocket",
+        "WebSocket",
+        "h2c",
+        "close",
+        "13",
+        "Switching Protocols",
+        "1.1",
+        "1.0",
+    )
+    for text in (name, name.lower())
+}
+
+
+def shared_text(data: bytes) -> str:
+    """``data`` decoded as Latin-1: one shared string when it is a common
+    one (a 101's reason phrase, ``1.1``), so that the heads every
+    connection keeps do not each hold a copy."""
+    return _KNOWN.get(data) or data.decode("latin-1")
+
+
 def _text(value: str | bytes) -> str:
     return value.decode("latin-1") if isinstance(value, bytes) else value
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Request:
     """The head of the upgrade request that was sent.
 
@@ -156,7 +212,7 @@ class Request:
         return "\n".join(lines)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Response:
     """The head of a response the server sent.
 
