@@ -3,6 +3,7 @@ violations from the server, backpressure, and memory per idle connection."""
 
 from __future__ import annotations
 
+import gc
 import os
 import subprocess
 import sys
@@ -234,30 +235,52 @@ trio.run(main)
 """
 
 
-@pytest.mark.parametrize(("nursery", "budget"), [(False, 15 * 1024), (True, 15 * 1024)])
-async def test_memory_per_idle_connection(nursery: bool, budget: int) -> None:
+# Bytes an idle connection may hold, as traced, with headroom over the
+# figures measured here on CPython 3.11 (about 2.7 KiB without
+# compression, 3.3 KiB with, 8.9 KiB with a nursery's background reader;
+# docs/perf/memory.rst) for other Pythons' object sizes. Before issue 13
+# they were 4.6, 5.3 and 10.8 KiB: the first two budgets fail there.
+_IDLE_BUDGETS = [
+    pytest.param(False, None, 4 * 1024, id="plain"),
+    pytest.param(False, "deflate", 5 * 1024, id="deflate"),
+    pytest.param(True, "deflate", 11 * 1024, id="deflate-nursery"),
+]
+
+
+@pytest.mark.parametrize(("nursery", "compression", "budget"), _IDLE_BUDGETS)
+async def test_memory_per_idle_connection(
+    nursery: bool, compression: str | None, budget: int
+) -> None:
     # The server runs in another process so that only the client is measured.
     process = subprocess.Popen(  # noqa: ASYNC220 - started once, not awaited
         [sys.executable, "-c", _SERVER], stdin=subprocess.PIPE, stdout=subprocess.PIPE
     )
+    offer = WebSocket() if compression else WebSocket(compression=None)
     try:
         assert process.stdout is not None
         port = int(await trio.to_thread.run_sync(process.stdout.readline))
         url = f"ws://127.0.0.1:{port}/"
-        n = 300
+        n = 200
         connections = []
         with trio.fail_after(30):
             async with trio.open_nursery() as tasks:
+                # One connection first: first-use allocations (caches, lazy
+                # imports) are not the connections'.
+                first = await trio_upgrade.upgrade(url, [offer])
+                assert bool(first.extensions) == bool(compression)
+                await first.aclose()
+                gc.collect()
                 tracemalloc.start()
                 try:
                     before = tracemalloc.take_snapshot()
                     for _ in range(n):
                         connections.append(
                             await trio_upgrade.upgrade(
-                                url, ["websocket"], nursery=tasks if nursery else None
+                                url, [offer], nursery=tasks if nursery else None
                             )
                         )
                     await trio.sleep(0.3)  # background readers take over
+                    gc.collect()
                     after = tracemalloc.take_snapshot()
                 finally:
                     tracemalloc.stop()
@@ -272,7 +295,7 @@ async def test_memory_per_idle_connection(nursery: bool, budget: int) -> None:
         process.stdin.close()
         process.stdout.close()
         process.wait(10)
-    print(f"{per_connection:.0f} bytes per idle connection (nursery={nursery})")
+    print(f"{per_connection:.0f} bytes per idle connection: {nursery=} {compression=}")
     assert per_connection < budget
 
 

@@ -48,6 +48,9 @@ QUICK = Params(warmup=0.05, rounds=1, duration=0.2, pipeline=200, connections=10
 SERVER_WARMUP = Params(warmup=0.3, rounds=1, duration=0.3, pipeline=1000)
 PROFILE = Params(warmup=0.4, rounds=1, duration=6.0)
 WORKER_TIMEOUT = 90.0
+#: More seconds per connection of the memory figures: 10,000 connections
+#: opened (and traced) on a loaded machine take minutes.
+WORKER_TIMEOUT_PER_CONNECTION = 0.03
 #: Distributions whose versions the record keeps (besides the clients').
 DISTS = ["trio", "wsproto", "h11", "trio_upgrade", "httpx", "anyio"]
 
@@ -94,7 +97,10 @@ class Run:
             "params": params_dict(params),
             "profile": profile,
         }
-        result = self.workers.run(spec, cpus=self.cpus, timeout=WORKER_TIMEOUT)
+        timeout = WORKER_TIMEOUT
+        if any(key in MEMORY for key in figures):
+            timeout += WORKER_TIMEOUT_PER_CONNECTION * params.connections
+        result = self.workers.run(spec, cpus=self.cpus, timeout=timeout)
         if "library" in result:
             self.libraries.append(result["library"])
         return result
