@@ -52,12 +52,29 @@ def _payload(size: int, text: bool) -> str | bytes:
     return rng.randbytes(size)
 
 
-@pytest.fixture(params=["pure", "accelerated"])
+try:
+    from trio_upgrade._sansio import _ws_mask as _compiled
+except ImportError:  # built at install time where a C compiler is at hand
+    _compiled = None  # type: ignore[assignment]
+
+
+def compiled_masker() -> Any:
+    """The compiled masker, whatever the switch says; skipped where it was
+    not built, except in CI, which builds it (``pip install -e .``)."""
+    if _compiled is None:
+        if os.environ.get("CI"):
+            pytest.fail("trio_upgrade._sansio._ws_mask was not built")
+        pytest.skip("the compiled masker was not built (no C compiler)")
+    return _compiled
+
+
+@pytest.fixture(params=["pure", "compiled"])
 def masker(request: Any, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Each masker in turn for ``_ws_frames``, whatever the switch says."""
     if request.param == "pure":
         monkeypatch.setattr(_frames, "_accelerator", None)
-    elif _frames._accelerator is None:
-        pytest.skip("websockets.speedups is not in use")
+    else:
+        monkeypatch.setattr(_frames, "_accelerator", compiled_masker())
     return str(request.param)
 
 
@@ -92,23 +109,53 @@ def test_every_frame_has_a_fresh_key_from_urandom(
 
 
 @pytest.mark.parametrize("size", [*SIZES, 4097, 100_003])
-def test_maskers_agree(size: int) -> None:
+def test_maskers_agree(size: int, masker: str) -> None:
     data = random.Random(size).randbytes(size)
     key = os.urandom(4)
     expected = bytes(a ^ key[i % 4] for i, a in enumerate(data))
-    assert _frames._mask_python(key, data) == expected
-    assert _frames._mask_int(key, data, size) == expected
-    lanes = bytearray(b"head" + data)
-    _frames._mask_lanes(key, lanes, 4)
-    assert bytes(lanes) == b"head" + expected
-    if _frames._accelerator is not None:
-        assert _frames._accelerator(data, key) == expected
-        assert _frames.mask(key, data) == expected
+    assert _frames.mask(key, data) == expected
+    if masker == "pure":
+        assert _frames._mask_python(key, data) == expected
+        assert _frames._mask_int(key, data, size) == expected
+        lanes = bytearray(b"head" + data)
+        _frames._mask_lanes(key, lanes, 4)
+        assert bytes(lanes) == b"head" + expected
+        return
+    # Any buffer, any alignment of the payload in it: the compiled XOR
+    # runs eight bytes at a time from wherever the buffer starts.
+    view = memoryview(b"?" + data)[1:]
+    assert _compiled.mask(key, view) == expected
+    assert _compiled.mask(key, bytearray(data)) == expected
+    assert _compiled.frame(b"\x82", key, view) == b"\x82" + key + expected
 
 
-def test_accelerator_can_be_turned_off(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_compiled_masker_rejects_bad_arguments() -> None:
+    compiled = compiled_masker()
+    with pytest.raises(ValueError, match="4 bytes, not 3"):
+        compiled.mask(b"abc", b"data")
+    with pytest.raises(ValueError, match="4 bytes, not 5"):
+        compiled.frame(b"", b"abcde", b"data")
+    with pytest.raises(TypeError):
+        compiled.mask(b"abcd", "text")
+    with pytest.raises(TypeError):
+        compiled.mask(b"abcd")
+    with pytest.raises(BufferError):  # not contiguous
+        compiled.frame(b"", b"abcd", memoryview(b"abcdef")[::2])
+
+
+def test_compiled_masker_can_be_turned_off(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TRIO_UPGRADE_NO_SPEEDUPS", "1")
     assert _frames._load_accelerator() is None
+    monkeypatch.setenv("TRIO_UPGRADE_NO_SPEEDUPS", "0")
+    assert _frames._load_accelerator() is compiled_masker()
+
+
+def test_no_other_packages_masker_is_used() -> None:
+    """``websockets`` (installed here, for the interop tests) has a compiled
+    masker too; it used to be picked up when present. Only ours is used."""
+    pytest.importorskip("websockets.speedups")
+    assert _frames._accelerator in (None, _compiled)
+    assert _frames._load_accelerator() in (None, _compiled)
 
 
 def _wsproto_verdict(data: bytes) -> tuple[int, int, int]:
@@ -293,6 +340,22 @@ async def test_fragmented_and_compressed_sends_go_through_wsproto(
         async with trio_upgrade.open_upgrade(url, [fragmenting]) as ws:
             await ws.send(b"y" * 1000)
             assert await ws.receive() == b"y" * 1000
+
+
+async def test_large_echo_over_loopback(masker: str) -> None:
+    """1 MiB messages, binary and text, echoed by the in-repo server over
+    TCP loopback with each masker: what the server unmasks is what was
+    sent, and the reply comes back whole, through the long-frame reads."""
+    binary = random.Random(1).randbytes(2**20)
+    text = "aé€😀" * (2**20 // 10)  # code points split across reads
+    with trio.fail_after(20):
+        async with open_upgrade_server([WebSocketServerProtocol()]) as server:
+            url = server.url("/echo", scheme="ws")
+            offer = trio_upgrade.WebSocket(compression=None, max_size=2**21)
+            async with trio_upgrade.open_upgrade(url, [offer]) as ws:
+                for message in (binary, text, b"", "", b"x" * 600, binary):
+                    await ws.send(message)
+                    assert await ws.receive() == message
 
 
 @pytest.mark.parametrize(

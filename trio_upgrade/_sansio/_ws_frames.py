@@ -16,19 +16,21 @@ what wsproto would produce, and leave everything else to it.
   engine takes such frames itself only while wsproto holds no partial frame
   or message, so wsproto's state is the same after as before.
 
-Masking is pure Python: XOR of two integers for short payloads, and for
-longer ones ``bytes.translate`` over the four byte lanes (what wsproto does,
-minus its copies), measured fastest at each size. When the compiled
-``apply_mask`` of the ``websockets`` package is installed it is used instead
-(tested to give the same bytes); the environment variable
-``TRIO_UPGRADE_NO_SPEEDUPS=1`` turns it off.
+Masking is compiled when the optional module ``_ws_mask`` (``_ws_mask.c``,
+built at install time where a C compiler is at hand) is there: it also
+builds a whole frame in one allocation. Otherwise it is pure Python: XOR of
+two integers for short payloads, and for longer ones ``bytes.translate``
+over the four byte lanes (what wsproto does, minus its copies), measured
+fastest at each size (docs/perf/large-messages.rst). The tests hold both to
+the same bytes; the environment variable ``TRIO_UPGRADE_NO_SPEEDUPS=1``
+turns the compiled one off. No other package's masker is ever used.
 """
 
 from __future__ import annotations
 
 import os
 import struct
-from collections.abc import Callable
+from typing import Protocol
 
 from . import _speedups
 from ._wsproto_compat import xor_tables
@@ -45,32 +47,32 @@ MORE = -1
 #: Below this many bytes, XOR of two ints masks faster than translate().
 _INT_MASK_BELOW = 512
 
-_Masker = Callable[[bytes, bytes], bytes]
+
+class _Compiled(Protocol):
+    """What ``_ws_mask.c`` provides."""
+
+    def mask(self, key: bytes, data: bytes, /) -> bytes: ...
+
+    def frame(self, head: bytes, key: bytes, data: bytes, /) -> bytes: ...
 
 
 _TABLES = xor_tables()
 
 
-def _load_accelerator() -> _Masker | None:
-    """``websockets``' compiled ``apply_mask(data, mask)``, if installed.
+def _load_accelerator() -> _Compiled | None:
+    """The compiled masker ``_ws_mask``, if it was built and is not off.
 
-    An optional accelerator, never required: it is checked against the pure
-    Python result before use, and anything wrong with it means pure Python.
+    An optional speedup, never required: a failed build at install time
+    leaves it out and pure Python masks instead.
     """
     if not _speedups._enabled(os.environ.get("TRIO_UPGRADE_NO_SPEEDUPS")):
         return None
     try:
-        from websockets.speedups import apply_mask  # type: ignore[import-not-found,unused-ignore]
-
-        key = b"\x9a\x01\xff\x3c"
-        data = bytes(range(256)) * 5
-        for size in (0, 1, 5, 16, 127, 1031):
-            if apply_mask(data[:size], key) != _mask_python(key, data[:size]):
-                return None
-    except Exception:  # not installed, or not what we expect: pure Python
+        from . import _ws_mask
+    except ImportError:  # not built: pure Python
         return None
-    masker: _Masker = apply_mask
-    return masker
+    compiled: _Compiled = _ws_mask
+    return compiled
 
 
 def _mask_python(key: bytes, data: bytes) -> bytes:
@@ -98,14 +100,14 @@ def _mask_lanes(key: bytes, buf: bytearray, start: int) -> None:
 
 _accelerator = _load_accelerator()
 
-#: Whether the compiled ``apply_mask`` is in use.
+#: Whether the compiled masker is in use.
 ACCELERATED = _accelerator is not None
 
 
 def mask(key: bytes, data: bytes) -> bytes:
     """``data`` XOR the repeated 4-byte ``key`` (RFC 6455 §5.3)."""
     if _accelerator is not None:
-        return _accelerator(data, key)
+        return _accelerator.mask(key, data)
     return _mask_python(key, data)
 
 
@@ -127,7 +129,8 @@ def build_frame(opcode: int, payload: bytes) -> bytes | bytearray:
     key = _urandom(4)
     size = len(payload)
     if _accelerator is not None:
-        return b"".join((_head(opcode, size), key, _accelerator(payload, key)))
+        # One allocation: header, key and masked payload written in place.
+        return _accelerator.frame(_head(opcode, size), key, payload)
     if size < _INT_MASK_BELOW:
         return _head(opcode, size) + key + _mask_int(key, payload, size)
     frame = bytearray(_head(opcode, size))
