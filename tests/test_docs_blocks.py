@@ -320,9 +320,15 @@ def docstring_blocks(path: pathlib.Path, source: str) -> list[Block]:
 
 
 def package_modules() -> list[str]:
-    """trio_upgrade and all its modules, by name, and its pytest plugin."""
+    """trio_upgrade and all its modules, by name, and its pytest plugin.
+
+    Not the compiled masker (``_sansio._ws_mask``, when built): it has no
+    Python source, and its docstrings hold no blocks.
+    """
     infos = pkgutil.walk_packages(trio_upgrade.__path__, "trio_upgrade.")
-    return ["trio_upgrade", *sorted(info.name for info in infos), PLUGIN_MODULE]
+    names = sorted(info.name for info in infos)
+    python = [name for name in names if module_path(name).suffix == ".py"]
+    return ["trio_upgrade", *python, PLUGIN_MODULE]
 
 
 def module_path(name: str) -> pathlib.Path:

@@ -130,6 +130,8 @@ def test_every_numeric_constant_is_a_listed_limit_or_known_not_to_be_one() -> No
         if info.name.endswith("pytest_plugin"):
             continue
         module = importlib.import_module(info.name)
+        if not (module.__file__ or "").endswith(".py"):
+            continue  # the compiled masker: no constants, no source
         for name in _constants(module):
             if name not in NOT_LIMITS and f"{info.name}.{name}" not in shown:
                 missing.append(f"{info.name}.{name}")
