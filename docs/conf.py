@@ -111,6 +111,8 @@ def _attribute_comments() -> dict[tuple[str, int], list[str]]:
         if info.name.endswith("pytest_plugin"):
             continue
         module = importlib.import_module(info.name)
+        if not (module.__file__ or "").endswith(".py"):
+            continue  # the compiled masker (_sansio._ws_mask): no source
         analyzer = ModuleAnalyzer.for_module(info.name)
         for (scope, name), lines in analyzer.find_attr_docs().items():
             if scope == "" and hasattr(module, name):
