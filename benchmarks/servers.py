@@ -48,6 +48,9 @@ APPS_DIR = INTEROP_DIR / "apps"
 NODE_DIR = INTEROP_DIR / "node"
 BIG_FILE_NAME = "big.bin"
 BIG_FILE_SIZE = 10 * 1024 * 1024
+#: A 64 KiB body (the HTTP/2 throughput figure, issue 13).
+MEDIUM_FILE_NAME = "64k.bin"
+MEDIUM_FILE_SIZE = 64 * 1024
 INDEX_HTML = b"<!doctype html><title>trio_upgrade interop</title><p>ok</p>\n"
 # The interpreter that runs the Python servers: the one running the tests,
 # unless INTEROP_PYTHON names another venv's python.
@@ -424,6 +427,7 @@ def _make_docroot(workdir: Path) -> Path:
     docroot.mkdir()
     (docroot / "index.html").write_bytes(INDEX_HTML)
     (docroot / BIG_FILE_NAME).write_bytes(payload(BIG_FILE_SIZE))
+    (docroot / MEDIUM_FILE_NAME).write_bytes(payload(MEDIUM_FILE_SIZE))
     return docroot
 
 

@@ -18,6 +18,8 @@ from benchmarks.servers import BIG_FILE_SIZE as BIG_FILE_SIZE
 from benchmarks.servers import HOST as HOST
 from benchmarks.servers import HYPERCORN_SOCKET as HYPERCORN_SOCKET
 from benchmarks.servers import INDEX_HTML as INDEX_HTML
+from benchmarks.servers import MEDIUM_FILE_NAME as MEDIUM_FILE_NAME
+from benchmarks.servers import MEDIUM_FILE_SIZE as MEDIUM_FILE_SIZE
 from benchmarks.servers import RunningServer as RunningServer
 from benchmarks.servers import ServerStartError as ServerStartError
 from benchmarks.servers import ServerUnavailable as ServerUnavailable
