@@ -134,3 +134,47 @@ async def test_a_long_lived_connection_remembers_a_bounded_number_of_streams() -
                 response = await conn.request("GET", "/")
                 assert response.status_code == 200
                 assert conn._engine.h2.highest_outbound_stream_id > 2 * kept
+
+
+def test_the_installed_h2_reads_through_the_quiet_frame_buffer() -> None:
+    assert _h2_compat.QUIETS_DATA
+
+
+@pytest.mark.parametrize("pad", [0, 1, 9, 10, 11, 255])
+@pytest.mark.parametrize("size", [0, 1, 9, 10, 11, 16384])
+def test_quiet_data_frames_are_described_as_h2_describes_them(
+    pad: int, size: int
+) -> None:
+    # What h2's trace log would say of each frame is unchanged (only no
+    # longer worked out from the whole payload), and the events are h2's.
+    from hyperframe.frame import DataFrame
+
+    client, plain = new_client_state(HTTP2Options()), h2.connection.H2Connection()
+    assert _h2_compat.quiet_data_frames(client)
+    data = bytes(range(256)) * (size // 256) + bytes(range(size % 256))
+    frame = DataFrame(1, data, pad_length=pad)
+    if pad:
+        frame.flags.add("PADDED")
+    for buffer in (client.incoming_buffer, plain.incoming_buffer):
+        buffer.max_frame_size = 2**24 - 1
+        buffer.add_data(frame.serialize())
+    (quiet,) = list(client.incoming_buffer)
+    (loud,) = list(plain.incoming_buffer)
+    assert repr(quiet) == repr(loud) == repr(frame)
+    assert (quiet.data, quiet.pad_length) == (loud.data, loud.pad_length) == (data, pad)
+
+
+def test_the_quiet_probe_fails_closed_when_h2_does_not_fit(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A future h2 without a replaceable frame buffer.
+    def refuse(conn: object) -> None:
+        raise AttributeError("incoming_buffer")
+
+    monkeypatch.setattr(_h2_compat, "_quiet", refuse)
+    assert _h2_compat._probe_quiet() is False
+    monkeypatch.setattr(_h2_compat, "QUIETS_DATA", False)
+    conn = h2.connection.H2Connection()
+    buffer = conn.incoming_buffer
+    assert _h2_compat.quiet_data_frames(conn) is False
+    assert conn.incoming_buffer is buffer

@@ -1,12 +1,15 @@
 """HTTP/2 with the fast path switched off (``TRIO_UPGRADE_NO_SPEEDUPS``).
 
-HTTP/2 has one fast path: h2 does not check or normalize the request
-headers again, since ``HTTP2Connection`` has checked them. The switch is
-read when a connection's h2 state is made; the plain path has h2 do both.
+HTTP/2 has two fast paths: h2 does not check or normalize the request
+headers again, since ``HTTP2Connection`` has checked them; and h2 does not
+describe each DATA frame it receives in full for its trace log
+(``_h2_compat.quiet_data_frames``). The switch is read when a connection's
+h2 state is made; the plain path has h2 do all of it.
 """
 
 from __future__ import annotations
 
+import h2.frame_buffer
 import pytest
 import trio
 from h2_helpers import h2c_server, prior_knowledge_server
@@ -29,6 +32,17 @@ def test_the_switch_chooses_who_checks_request_headers(
     config = new_client_state(HTTP2Options()).config
     assert config.validate_outbound_headers is not enabled
     assert config.normalize_outbound_headers is not enabled
+
+
+@pytest.mark.parametrize("enabled", [True, False])
+def test_the_switch_chooses_how_h2_describes_data_frames(
+    monkeypatch: pytest.MonkeyPatch, enabled: bool
+) -> None:
+    # The second fast path (issue 13): h2's frame buffer that spares it
+    # hex-encoding every DATA frame; the plain path keeps h2's own.
+    monkeypatch.setattr(trio_upgrade._sansio._speedups, "ENABLED", enabled)
+    buffer = new_client_state(HTTP2Options()).incoming_buffer
+    assert (type(buffer) is h2.frame_buffer.FrameBuffer) is not enabled
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ import h2.settings
 from h2.settings import SettingCodes
 
 from . import _speedups
-from ._h2_compat import BoundedH2Connection, bound_header_list
+from ._h2_compat import BoundedH2Connection, bound_header_list, quiet_data_frames
 
 __all__ = ["HTTP2Options", "new_client_state"]
 
@@ -168,4 +168,8 @@ def new_client_state(options: HTTP2Options) -> h2.connection.H2Connection:
     # h2 applies MAX_HEADER_LIST_SIZE to its HPACK decoder only when the
     # server acknowledges our SETTINGS; enforce it from the first byte.
     bound_header_list(state, options.max_header_list_size)
+    if _speedups.ENABLED:
+        # The other fast path: h2 no longer hex-encodes every DATA frame it
+        # receives for a trace log nobody reads (_h2_compat).
+        quiet_data_frames(state)
     return state

@@ -12,17 +12,20 @@ that CI runs the whole suite on the plain paths too (``nox -s tests_plain``).
 It is read once, at import: a fast path is chosen when a connection is built,
 and switching mid-run would mix the two on one connection.
 
-HTTP/2 has exactly one fast path: h2 is told not to validate and normalize
+HTTP/2 has two fast paths: h2 is told not to validate and normalize
 the request headers (``validate_outbound_headers=False``,
 ``normalize_outbound_headers=False`` in ``_h2_options.new_client_state``),
 since ``HTTP2Connection`` has already checked them against RFC 9113
-§8.2-8.3; switched off, h2 checks them as well. Everything else in the
+§8.2-8.3; switched off, h2 checks them as well. And h2 reads through a
+frame buffer that spares it describing each DATA frame in full for a trace
+log nobody reads (``_h2_compat.quiet_data_frames``); switched off, h2's own
+buffer. Everything else in the
 HTTP/2 engine uses h2's documented API only (events in, ``data_to_send()``
 out, its flow-control calls) and has no second path: writes are coalesced
 by taking turns (one task writes what every task queued in h2), which is how
 the engine shares one socket among tasks, not a shortcut around h2; reads
-feed h2 and dispatch its events. The three h2 operations beyond its API
-(``_h2_compat``) are not fast paths either: they give the RFC's behaviour,
+feed h2 and dispatch its events. The other three h2 operations beyond its
+API (``_h2_compat``) are not fast paths: they give the RFC's behaviour,
 each probed at import with the public behaviour as fallback, and this switch
 leaves them on.
 """
