@@ -243,14 +243,17 @@ class H2Engine:
 
     async def receive_all(self, state: StreamState, limit: int) -> bytes:
         """Every DATA byte of ``state`` until its end, at most ``limit``."""
-        body = bytearray()
+        # The pieces as h2 made them, joined once at the end (one copy; none
+        # for a body that came in one piece), not grown piece by piece.
+        parts: list[bytes] = []
+        received = 0
         while True:
             if state.readable():
                 await trio.lowlevel.checkpoint()
             else:
                 await self.wait(state.recv_waiter, state.readable)
             size = state.buffered
-            if len(body) + size > limit:
+            if received + size > limit:
                 message = (
                     f"stream {state.stream_id}: the body is larger than {limit} "
                     "bytes (HTTP2Options.max_body_size); use stream() to read "
@@ -260,8 +263,9 @@ class H2Engine:
                 await self.abandon(state, too_large)
                 raise too_large()
             chunks = state.chunks
-            while chunks:
-                body += chunks.popleft()
+            parts += chunks
+            chunks.clear()
+            received += size
             state.buffered = 0
             state.delivered += size
             if size:
@@ -273,7 +277,7 @@ class H2Engine:
                     continue
             if state.remote_ended:
                 state.check_length()
-                return bytes(body)
+                return parts[0] if len(parts) == 1 else b"".join(parts)
             if state.error is not None:
                 raise state.error()
             if self.state.error is not None:
