@@ -15,6 +15,7 @@ import trio
 
 import trio_upgrade
 from trio_upgrade import HTTP2Connection, connect_http2
+from trio_upgrade._sansio._h2_options import DEFAULT_WINDOW, HTTP2Options
 
 pytestmark = [pytest.mark.interop, pytest.mark.timeout(60)]
 
@@ -142,3 +143,40 @@ async def test_hypercorn_websocket_over_http2(hypercorn: RunningServer) -> None:
                 assert await ws.receive() == b"\x00" * 100_000
             response = await conn.request("GET", "/")
             assert response.content == b"ok"
+
+
+# Receive flow control (issue 13): with the smallest windows there are (64
+# KiB per stream and for the connection), a body 160 times the window, and
+# many bodies at once, arrive whole from native servers that send as fast as
+# the windows let them: the client reopens each window, in half-window
+# batches, before the server runs dry.
+SMALLEST = HTTP2Options(stream_window=DEFAULT_WINDOW, connection_window=DEFAULT_WINDOW)
+
+
+async def _through_the_smallest_windows(server: RunningServer) -> None:
+    medium = f"/{servers.MEDIUM_FILE_NAME}"
+    expected = servers.payload(servers.MEDIUM_FILE_SIZE)
+    bodies: list[bytes] = []
+    with trio.fail_after(30):
+        async with await connect_http2(server.url("/"), options=SMALLEST) as conn:
+            got = bytearray()
+            async with conn.stream("GET", f"/{servers.BIG_FILE_NAME}") as response:
+                while chunk := await response.receive_some(16384):
+                    got += chunk
+            assert bytes(got) == servers.payload(BIG)
+
+            async def get() -> None:
+                bodies.append((await conn.request("GET", medium)).content)
+
+            async with trio.open_nursery() as nursery:
+                for _ in range(50):
+                    nursery.start_soon(get)
+    assert bodies == [expected] * 50
+
+
+async def test_h2o_smallest_windows_do_not_stall(h2o: RunningServer) -> None:
+    await _through_the_smallest_windows(h2o)
+
+
+async def test_nghttpd_smallest_windows_do_not_stall(nghttpd: RunningServer) -> None:
+    await _through_the_smallest_windows(nghttpd)
