@@ -16,15 +16,17 @@ Get = Callable[[], Awaitable[bytes]]
 
 
 @asynccontextmanager
-async def rps_client(name: str, host: str, port: int) -> AsyncIterator[Get]:
-    """``get()`` for one client: one GET of PATH on one shared connection."""
+async def rps_client(
+    name: str, host: str, port: int, path: str = PATH
+) -> AsyncIterator[Get]:
+    """``get()`` for one client: one GET of ``path`` on one shared connection."""
     url = f"http://{host}:{port}"
     if name == "minimal":
         async with open_minimal(host, port) as minimal:
-            path = PATH.encode("ascii")
+            raw_path = path.encode("ascii")
 
             async def get_minimal() -> bytes:
-                return await minimal.get(path)
+                return await minimal.get(raw_path)
 
             yield get_minimal
     elif name in ("trio_upgrade", "trio_upgrade-h2c"):
@@ -40,7 +42,7 @@ async def rps_client(name: str, host: str, port: int) -> AsyncIterator[Get]:
         async with conn:
 
             async def get_tu() -> bytes:
-                response = await conn.request("GET", PATH)
+                response = await conn.request("GET", path)
                 if response.status_code != 200:
                     raise BenchFailure(f"status {response.status_code}")
                 return response.content
@@ -54,7 +56,7 @@ async def rps_client(name: str, host: str, port: int) -> AsyncIterator[Get]:
         async with httpx.AsyncClient(
             http1=False, http2=True, limits=limits, timeout=30.0
         ) as client:
-            target = url + PATH
+            target = url + path
 
             async def get_httpx() -> bytes:
                 response = await client.get(target)

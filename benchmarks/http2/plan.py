@@ -5,6 +5,8 @@ from __future__ import annotations
 import dataclasses
 
 PATH = "/index.html"
+#: The body of the throughput figure (``mbps``): 64 KiB, issue 13.
+BIG_PATH = "/64k.bin"
 #: Seconds without one completed request (or handshake) before a worker
 #: gives up on a client as hung.
 STALL = 5.0
@@ -59,8 +61,11 @@ PLAN: list[tuple[str, str, str]] = [
     ("rps", "trio_upgrade", "trio_upgrade, prior knowledge"),
     ("rps", "trio_upgrade-h2c", "trio_upgrade, after h2c upgrade"),
     ("rps", "httpx", "httpx http2=True on Trio"),
+    ("mbps", "minimal", "minimal Trio + h2 (reference)"),
+    ("mbps", "trio_upgrade", "trio_upgrade, prior knowledge"),
+    ("mbps", "httpx", "httpx http2=True on Trio"),
     ("hps", "minimal-h2c", "minimal Trio + h2 (reference)"),
     ("hps", "trio_upgrade-h2c", "trio_upgrade upgrade(url, ['h2c'])"),
 ]
-REFERENCE = {"rps": "minimal", "hps": "minimal-h2c"}
+REFERENCE = {"rps": "minimal", "mbps": "minimal", "hps": "minimal-h2c"}
 HTTPX = "httpx"

@@ -20,6 +20,9 @@ Figures:
   ``send_all``), and ``h2load -c 1 -m 100`` as the native ceiling. A
   sans-I/O row gives h2's own CPU cost per request, the floor of any client
   built on h2.
+* ``mbps``: MB/s of ``GET /64k.bin`` (64 KiB) from 100 tasks sharing one
+  connection, as ``rps`` (the throughput figure of issue 13), for the
+  minimal client, trio_upgrade and httpx.
 * ``hps``: h2c upgrade handshakes/s, one after another: connect, send
   ``GET /index.html`` with ``Upgrade: h2c``, read the 101 and the stream-1
   response, close (GOAWAY); trio_upgrade and the minimal client by hand.
@@ -52,6 +55,7 @@ from ..harness import cpus, environment, processes, profiler, report
 from .h2load import H2Load
 from .minimal import open_minimal
 from .plan import (
+    BIG_PATH,
     CONCURRENCY,
     FULL,
     HTTPX,
@@ -179,6 +183,10 @@ class Bench:
 
 # ------------------------------------------------------------- printing ---
 
+#: What a figure's rate (requests/s) is multiplied by for its unit: MB/s of
+#: 64 KiB bodies for ``mbps``.
+_SCALE = {"mbps": servers.MEDIUM_FILE_SIZE / 1e6}
+
 
 def _ratio(value: Series, base: Series | None, by_cpu: bool = False) -> str:
     """``value``'s rate over ``base``'s; by CPU, ``base``'s CPU us over its."""
@@ -197,6 +205,10 @@ def format_table(series: list[Series], server: str, streams: int) -> str:
             f"connection ({server} allows {streams} streams at once)",
             "req/s",
         ),
+        "mbps": (
+            f"64 KiB GETs: GET {BIG_PATH}, {CONCURRENCY} tasks on one connection",
+            "MB/s",
+        ),
         "hps": (
             "h2c handshakes, one after another: connect, Upgrade: h2c, "
             "stream-1 response, close",
@@ -204,7 +216,7 @@ def format_table(series: list[Series], server: str, streams: int) -> str:
         ),
     }
     lines: list[str] = []
-    for figure in ("rps", "hps"):
+    for figure in ("rps", "mbps", "hps"):
         rows = [s for s in series if s.figure == figure]
         if not rows:
             continue
@@ -220,10 +232,11 @@ def format_table(series: list[Series], server: str, streams: int) -> str:
             if not row.ok:
                 skipped.append(f"{row.label}  SKIPPED: {row.error}")
                 continue
-            rates = [r["rate"] for r in row.rounds]
+            scale = _SCALE.get(figure, 1.0)
+            rates = [r["rate"] * scale for r in row.rounds]
             cells = [
                 row.label,
-                f"{row.rate:,.0f}",
+                f"{row.rate * scale:,.0f}",
                 f"{min(rates):,.0f}-{max(rates):,.0f}",
                 f"{row.cpu_us:.1f}",
                 f"{row.cpu_share * 100:.0f}%",
@@ -250,7 +263,7 @@ def format_rst(series: list[Series]) -> str:
     """The tables as reStructuredText list-tables (docs/benchmarks.rst)."""
     by_key = {(s.figure, s.client): s for s in series}
     out: list[str] = []
-    for figure, unit in (("rps", "req/s"), ("hps", "handshakes/s")):
+    for figure, unit in (("rps", "req/s"), ("mbps", "MB/s"), ("hps", "handshakes/s")):
         rows = [s for s in series if s.figure == figure]
         if not rows:
             continue
@@ -266,7 +279,7 @@ def format_rst(series: list[Series]) -> str:
             else:
                 cells = [
                     row.label,
-                    f"{row.rate:,.0f}",
+                    f"{row.rate * _SCALE.get(figure, 1.0):,.0f}",
                     f"{row.cpu_us:.1f}" if row.cpu_us < 10 else f"{row.cpu_us:.0f}",
                     _ratio(row, ref),
                     _ratio(row, ref, True),

@@ -10,9 +10,9 @@ import trio
 
 from ..harness import profiler
 from ..harness.processes import BenchFailure
-from ..servers import INDEX_HTML
+from ..servers import INDEX_HTML, MEDIUM_FILE_SIZE, payload
 from .clients import Get, hps_once, rps_client
-from .plan import CONCURRENCY, STALL, Params
+from .plan import BIG_PATH, CONCURRENCY, PATH, STALL, Params
 from .sansio import round_result, sansio_floor
 
 
@@ -115,7 +115,9 @@ async def _worker_async(
     params = Params(**spec["params"])
     figure, name = spec["figure"], spec["client"]
     host, port = spec["host"], spec["port"]
-    expected = INDEX_HTML
+    # mbps: the same loop as rps (100 tasks, one connection), 64 KiB bodies.
+    path = BIG_PATH if figure == "mbps" else PATH
+    expected = payload(MEDIUM_FILE_SIZE) if figure == "mbps" else INDEX_HTML
     progress = Progress()
     out: dict[str, Any] = {}
     with trio.fail_after(params.budget(figure)):
@@ -126,7 +128,7 @@ async def _worker_async(
                     name, host, port, expected, params, progress, prof
                 )
             else:
-                async with rps_client(name, host, port) as get:
+                async with rps_client(name, host, port, path) as get:
                     progress.phase = "the first request"
                     if await get() != expected:
                         raise BenchFailure("wrong body on the first request")
