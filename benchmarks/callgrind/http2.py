@@ -92,7 +92,9 @@ def _measure(url: str, workload: str, count: int, workdir: Path) -> int:
         str(count),
     ]
     env = dict(os.environ, PYTHONHASHSEED="0")
-    subprocess.run(argv, cwd=ROOT, env=env, check=True, capture_output=True)
+    run = subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True)
+    if run.returncode:
+        raise SystemExit(f"{workload} {count} failed:\n{run.stderr[-3000:]}")
     return _instructions(out)
 
 
