@@ -43,6 +43,7 @@ NOT_LIMITS = {
     "FG": "an enumeration value",
     "BG": "an enumeration value",
     "ABNORMAL_CLOSURE": "a close code (1006)",
+    "_REPR_BYTES": "how much of a DATA frame h2's log shows (hyperframe's choice)",
     # the defaults of WebSocket's arguments, shown with them
     "DEFAULT_MAX_SIZE": "WebSocket(max_size=)",
     "DEFAULT_MAX_QUEUE": "WebSocket(max_queue=)",
