@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 
+import h11
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -18,6 +19,7 @@ from trio_upgrade._sansio._handshake import (
     Switched,
     build_request,
 )
+from trio_upgrade._sansio._messages import Headers, Request
 from trio_upgrade._sansio._url import parse_url
 
 TARGET = parse_url("http://t.test/")
@@ -155,3 +157,72 @@ def test_head_size_limit_does_not_depend_on_the_chunking(
     else:
         events, _ = feed(hs, split(data, cuts))
         assert isinstance(events[-1], Switched)
+
+
+# Field names and values around what h11 accepts: tokens, separators,
+# whitespace at the ends or inside, control bytes, NUL, obs-text, non-Latin-1.
+_NAMES = st.one_of(
+    st.sampled_from(
+        ["X-A", "Origin", "Host", "Expect", "Connection", "Content-Length", "x y", ""]
+    ),
+    st.text(alphabet="aZ-_:\t\x00é", min_size=0, max_size=4),
+)
+_VALUES = st.text(alphabet="a1 \t\r\n\x00\x0b\x7f\xe9\u20ac,=", max_size=6)
+
+
+def _h11_reference(request: Request) -> bytes | type[Exception]:
+    """What h11 alone writes for ``request``, or the type of its error."""
+    conn = h11.Connection(h11.CLIENT)
+    try:
+        event = h11.Request(
+            method=request.method,
+            target=request.target,
+            headers=request.headers.raw(),
+        )
+        return (conn.send(event) or b"") + (conn.send(h11.EndOfMessage()) or b"")
+    except (h11.LocalProtocolError, UnicodeEncodeError) as exc:
+        return type(exc)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    fields=st.lists(st.tuples(_NAMES, _VALUES), max_size=5),
+    host=st.booleans(),
+    target=st.sampled_from(["/", "/a?b=c", "/é", "/ x"]),
+)
+def test_request_bytes_and_errors_are_h11s(
+    fields: list[tuple[str, str]], host: bool, target: str
+) -> None:
+    # send_request writes the head itself and tells h11 of it by a stand-in
+    # event: the bytes, the errors and h11's state afterwards must be those
+    # of h11 writing the whole request.
+    headers = [("Host", "t.test")] if host else []
+    request = Request("GET", target, Headers([*headers, *fields]))
+    expected = _h11_reference(request)
+    hs = Handshake(Limits())
+    if isinstance(expected, bytes):
+        assert hs.send_request(request) == expected
+        reference = h11.Connection(h11.CLIENT)
+        reference.send(
+            h11.Request(method="GET", target=target, headers=request.headers.raw())
+        )
+        reference.send(h11.EndOfMessage())
+        assert hs._conn.states == reference.states
+        assert (
+            hs._conn.client_is_waiting_for_100_continue
+            == reference.client_is_waiting_for_100_continue
+        )
+    else:
+        with pytest.raises(expected):
+            hs.send_request(request)
+
+
+def test_stand_in_request_still_reads_the_switch() -> None:
+    # Two handshakes with the same state fields share one cached stand-in;
+    # each still parses its own 101 and keeps the bytes after it.
+    for tail in (b"one", b"two"):
+        hs = new_handshake()
+        hs.receive_data(SWITCH + tail)
+        event = hs.next_event()
+        assert isinstance(event, Switched)
+        assert event.leftover == tail
