@@ -157,3 +157,30 @@ async def test_connect_http2_over_a_given_transport(nursery: trio.Nursery) -> No
             response = await conn.request("POST", "/echo", body=b"in memory")
             assert response.content == b"in memory"
     assert len(protocol.connections) == 1
+
+
+def test_no_options_are_the_defaults_given_explicitly() -> None:
+    # connect_settings() answers a call without options from one shared
+    # object: it must be what the documented defaults give, field by field.
+    from trio_upgrade._options import (
+        CONNECT_KEYS,
+        UPGRADE_KEYS,
+        ConnectSettings,
+        connect_settings,
+    )
+
+    explicit: ConnectOptions = {
+        "limits": None,
+        "ssl_context": None,
+        "proxy": True,
+        "transport": None,
+        "proxy_ssl_context": None,
+        "unix_socket": None,
+        "trace": None,
+    }
+    for keys in (CONNECT_KEYS, UPGRADE_KEYS):
+        bare = connect_settings("upgrade", {}, keys)
+        assert isinstance(bare, ConnectSettings)
+        assert bare == connect_settings("upgrade", explicit, keys)
+        assert bare.limits == trio_upgrade.Limits()
+        assert bare.proxy_from_environment

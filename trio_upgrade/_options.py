@@ -239,6 +239,10 @@ def connect_settings(
             an empty ``unix_socket``, or one on a platform without Unix
             sockets.
     """
+    if not options:
+        # No option given, the usual call: the one settings object of the
+        # defaults (frozen), not a new one checked field by field.
+        return _DEFAULT_SETTINGS
     check_keys(where, options, accepted)
     limits = options.get("limits")
     proxy = options.get("proxy", True)
@@ -259,6 +263,13 @@ def connect_settings(
         unix_socket,
         _check_trace(options.get("trace")),
     )
+
+
+#: The settings of a call that gives no option: direct or through the proxy
+#: the environment names for the URL (read at each call by ``proxy_for``).
+_DEFAULT_SETTINGS = ConnectSettings(
+    _DEFAULT_LIMITS, None, None, None, proxy_from_environment=True
+)
 
 
 def _check_trace(trace: object) -> Trace | None:
