@@ -49,6 +49,7 @@ NOT_LIMITS = {
     "DEFAULT_MAX_QUEUE": "WebSocket(max_queue=)",
     "DEFAULT_PING_INTERVAL": "WebSocket(ping_interval=)",
     "DEFAULT_PING_TIMEOUT": "WebSocket(ping_timeout=)",
+    "DEFAULT_WRITE_BUFFER_LIMIT": "WebSocket(write_buffer_limit=)",
     # the defaults of Client's arguments, shown with them
     "DEFAULT_TTL": "Client(ttl=)",
     "DEFAULT_MAX_ORIGINS": "Client(max_origins=)",
@@ -101,7 +102,10 @@ def test_every_field_of_the_option_dataclasses_is_on_the_page(cls: type) -> None
 
 @pytest.mark.parametrize(
     ("cls", "pattern"),
-    [(trio_upgrade.WebSocket, r"max_|ping_"), (trio_upgrade.Client, r"ttl|max_")],
+    [
+        (trio_upgrade.WebSocket, r"max_|ping_|write_"),
+        (trio_upgrade.Client, r"ttl|max_"),
+    ],
 )
 def test_every_bounding_argument_is_on_the_page(cls: type, pattern: str) -> None:
     shown = listed()

@@ -100,6 +100,7 @@ def bare_connection(
     plain: bool,
     max_size: int = 2**20,
     max_queue: int | None = None,
+    write_buffer_limit: int | None = 2**16,
 ) -> WebSocketConnection:
     """A client connection on ``stream`` with no handshake and no keepalive.
 
@@ -113,6 +114,7 @@ def bare_connection(
         max_fragment_size=None,
         ping_interval=None,
         ping_timeout=None,
+        write_buffer_limit=write_buffer_limit,
     )
     enabled = _speedups.ENABLED
     _speedups.ENABLED = plain

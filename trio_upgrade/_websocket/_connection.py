@@ -33,8 +33,9 @@ class WebSocketConnection(trio.abc.Channel[str | bytes]):
     manager, or call :meth:`aclose`, to close it.
 
     Concurrency: one task may send while another receives; concurrent
-    senders take turns (their messages never interleave); two tasks
-    receiving at once is an error (:class:`trio.BusyResourceError`).
+    senders' messages never interleave, and those that find a write in
+    progress go out together in the next write (see :meth:`send`); two
+    tasks receiving at once is an error (:class:`trio.BusyResourceError`).
 
     Who reads the socket: incoming data is read by whichever call needs it
     (``receive()``, ``ping()``, ``aclose()``). Without a background task, the
@@ -53,7 +54,9 @@ class WebSocketConnection(trio.abc.Channel[str | bytes]):
 
     Cancellation: a cancelled ``receive()`` loses nothing. A ``send()``
     cancelled while its frames were being written may have sent part of a
-    frame; the connection is then unusable and is aborted (code 1006).
+    frame; the connection is then unusable and is aborted (code 1006). A
+    ``send()`` queued behind another task's write is sent even if it is
+    then cancelled (see :meth:`send`).
     When the ``async with`` block that owns the connection (or
     :func:`~trio_upgrade.open_upgrade`'s) ends with an exception, a
     cancellation or ``KeyboardInterrupt`` included, the server is told
@@ -241,9 +244,32 @@ class WebSocketConnection(trio.abc.Channel[str | bytes]):
         ``max_fragment_size`` set, a larger message goes out as several
         frames, still in one write.
 
+        Concurrent sends are coalesced: a call that finds another task's
+        write in progress queues its frames, and the task writing sends
+        everything queued meanwhile in one more write as soon as its own
+        returns; each queued call returns once the write that carried its
+        frames did. Messages go out in the order the calls queued them, with
+        pings and the close frame in their order too. A call alone adds no
+        wait. Queued frames are bounded (``WebSocket(write_buffer_limit=)``,
+        64 KiB by default): past the bound a call waits, queueing nothing,
+        until the writer has taken what waits.
+
+        Cancellation: a call cancelled before its frames were queued or
+        written sent nothing, and the connection is as it was. Once queued,
+        the frames *will* be written, in their place: a call cancelled while
+        it waits for the write that carries them raises
+        :exc:`trio.Cancelled` at once all the same (it does not wait for a
+        write it does not control); its message goes out with that write
+        or, if the writer was cancelled too, with the next call that writes
+        or reads. A call cancelled while its own write was under way, the
+        transport taking only part of it, aborts the connection (code
+        1006): a frame may have been cut short.
+
         Raises:
             TypeError: ``message`` is neither ``str`` nor bytes-like.
-            ConnectionClosed: the connection is closed or closing.
+            ConnectionClosed: the connection is closed or closing, or the
+                transport failed before the frames were written (also when
+                another task's write that carried them failed).
             ProtocolError: the connection was failed because of the server.
             trio.ClosedResourceError: :meth:`aclose` was called.
         """
@@ -252,10 +278,10 @@ class WebSocketConnection(trio.abc.Channel[str | bytes]):
         elif not isinstance(message, (str, bytes)):
             raise TypeError(f"expected str or bytes, got {type(message).__name__}")
         writer = self._writer
-        if writer.sending:
-            await writer.acquire()
-        else:  # uncontended: take the turn without a coroutine call
-            writer.sending = True
+        if writer.sending and await writer.queue(message, self._closing.closed_error):
+            return  # queued behind the write in progress, and written
+        # Uncontended: take the turn without a coroutine call.
+        writer.sending = True
         try:
             state = self._shared
             if state.closure is not None or state.local_close:
@@ -266,11 +292,12 @@ class WebSocketConnection(trio.abc.Channel[str | bytes]):
             # now, since nothing yields between here and the write.
             await trio.lowlevel.checkpoint_if_cancelled()
             data = writer.encode(message)
-            if writer.outbox:  # control frames that were waiting for a turn
+            if writer.outbox:  # frames that were waiting for a turn
                 data = writer.take_outbox() + data
             if not await writer.write(data) or (
-                # Control frames the reader queued while we wrote.
-                writer.outbox and not await writer.flush_outbox()
+                # Messages and control frames queued while we wrote: all
+                # of them in the next write.
+                writer.outbox and not await writer.flush_queued()
             ):
                 raise self._closing.closed_error()
         finally:

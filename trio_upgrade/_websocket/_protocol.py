@@ -17,7 +17,7 @@ from .._sansio._ws_deflate import BoundedDeflate, Deflate
 from .._sansio._ws_handshake import Switch, check_switch, new_key
 from ._connection import WebSocketConnection
 from ._reader import client_wsproto
-from ._shared import ConnectionSettings
+from ._shared import DEFAULT_WRITE_BUFFER_LIMIT, ConnectionSettings
 
 __all__ = [
     "DEFAULT_MAX_QUEUE",
@@ -211,6 +211,14 @@ class WebSocket(UpgradeProtocol[WebSocketConnection]):
         ping_timeout: fail the connection (close code 1011) when nothing
             comes within this many seconds of a keepalive ping (default 20);
             ``None`` to never fail.
+        write_buffer_limit: bytes of frames that ``send()`` calls may queue
+            behind a write in progress (default 64 KiB, what aiohttp writes
+            before it waits; ``websockets`` uses 32 KiB). The task writing
+            sends what was queued in one write when its own returns; a call
+            whose message would take the queue past the limit waits until
+            that write takes it (a message larger than the limit queues
+            alone). ``None`` for no limit: queued messages are then bounded
+            only by the number of tasks sending.
         require_subprotocol: when ``subprotocols`` are offered, fail the
             handshake if the server chose none. ``False`` (default) accepts
             such a 101, as RFC 6455 §4.1 allows and the ``websockets``
@@ -236,6 +244,7 @@ class WebSocket(UpgradeProtocol[WebSocketConnection]):
         ping_interval: float | None = DEFAULT_PING_INTERVAL,
         ping_timeout: float | None = DEFAULT_PING_TIMEOUT,
         require_subprotocol: bool = False,
+        write_buffer_limit: int | None = DEFAULT_WRITE_BUFFER_LIMIT,
     ) -> None:
         if isinstance(subprotocols, str):
             subprotocols = [subprotocols]
@@ -256,6 +265,7 @@ class WebSocket(UpgradeProtocol[WebSocketConnection]):
         _positive("max_fragment_size", max_fragment_size, integer=True)
         _positive("ping_interval", ping_interval, integer=False)
         _positive("ping_timeout", ping_timeout, integer=False)
+        _positive("write_buffer_limit", write_buffer_limit, integer=True)
         # Given explicitly (any value but the default object itself): a
         # connection where it cannot run warns, once (_warn_no_keepalive).
         self._keepalive_asked = (
@@ -271,6 +281,7 @@ class WebSocket(UpgradeProtocol[WebSocketConnection]):
             max_fragment_size=max_fragment_size,
             ping_interval=ping_interval,
             ping_timeout=ping_timeout,
+            write_buffer_limit=write_buffer_limit,
         )
 
     @property
@@ -321,6 +332,11 @@ class WebSocket(UpgradeProtocol[WebSocketConnection]):
     def ping_timeout(self) -> float | None:
         """Seconds a keepalive ping may go unanswered, or ``None``."""
         return self._settings.ping_timeout
+
+    @property
+    def write_buffer_limit(self) -> int | None:
+        """Bytes of frames concurrent sends may queue, or ``None``."""
+        return self._settings.write_buffer_limit
 
     def offer(self, target: Target) -> Offer[WebSocketConnection]:
         return _WebSocketOffer(self)

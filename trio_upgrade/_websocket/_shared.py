@@ -14,11 +14,26 @@ from dataclasses import dataclass
 import trio
 from wsproto.connection import Connection
 
-__all__ = ["BG", "FG", "Closure", "ConnectionSettings", "SharedState"]
+__all__ = [
+    "BG",
+    "DEFAULT_WRITE_BUFFER_LIMIT",
+    "FG",
+    "Closure",
+    "ConnectionSettings",
+    "SharedState",
+]
 
 #: Bytes a waiting ``ping()`` may queue past ``max_queue`` when there is no
 #: ``max_size`` (see :meth:`SharedState.past_limit`): the default max_size.
 LOOK_AHEAD = 2**20
+
+#: Bytes of frames that ``send()`` calls may queue behind a write in
+#: progress: 64 KiB, what aiohttp writes before it waits for the transport
+#: to drain (``websockets`` waits past 32 KiB, its ``write_limit``). Room
+#: for about 3,000 small messages to go out in the next write, or for one
+#: large message beside the one being written; a connection whose peer
+#: does not read holds at most this much beside the write in progress.
+DEFAULT_WRITE_BUFFER_LIMIT = 2**16
 
 FG = 1  # an application task holds the reader role
 BG = 2  # the background reader holds it
@@ -33,6 +48,7 @@ class ConnectionSettings:
     max_fragment_size: int | None
     ping_interval: float | None
     ping_timeout: float | None
+    write_buffer_limit: int | None = DEFAULT_WRITE_BUFFER_LIMIT
 
 
 class Closure:

@@ -1,10 +1,23 @@
 """The writer role: turns to write, the outbox of control frames, encoding.
 
-Writers take turns (FIFO), so frames of concurrent messages never
-interleave. Control frames the reader must send (pongs, the close answer)
-are appended to an outbox that the next writer flushes with its own frames:
-one ``send_all`` carries as many frames as are ready. Pongs lead the outbox
-and are bounded (:data:`PONG_BACKLOG`).
+One task at a time holds the turn to write, so frames of concurrent
+messages never interleave. Everything that waits to be written is in the
+outbox, in order: control frames the reader must send (pongs, the close
+answer), pings, our close frame, and the messages of ``send()`` calls that
+found a write in progress (write coalescing). The task that holds the turn
+writes its own frames, then, each time a ``send_all`` returns, everything
+queued meanwhile in one more ``send_all``, until the outbox is empty; so
+``N`` senders behind a slow write cost one more write, not ``N``. Each
+take of the outbox is a *batch*, numbered: a queued sender waits until its
+batch was written (``written``), and is told if it never will be.
+
+Bounds: messages and control frames queue while they fit in
+``write_buffer_limit`` bytes (one always fits in an empty outbox); past it,
+a sender waits, queueing nothing, until the turn's holder takes the outbox.
+Pongs lead the outbox, ahead of the frames that wait (never inside a
+message: those are queued whole), and are bounded apart
+(:data:`PONG_BACKLOG`), so a server's pings cannot fill the room of the
+application's messages nor be held up by them.
 
 Two variants, chosen when the connection is built: :class:`Writer` encodes
 with wsproto's ``send``; :class:`FastWriter` builds unfragmented data
@@ -15,8 +28,9 @@ frames and our close frame itself when that gives wsproto's bytes
 
 from __future__ import annotations
 
+import math
 import struct
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import trio
 from wsproto.connection import Connection
@@ -87,14 +101,27 @@ def _send_close(ws: Connection, fast: bool, code: int, reason: str) -> bytes:
 class Writer:
     """Turns to write and the outbox; frames built by wsproto."""
 
-    __slots__ = ("_lot", "_shared", "outbox", "pong_end", "sending")
+    __slots__ = (
+        "_lot",
+        "_queued",
+        "_shared",
+        "outbox",
+        "pong_end",
+        "sending",
+        "taken",
+        "written",
+    )
 
     def __init__(self, state: SharedState) -> None:
         self._shared = state
         self.outbox = bytearray()
         self.pong_end = 0  # the outbox starts with this many bytes of pongs
         self.sending = False  # a task holds the turn
-        self._lot: trio.lowlevel.ParkingLot | None = None
+        self.taken = 0  # batches taken from the outbox so far
+        self.written = 0  # the last batch written whole
+        self._lot: trio.lowlevel.ParkingLot | None = None  # drain() waits
+        # send() calls whose frames wait for their batch, or for room.
+        self._queued: trio.lowlevel.ParkingLot | None = None
 
     # -- frames --------------------------------------------------------
 
@@ -149,11 +176,21 @@ class Writer:
         self.pong_end = end + len(pong)
 
     def take_outbox(self) -> bytes:
-        """Everything in the outbox, which is left empty."""
+        """Everything in the outbox, which is left empty: the next batch.
+
+        The caller holds the turn and writes it at once (:meth:`write`).
+        """
         data = bytes(self.outbox)
         self.outbox.clear()
         self.pong_end = 0
+        self.taken += 1
+        self._wake()  # room again for senders that wait for it
         return data
+
+    def _wake(self) -> None:
+        queued = self._queued
+        if queued:
+            queued.unpark_all()
 
     # -- turns ---------------------------------------------------------
 
@@ -170,9 +207,12 @@ class Writer:
     def release(self) -> None:
         lot = self._lot
         if lot:
-            lot.unpark()
+            lot.unpark()  # the turn goes to drain(), which writes the rest
         else:
             self.sending = False
+            # Queued frames the holder left (cancelled): a waiting sender
+            # takes the turn and writes them.
+            self._wake()
 
     # Ctrl-C (KeyboardInterrupt) may strike at any bytecode; here it would
     # leave us not knowing whether the frames went out, and the connection
@@ -191,14 +231,19 @@ class Writer:
             await state.stream.send_all(data)
         except TRANSPORT_ERRORS as exc:
             state.lost(exc)
+            self._wake()  # queued senders: their frames will never go
             await state.shut()
             return False
         except BaseException:
             # Interrupted midway (cancelled): a frame may be cut short and
             # nothing can follow it. The connection is over.
             state.set_closure(1006, "a write was interrupted")
+            self._wake()
             await state.shut()
             raise
+        # Everything taken so far is written: one write at a time (the turn).
+        self.written = self.taken
+        self._wake()
         return True
 
     async def flush_outbox(self) -> bool:
@@ -211,6 +256,76 @@ class Writer:
             data = self.take_outbox()
             if not await self.write(data):
                 return False
+        return True
+
+    async def flush_queued(self) -> bool:
+        """After a ``send()``'s own write: write what was queued meanwhile.
+
+        The caller holds the turn. ``False`` when the transport failed.
+        Cancelled, it stops between writes without raising (the caller's
+        message was written): :meth:`release` hands the rest to a sender
+        that waits for it, or it waits in the outbox for the next writer.
+        """
+        while self.outbox and trio.current_effective_deadline() != -math.inf:
+            if not await self.write(self.take_outbox()):
+                return False
+        return True
+
+    async def queue(
+        self, message: str | bytes, closed: Callable[[], Exception]
+    ) -> bool:
+        """``send()`` found a write in progress: queue behind it.
+
+        Waits for room (``write_buffer_limit``) queueing nothing, so
+        cancelled meanwhile nothing is sent; then encodes and queues the
+        message's frames, from which point they will be written, and waits
+        until their batch was written. Returns ``False``, without having
+        queued anything or passed a schedule point, when the turn is free
+        (the writer left): the caller takes it and writes itself.
+
+        Raises:
+            closed(): the connection ended before the frames were written.
+            trio.Cancelled: cancelled while waiting; once the frames are
+                queued they are written all the same.
+        """
+        state = self._shared
+        limit = state.settings.write_buffer_limit
+        size = len(message)
+        lot = self._queued
+        if lot is None:
+            lot = self._queued = trio.lowlevel.ParkingLot()
+        while True:
+            if state.closure is not None or state.local_close:
+                await trio.lowlevel.checkpoint()
+                raise closed()
+            if not self.sending:
+                return False
+            waiting = len(self.outbox) - self.pong_end
+            if not waiting or limit is None or waiting + size <= limit:
+                break
+            await lot.park()  # woken when the outbox is taken
+        # As send(): a cancelled call must not touch the compressor.
+        await trio.lowlevel.checkpoint_if_cancelled()
+        self.outbox += self.encode(message)
+        batch = self.taken + 1  # the next take carries these frames
+        while self.written < batch:
+            if state.transport_closed:
+                raise closed()
+            if not await self._take_over(closed):
+                await lot.park()  # woken after each write, and on release
+        return True
+
+    async def _take_over(self, closed: Callable[[], Exception]) -> bool:
+        """Write the outbox if nobody holds the turn (its holder left the
+        frames, cancelled); ``False`` if somebody does."""
+        if self.sending:
+            return False
+        self.sending = True
+        try:
+            if not await self.flush_outbox():
+                raise closed()
+        finally:
+            self.release()
         return True
 
     async def flush_control(self) -> None:
