@@ -323,3 +323,12 @@ def test_tutorial_shows_the_demo_as_it_runs() -> None:
     for shown in textwrap.dedent(excerpt).splitlines():
         if shown.strip() not in {"", "..."}:
             assert shown in lines, f"{shown!r} not in the demo's output (in order)"
+
+
+async def test_concurrent_sends(capsys: pytest.CaptureFixture[str]) -> None:
+    with trio.fail_after(10):
+        lines = await load("concurrent_sends").main()
+    assert lines == ["1000 echoes from 10 tasks", "each task's messages in order: True"]
+    assert capsys.readouterr().out == "".join(f"{line}\n" for line in lines)
+    howto = (EXAMPLES.parent / "howto" / "concurrent-sends.rst").read_text()
+    assert "".join(f"    {line}\n" for line in lines) in howto
