@@ -261,9 +261,11 @@ class WebSocketConnection(trio.abc.Channel[str | bytes]):
         :exc:`trio.Cancelled` at once all the same (it does not wait for a
         write it does not control); its message goes out with that write
         or, if the writer was cancelled too, with the next call that writes
-        or reads. A call cancelled while its own write was under way, the
-        transport taking only part of it, aborts the connection (code
-        1006): a frame may have been cut short.
+        or reads. A call cancelled while a write it made was under way (its
+        own frames, and any queued behind them), the transport taking only
+        part of it, aborts the connection (code 1006): a frame may have been
+        cut short. Between two writes, a call whose message was written
+        stops writing for others and returns; a waiting call takes over.
 
         Raises:
             TypeError: ``message`` is neither ``str`` nor bytes-like.
