@@ -141,6 +141,19 @@ async def test_a_send_past_the_bound_waits_until_the_buffer_is_taken() -> None:
             assert got == [(2, BIG), (2, b"b" * 60), (2, b"c" * 60)]
 
 
+async def test_text_counts_toward_the_bound_in_utf8_bytes() -> None:
+    with trio.fail_after(10):
+        async with loopback(write_buffer_limit=100) as (conn, client, server):
+            async with trio.open_nursery() as nursery:
+                await blocked_on_big(conn, client, nursery)
+                await queued(nursery, conn.send, b"x" * 50)
+                # 25 characters, 50 bytes: 56 + 50 would pass 100 bytes.
+                await queued(nursery, conn.send, "é" * 25)
+                assert len(conn._writer.outbox) == 2 + 4 + 50
+                got = await frames(server, 3, bytearray())
+            assert got == [(2, BIG), (2, b"x" * 50), (1, ("é" * 25).encode())]
+
+
 async def test_a_message_larger_than_the_bound_queues_alone() -> None:
     with trio.fail_after(10):
         async with loopback(write_buffer_limit=10) as (conn, client, server):

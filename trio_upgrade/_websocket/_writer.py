@@ -279,9 +279,9 @@ class Writer:
         Waits for room (``write_buffer_limit``) queueing nothing, so
         cancelled meanwhile nothing is sent; then encodes and queues the
         message's frames, from which point they will be written, and waits
-        until their batch was written. Returns ``False``, without having
-        queued anything or passed a schedule point, when the turn is free
-        (the writer left): the caller takes it and writes itself.
+        until their batch was written. Returns ``False``, having queued
+        nothing, when the turn is free (the writer left): the caller takes
+        it at once and writes itself.
 
         Raises:
             closed(): the connection ended before the frames were written.
@@ -290,7 +290,12 @@ class Writer:
         """
         state = self._shared
         limit = state.settings.write_buffer_limit
-        size = len(message)
+        # Counted by its payload (its frames' headers add at most 14 bytes).
+        size = (
+            len(message)
+            if isinstance(message, bytes) or message.isascii()
+            else len(message.encode("utf-8"))
+        )
         lot = self._queued
         if lot is None:
             lot = self._queued = trio.lowlevel.ParkingLot()
