@@ -11,7 +11,7 @@ calls and bytes.
 from __future__ import annotations
 
 import socket
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
 import pytest
@@ -94,9 +94,11 @@ async def blocked_on_big(
     assert conn._writer.sending  # still writing: the server does not read
 
 
-async def queued(nursery: trio.Nursery, send: object, *args: object) -> None:
+async def queued(
+    nursery: trio.Nursery, send: Callable[..., Awaitable[object]], *args: object
+) -> None:
     """Start a task and let it block (so tasks queue in a known order)."""
-    nursery.start_soon(send, *args)  # type: ignore[arg-type]
+    nursery.start_soon(send, *args)
     await trio.testing.wait_all_tasks_blocked()
 
 
@@ -237,7 +239,7 @@ async def test_a_cancelled_queued_send_is_still_written_in_its_place() -> None:
 async def test_a_failed_write_is_reported_to_every_queued_sender() -> None:
     with trio.fail_after(10):
         async with loopback() as (conn, client, server):
-            errors: dict[str, BaseException] = {}
+            errors: dict[str, ConnectionClosed] = {}
 
             async def send(name: str, message: bytes) -> None:
                 try:
