@@ -243,7 +243,9 @@ class Writer:
             raise
         # Everything taken so far is written: one write at a time (the turn).
         self.written = self.taken
-        self._wake()
+        queued = self._queued
+        if queued is not None and queued:  # inline: every send comes here
+            queued.unpark_all()
         return True
 
     async def flush_outbox(self) -> bool:
