@@ -211,8 +211,10 @@ class Writer:
         else:
             self.sending = False
             # Queued frames the holder left (cancelled): a waiting sender
-            # takes the turn and writes them.
-            self._wake()
+            # takes the turn and writes them. Inline: every send comes here.
+            queued = self._queued
+            if queued is not None and queued:
+                queued.unpark_all()
 
     # Ctrl-C (KeyboardInterrupt) may strike at any bytecode; here it would
     # leave us not knowing whether the frames went out, and the connection
