@@ -12,6 +12,7 @@ from functools import partial
 import pytest
 import trio
 import trustme
+from h2.errors import ErrorCodes
 from ws_support import frame, serve_ws, ws_script
 from wsproto.events import Message
 
@@ -21,6 +22,7 @@ from trio_upgrade import (
     Limits,
     ProtocolError,
     RawStream,
+    StreamReset,
     UpgradeTimeout,
     WebSocket,
     WebSocketConnection,
@@ -334,6 +336,41 @@ async def test_server_close_closes_the_socket_and_aclose_still_checkpoints() -> 
             assert transport.socket.fileno() == -1
             with trio.testing.assert_checkpoints():
                 await ws.aclose()
+
+
+async def test_close_codes_are_plain_ints() -> None:
+    # wsproto reports close codes as its CloseReason IntEnum, whose str() is
+    # "CloseReason.NORMAL_CLOSURE" on Python 3.10 and "1000" later: what a
+    # user prints or logs must not depend on that (found by the tutorial's
+    # output check under nox -s tests-3.10).
+    async def close_normally(stream: RawStream) -> None:
+        await stream.send_all(frame(b"\x03\xe8", 0x8))
+        await stream.aclose()
+
+    with trio.fail_after(10):
+        async with open_upgrade_server(script=ws_script(close_normally)) as server:
+            ws = await trio_upgrade.upgrade(server.url(), WebSocket())
+            with pytest.raises(ConnectionClosed) as caught:
+                await ws.receive()
+            await ws.aclose()
+        assert type(ws.close_code) is int
+        assert type(caught.value.code) is int
+        assert "code 1000" in str(caught.value)
+        # Our close, answered by the server (wsproto parses the answer).
+        async with serve_ws() as (server, _):
+            ws = await trio_upgrade.upgrade(server.url(), WebSocket())
+            await ws.aclose()
+        assert type(ws.close_code) is int
+        assert f"{ws.close_code}" == "1000"
+
+
+def test_error_codes_are_plain_ints() -> None:
+    # The same for h2's ErrorCodes, which HTTP/2 errors carry.
+    closed = ConnectionClosed(ErrorCodes.NO_ERROR, normal=True)
+    reset = StreamReset("reset", code=ErrorCodes.CANCEL, stream_id=1)
+    assert type(closed.code) is int
+    assert type(reset.code) is int
+    assert "code 0" in str(closed)
 
 
 async def test_send_while_another_task_receives() -> None:

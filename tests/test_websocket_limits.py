@@ -240,10 +240,15 @@ trio.run(main)
 # compression, 3.3 KiB with, 8.9 KiB with a nursery's background reader;
 # docs/perf/memory.rst) for other Pythons' object sizes. Before issue 13
 # they were 4.6, 5.3 and 10.8 KiB: the first two budgets fail there.
+# Python 3.10's coroutine frames and Trio's task objects are larger, and the
+# background reader is a task: 12.4 KiB there with a nursery (13.0 with
+# trio 0.25), against 8.9 on 3.11 and 9.3 on 3.13; the other two cases
+# measure 3.2 and 4.1 KiB on 3.10.
+_NURSERY_BUDGET = (11 if sys.version_info >= (3, 11) else 14) * 1024
 _IDLE_BUDGETS = [
     pytest.param(False, None, 4 * 1024, id="plain"),
     pytest.param(False, "deflate", 5 * 1024, id="deflate"),
-    pytest.param(True, "deflate", 11 * 1024, id="deflate-nursery"),
+    pytest.param(True, "deflate", _NURSERY_BUDGET, id="deflate-nursery"),
 ]
 
 

@@ -387,6 +387,9 @@ class ConnectionClosed(UpgradeError):
     """
 
     def __init__(self, code: int | None, reason: str = "", *, normal: bool) -> None:
+        # A plain int, whatever enum the protocol library gave (wsproto's
+        # CloseReason, h2's ErrorCodes print as names on Python 3.10).
+        code = None if code is None else int(code)
         detail = f"code {code}" if code is not None else "no code"
         if reason:
             detail += f", reason {reason!r}"
@@ -412,7 +415,7 @@ class StreamReset(UpgradeError):
 
     def __init__(self, message: str, *, code: int, stream_id: int | None) -> None:
         super().__init__(message)
-        self.code = code
+        self.code = int(code)  # a plain int, not h2's ErrorCodes (see above)
         self.stream_id = stream_id
 
 

@@ -212,7 +212,9 @@ class SharedState:
         cause: BaseException | None = None,
     ) -> None:
         if self.closure is None:
-            self.closure = Closure(code, reason, error, cause)
+            # int(): wsproto's codes are its CloseReason IntEnum, which
+            # prints as a name on Python 3.10; users get plain numbers.
+            self.closure = Closure(int(code), reason, error, cause)
 
     def lost(self, cause: BaseException | None) -> None:
         """The transport ended (EOF or error): no more reading."""
