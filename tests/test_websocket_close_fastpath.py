@@ -127,7 +127,7 @@ async def test_close_fast_path_gives_wsprotos_outcome(
     # The autojump clock: a failed connection lingers up to close_timeout.
     data, fast = CASES[case]
     # The same masking key for our frames and wsproto's.
-    monkeypatch.setattr(_frames, "_urandom", lambda n: KEY)
+    monkeypatch.setattr(_frames, "mask_key", lambda: KEY)
     monkeypatch.setattr(os, "urandom", lambda n: KEY)
     taken: list[bool] = []
     original = FastReader._take_close
@@ -150,7 +150,7 @@ async def test_close_fast_path_gives_wsprotos_outcome(
 async def test_close_answer_is_wsprotos_frame(
     monkeypatch: pytest.MonkeyPatch, autojump_clock: Any
 ) -> None:
-    monkeypatch.setattr(_frames, "_urandom", lambda n: KEY)
+    monkeypatch.setattr(_frames, "mask_key", lambda: KEY)
     monkeypatch.setattr(os, "urandom", lambda n: KEY)
     outcome = await _server_closes_first(frame(_close(1000, b"bye"), 0x8), True)
     ws = Connection(ConnectionType.CLIENT)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import random
+import threading
 from typing import Any
 
 import pytest
@@ -85,7 +86,7 @@ def test_frames_are_wsprotos(
 ) -> None:
     message = _payload(size, text)
     key = bytes([0x9A, 0x01, size % 256, 0x3C])
-    monkeypatch.setattr(_frames, "_urandom", lambda n: key)
+    monkeypatch.setattr(_frames, "mask_key", lambda: key)
     if isinstance(message, str):
         ours = _frames.build_frame(1, message.encode("utf-8"))
     else:
@@ -96,16 +97,46 @@ def test_frames_are_wsprotos(
 def test_every_frame_has_a_fresh_key_from_urandom(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    calls: list[int] = []
+    # Keys come from os.urandom 256 at a time, each 4 bytes of its output
+    # used once, in order: 600 frames draw three blocks.
+    blocks: list[bytes] = []
 
     def urandom(n: int) -> bytes:
-        calls.append(n)
-        return os.urandom(n)
+        blocks.append(os.urandom(n))
+        return blocks[-1]
 
     monkeypatch.setattr(_frames, "_urandom", urandom)
-    keys = {bytes(_frames.build_frame(2, b"same payload"))[2:6] for _ in range(20)}
-    assert calls == [4] * 20
-    assert len(keys) > 1
+    _frames._forget_keys()
+    keys = [bytes(_frames.build_frame(2, b"same payload"))[2:6] for _ in range(600)]
+    assert [len(b) for b in blocks] == [1024] * 3
+    drawn = b"".join(blocks)
+    assert keys == [drawn[i : i + 4] for i in range(0, 2400, 4)]
+
+
+def test_threads_and_forked_children_draw_keys_of_their_own() -> None:
+    _frames._forget_keys()
+    here = _frames.mask_key()
+    other: list[bytes] = []
+    thread = threading.Thread(target=lambda: other.append(_frames.mask_key()))
+    thread.start()
+    thread.join()
+    # The other thread drew a block of its own, not this thread's next key.
+    assert other[0] != _frames._keys.block[4:8]
+    assert _frames._keys.block[:4] == here
+    if not hasattr(os, "fork"):
+        return
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child
+        os.write(write, _frames.mask_key())
+        os._exit(0)
+    os.waitpid(pid, 0)
+    child = os.read(read, 4)
+    os.close(read)
+    os.close(write)
+    # The child did not take the parent's next key from the inherited block.
+    assert child != _frames._keys.block[4:8]
+    assert _frames.mask_key() == _frames._keys.block[4:8]
 
 
 @pytest.mark.parametrize("size", [*SIZES, 4097, 100_003])
@@ -371,7 +402,7 @@ def test_close_frames_are_wsprotos(
     from trio_upgrade._websocket._writer import _send_close
 
     key = bytes([0x11, 0x22, code % 256, 0x44])
-    monkeypatch.setattr(_frames, "_urandom", lambda n: key)
+    monkeypatch.setattr(_frames, "mask_key", lambda: key)
     ours_ws = Connection(ConnectionType.CLIENT)
     ours = _send_close(ours_ws, True, code, reason)
     theirs_ws = Connection(ConnectionType.CLIENT)

@@ -6,9 +6,10 @@ what wsproto would produce, and leave everything else to it.
 
 * :func:`build_frame` builds a client's unfragmented text or binary frame:
   FIN set, no RSV bits, a fresh masking key from :func:`os.urandom` per frame
-  (RFC 6455 §5.3). wsproto's ``Connection.send`` of such a frame changes no
-  state when no extension is in force and no fragmented message is being
-  sent, so the caller checks exactly that
+  (RFC 6455 §5.3; drawn 256 at a time, :func:`mask_key`). wsproto's
+  ``Connection.send`` of such a frame changes no state when no extension is
+  in force and no fragmented message is being sent, so the caller checks
+  exactly that
   (``_wsproto_compat.can_build_frames``) and otherwise calls wsproto.
 * :func:`plain_header` recognises the header of a server frame that wsproto
   would accept and turn into one complete message on its own: FIN, no RSV
@@ -30,6 +31,7 @@ from __future__ import annotations
 
 import os
 import struct
+import threading
 from typing import Protocol
 
 from . import _speedups
@@ -38,6 +40,46 @@ from ._wsproto_compat import xor_tables
 __all__ = ["ACCELERATED", "MORE", "build_frame", "mask", "plain_header"]
 
 _urandom = os.urandom
+
+#: Bytes of masking keys drawn from the system's CSPRNG at a time: 256 keys
+#: per call of os.urandom. A call is a system call (about a microsecond, as
+#: much as building a small frame); each key is as unpredictable as one
+#: drawn alone (RFC 6455 §5.3 asks for a strong source of entropy).
+_KEY_BLOCK = 1024
+
+
+class _KeyPool(threading.local):
+    """Each thread's unused masking keys (no two threads share one)."""
+
+    def __init__(self) -> None:
+        self.block = b""
+        self.pos = _KEY_BLOCK
+
+
+_keys = _KeyPool()
+
+
+def _forget_keys() -> None:
+    # A forked child must not send the keys its parent will send.
+    _keys.block = b""
+    _keys.pos = _KEY_BLOCK
+
+
+if hasattr(os, "register_at_fork"):  # pragma: no branch - not on Windows
+    os.register_at_fork(after_in_child=_forget_keys)
+
+
+def mask_key() -> bytes:
+    """A fresh 4-byte masking key from the system's CSPRNG, never reused."""
+    keys = _keys
+    pos = keys.pos
+    if pos >= _KEY_BLOCK:
+        keys.block = _urandom(_KEY_BLOCK)
+        pos = 0
+    keys.pos = pos + 4
+    return keys.block[pos : pos + 4]
+
+
 _pack_H = struct.Struct("!H").pack
 _pack_Q = struct.Struct("!Q").pack
 
@@ -124,9 +166,9 @@ def build_frame(opcode: int, payload: bytes) -> bytes | bytearray:
     """A masked client frame: FIN, ``opcode`` (1, 2 or 8), ``payload``.
 
     The same bytes as wsproto's ``Connection.send`` for the same masking
-    key; the key is fresh from :func:`os.urandom`.
+    key; the key is fresh from :func:`os.urandom` (:func:`mask_key`).
     """
-    key = _urandom(4)
+    key = mask_key()
     size = len(payload)
     if _accelerator is not None:
         # One allocation: header, key and masked payload written in place.
