@@ -40,6 +40,8 @@ NOT_LIMITS = {
     "DEFAULT_WINDOW": "RFC 9113 §6.5.2's initial window, checked on HTTP2Options",
     "MORE": "a sentinel of the frame parser",
     "_INT_MASK_BELOW": "a choice of masking code path by size",
+    "_KEY_BLOCK": "masking keys drawn per os.urandom call",
+    "SLICE": "how often a call that need not wait still yields to Trio",
     "FG": "an enumeration value",
     "BG": "an enumeration value",
     "ABNORMAL_CLOSURE": "a close code (1006)",

@@ -27,6 +27,7 @@ from trio_upgrade import (
     WebSocket,
     WebSocketConnection,
 )
+from trio_upgrade._transport import _fastio
 from trio_upgrade._websocket._writer import _split
 from trio_upgrade.testing import UpgradeServer, open_upgrade_server
 from trio_upgrade.testing._websocket import (
@@ -511,8 +512,17 @@ class _CancelAtStep(trio.abc.Instrument):
                 self.scope.cancel()
 
 
+@pytest.mark.parametrize("every_call", [True, False], ids=["yield-always", "slice"])
 @pytest.mark.parametrize("scenario", [_with_nursery, _without_nursery])
-async def test_cancellation_at_every_step_leaves_no_socket(scenario: Scenario) -> None:
+async def test_cancellation_at_every_step_leaves_no_socket(
+    scenario: Scenario, every_call: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A call that does not have to wait is a schedule point once a
+    # millisecond (trio_upgrade/_transport/_fastio.py): with SLICE = 0 every
+    # cancel point is one too, so that cancelling at each step of the task
+    # reaches every cancel point; with the default, the steps that remain.
+    if every_call:
+        monkeypatch.setattr(_fastio, "SLICE", 0.0)
     async with serve_ws() as (server, _):
         task = trio.lowlevel.current_task()
         step = 0
@@ -531,7 +541,7 @@ async def test_cancellation_at_every_step_leaves_no_socket(scenario: Scenario) -
                 break
         with trio.fail_after(15):
             records = await server.wait_closed(len(server.connections))
-    assert step > 10
+    assert step > (10 if every_call else 5)
     assert all(r.client_closed for r in records), [
         r.index for r in records if not r.client_closed
     ]

@@ -217,6 +217,10 @@ async def test_backpressure_stops_reading() -> None:
                 assert sent - stalled <= 2
                 for i in range(count):
                     assert await ws.receive() == i.to_bytes(4, "big") * 16384
+                # The server's task counts a message once its send returns:
+                # let it run (a receive that finds its message need not be
+                # a schedule point, so the last count may still be pending).
+                await trio.testing.wait_all_tasks_blocked()
                 assert sent == count
 
 

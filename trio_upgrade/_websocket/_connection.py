@@ -207,9 +207,14 @@ class WebSocketConnection(trio.abc.Channel[str | bytes]):
                 head = state.head
                 if head < len(queue):
                     if not checkpointed:
-                        await trio.lowlevel.checkpoint()
+                        # A cancel point always; a schedule point unless
+                        # this connection made one within a millisecond.
+                        await trio.lowlevel.checkpoint_if_cancelled()
                         checkpointed = True
-                        continue  # aclose() may have run meanwhile
+                        io = state.io
+                        if io.due():
+                            await io.schedule_point()
+                            continue  # aclose() may have run meanwhile
                     message = queue[head]
                     state.pop_front(head, queue)
                     return message

@@ -170,7 +170,7 @@ class WebSocketEngine:
             # The rest of a long frame: fewer, larger reads.
             size = min(long.need, BIG_RECEIVE_SIZE)
         try:
-            data = await state.stream.receive_some(size)
+            data = await state.io.receive_some(size)
         except TRANSPORT_ERRORS as exc:
             self._release_reader(role)
             state.lost(exc)

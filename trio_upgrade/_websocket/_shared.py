@@ -14,6 +14,8 @@ from dataclasses import dataclass
 import trio
 from wsproto.connection import Connection
 
+from .._transport._fastio import ConnectionIO
+
 __all__ = [
     "BG",
     "DEFAULT_WRITE_BUFFER_LIMIT",
@@ -77,6 +79,7 @@ class SharedState:
         "extra",
         "fg_waiting",
         "head",
+        "io",
         "ka_scope",
         "local_close",
         "must_close",
@@ -99,6 +102,10 @@ class SharedState:
         close_timeout: float,
     ) -> None:
         self.stream = stream
+        # The per-message reads and writes (send(), receive()): the socket
+        # under a plain SocketStream, schedule points once a millisecond
+        # when nothing has to wait (trio_upgrade/_transport/_fastio.py).
+        self.io = ConnectionIO(stream)
         self.ws = ws
         self.settings = settings
         self.close_timeout = close_timeout

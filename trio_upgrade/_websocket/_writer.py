@@ -230,7 +230,9 @@ class Writer:
         """
         state = self._shared
         try:
-            await state.stream.send_all(data)
+            # A schedule point only if none was made in the last
+            # millisecond, when the socket takes everything at once.
+            await state.io.send_all(data)
         except TRANSPORT_ERRORS as exc:
             state.lost(exc)
             self._wake()  # queued senders: their frames will never go
