@@ -61,8 +61,8 @@ async def test_bytes_go_through_as_with_the_stream(via_socket: bool) -> None:
     async with left, right:
         io = ConnectionIO(left)
         if not via_socket:
-            io._sock = None
-        assert (io._sock is not None) == via_socket
+            io.sock = None
+        assert (io.sock is not None) == via_socket
         chunks = [bytes([i % 256]) * (1 + i * 37) for i in range(200)]
         sent = b"".join(chunks)
         got = bytearray()
@@ -96,7 +96,7 @@ async def test_bytes_go_through_as_with_the_stream(via_socket: bool) -> None:
 async def test_errors_are_socket_streams() -> None:
     left, right = await _pair()
     io = ConnectionIO(left)
-    assert io._sock is not None
+    assert io.sock is not None
     await right.aclose()
 
     async def fill() -> None:
@@ -171,7 +171,7 @@ async def test_a_sending_loop_lets_other_tasks_run() -> None:
     async with echo_server() as url:
         ws = await trio_upgrade.upgrade(url, [WebSocket(compression=None)])
         async with ws, trio.open_nursery() as nursery:
-            assert (ws._shared.io._sock is not None) == _speedups.ENABLED
+            assert (ws._shared.io.sock is not None) == _speedups.ENABLED
             nursery.start_soon(ticker)
             await trio.lowlevel.checkpoint()
             start = trio.current_time()

@@ -9,6 +9,7 @@ with the fast path as through wsproto alone. With the switch off
 
 from __future__ import annotations
 
+import itertools
 import os
 import random
 import threading
@@ -113,18 +114,37 @@ def test_every_frame_has_a_fresh_key_from_urandom(
     assert keys == [drawn[i : i + 4] for i in range(0, 2400, 4)]
 
 
-def test_threads_and_forked_children_draw_keys_of_their_own() -> None:
+def test_threads_and_forked_children_never_share_a_key(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Blocks of distinct 4-byte numbers stand in for os.urandom, so that a
+    # key seen twice was handed out twice (random keys may collide).
+    counter = itertools.count()
+
+    def numbered(n: int) -> bytes:
+        return b"".join(next(counter).to_bytes(4, "big") for _ in range(n // 4))
+
+    monkeypatch.setattr(_frames, "_urandom", numbered)
     _frames._forget_keys()
-    here = _frames.mask_key()
-    other: list[bytes] = []
-    thread = threading.Thread(target=lambda: other.append(_frames.mask_key()))
-    thread.start()
-    thread.join()
-    # The other thread drew a block of its own, not this thread's next key.
-    assert other[0] != _frames._keys.block[4:8]
-    assert _frames._keys.block[:4] == here
+    first = _frames.mask_key()
+    taken: list[list[bytes]] = [[] for _ in range(4)]
+
+    def take(into: list[bytes]) -> None:
+        into.extend(_frames.mask_key() for _ in range(2000))
+
+    threads = [threading.Thread(target=take, args=(into,)) for into in taken]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    keys = [first, *(key for into in taken for key in into)]
+    assert len(set(keys)) == len(keys)  # 8,001 keys, none handed out twice
+    monkeypatch.undo()
+    _frames._forget_keys()
     if not hasattr(os, "fork"):
         return
+    _frames.mask_key()
+    upcoming = _frames._keys[0] if _frames._keys else None
     read, write = os.pipe()
     pid = os.fork()
     if pid == 0:  # pragma: no cover - the child
@@ -134,9 +154,10 @@ def test_threads_and_forked_children_draw_keys_of_their_own() -> None:
     child = os.read(read, 4)
     os.close(read)
     os.close(write)
-    # The child did not take the parent's next key from the inherited block.
-    assert child != _frames._keys.block[4:8]
-    assert _frames.mask_key() == _frames._keys.block[4:8]
+    # The child drew keys of its own, not the parent's next one.
+    assert upcoming is not None
+    assert child != upcoming
+    assert _frames.mask_key() == upcoming
 
 
 @pytest.mark.parametrize("size", [*SIZES, 4097, 100_003])

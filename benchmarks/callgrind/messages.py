@@ -15,13 +15,18 @@ with 2N and one with N and divide by N::
 
 Arguments: ``ws`` (trio_upgrade) or ``raw`` (the figures' floor,
 ``raw-trio``); ``echo`` or ``pipelined``; N; optionally the server's URL.
-Under valgrind the client runs about fifty times slower, so time-based
-behaviour (a schedule point at least once a millisecond) happens more often
-per message than at full speed: the counts are an upper bound there.
+
+Under valgrind the client runs about fifty times slower, so what depends on
+the clock (a send or receive that need not wait is a schedule point once a
+millisecond, ``SLICE``) happens about fifty times more often per message
+than at full speed. ``TRIO_UPGRADE_BENCH_SLICE=0.05`` sets ``SLICE`` to
+50 ms for the run, which gives under valgrind about the native number of
+schedule points per message; without it, the counts are an upper bound.
 """
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import AsyncIterator
 from contextlib import ExitStack, asynccontextmanager
@@ -89,6 +94,11 @@ async def run(kind: str, mode: str, url: str, n: int) -> None:
 
 def main() -> None:
     kind, mode, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
+    slice_ = os.environ.get("TRIO_UPGRADE_BENCH_SLICE")
+    if slice_:
+        from trio_upgrade._transport import _fastio
+
+        _fastio.SLICE = float(slice_)
     if kind not in ("ws", "raw") or mode not in ("echo", "pipelined"):
         raise SystemExit(__doc__)
     with ExitStack() as stack:

@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import os
 import struct
-import threading
+from collections import deque
 from typing import Protocol
 
 from . import _speedups
@@ -48,21 +48,14 @@ _urandom = os.urandom
 _KEY_BLOCK = 1024
 
 
-class _KeyPool(threading.local):
-    """Each thread's unused masking keys (no two threads share one)."""
-
-    def __init__(self) -> None:
-        self.block = b""
-        self.pos = _KEY_BLOCK
-
-
-_keys = _KeyPool()
+#: Unused masking keys. ``deque.popleft`` is atomic, so threads never take
+#: the same key; each key is 4 bytes of one os.urandom block, used once.
+_keys: deque[bytes] = deque()
 
 
 def _forget_keys() -> None:
     # A forked child must not send the keys its parent will send.
-    _keys.block = b""
-    _keys.pos = _KEY_BLOCK
+    _keys.clear()
 
 
 if hasattr(os, "register_at_fork"):  # pragma: no branch - not on Windows
@@ -71,13 +64,12 @@ if hasattr(os, "register_at_fork"):  # pragma: no branch - not on Windows
 
 def mask_key() -> bytes:
     """A fresh 4-byte masking key from the system's CSPRNG, never reused."""
-    keys = _keys
-    pos = keys.pos
-    if pos >= _KEY_BLOCK:
-        keys.block = _urandom(_KEY_BLOCK)
-        pos = 0
-    keys.pos = pos + 4
-    return keys.block[pos : pos + 4]
+    while True:
+        try:
+            return _keys.popleft()
+        except IndexError:
+            block = _urandom(_KEY_BLOCK)
+            _keys.extend([block[i : i + 4] for i in range(0, _KEY_BLOCK, 4)])
 
 
 _pack_H = struct.Struct("!H").pack

@@ -89,11 +89,14 @@ class ConnectionIO:
     a frame; ``receive_some`` is a cancel point itself.
     """
 
-    __slots__ = ("_sock", "_stream", "_yielded_at")
+    __slots__ = ("_stream", "_yielded_at", "sock")
 
     def __init__(self, stream: trio.abc.Stream) -> None:
         self._stream = stream
-        self._sock = raw_socket(stream)
+        #: The socket path's socket, or ``None``: then :meth:`send_all` and
+        #: :meth:`receive_some` are the stream's own, which a caller on a
+        #: hot path calls directly (one coroutine fewer per call).
+        self.sock = raw_socket(stream)
         self._yielded_at = 0.0  # the first call that could skip one yields
 
     def due(self) -> bool:
@@ -110,7 +113,7 @@ class ConnectionIO:
 
     async def send_all(self, data: bytes | bytearray) -> None:
         """Write all of ``data`` (``trio.abc.SendStream.send_all``)."""
-        sock = self._sock
+        sock = self.sock
         if sock is not None:
             try:
                 sent = sock.send(data)
@@ -131,7 +134,7 @@ class ConnectionIO:
 
     async def receive_some(self, max_bytes: int) -> bytes | bytearray:
         """Read up to ``max_bytes`` (``trio.abc.ReceiveStream.receive_some``)."""
-        sock = self._sock
+        sock = self.sock
         if sock is not None:
             await trio.lowlevel.checkpoint_if_cancelled()
             try:

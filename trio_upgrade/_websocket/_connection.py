@@ -185,6 +185,10 @@ class WebSocketConnection(trio.abc.Channel[str | bytes]):
 
         Messages that arrived before the server closed are returned first.
 
+        Every call is a cancel point. A call that finds its message
+        already read is a schedule point only if the connection made none
+        in the last millisecond (:doc:`/explanation/design-decisions`).
+
         Raises:
             ConnectionClosed: the connection ended: ``normal`` is true when
                 the server closed with 1000, 1001 or no code.
@@ -257,7 +261,10 @@ class WebSocketConnection(trio.abc.Channel[str | bytes]):
         pings and the close frame in their order too. A call alone adds no
         wait. Queued frames are bounded (``WebSocket(write_buffer_limit=)``,
         64 KiB by default): past the bound a call waits, queueing nothing,
-        until the writer has taken what waits.
+        until the writer has taken what waits. A call whose frames the
+        socket takes at once is a schedule point only if the connection made
+        none in the last millisecond (:doc:`/explanation/design-decisions`);
+        it is always a cancel point.
 
         Cancellation: a call cancelled before its frames were queued or
         written sent nothing, and the connection is as it was. Once queued,

@@ -170,7 +170,11 @@ class WebSocketEngine:
             # The rest of a long frame: fewer, larger reads.
             size = min(long.need, BIG_RECEIVE_SIZE)
         try:
-            data = await state.io.receive_some(size)
+            io = state.io
+            if io.sock is not None:
+                data = await io.receive_some(size)
+            else:
+                data = await state.stream.receive_some(size)
         except TRANSPORT_ERRORS as exc:
             self._release_reader(role)
             state.lost(exc)

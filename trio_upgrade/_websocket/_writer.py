@@ -230,9 +230,13 @@ class Writer:
         """
         state = self._shared
         try:
-            # A schedule point only if none was made in the last
-            # millisecond, when the socket takes everything at once.
-            await state.io.send_all(data)
+            io = state.io
+            if io.sock is not None:
+                # A schedule point only if none was made in the last
+                # millisecond, when the socket takes everything at once.
+                await io.send_all(data)
+            else:
+                await state.stream.send_all(data)
         except TRANSPORT_ERRORS as exc:
             state.lost(exc)
             self._wake()  # queued senders: their frames will never go
