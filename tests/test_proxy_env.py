@@ -168,3 +168,63 @@ def test_any_no_proxy_value_parses(pieces: list[str]) -> None:
     ):
         environ = {"all_proxy": "http://p:1", "no_proxy": value}
         assert proxy_for(url, **environ) in (None, "http://p:1")
+
+
+_NAMES = ["ws_proxy", "WS_PROXY", "http_proxy", "no_proxy", "REQUEST_METHOD"]
+
+
+@pytest.mark.parametrize("name", _NAMES)
+def test_process_environment_reads_what_os_environ_holds_now(
+    monkeypatch: pytest.MonkeyPatch, name: str
+) -> None:
+    # The fast miss must never keep an answer: set, empty, changed and
+    # removed again, each read agrees with os.environ at that moment.
+    import os
+
+    from trio_upgrade._sansio._proxy_env import PROCESS_ENVIRONMENT as env
+
+    assert env.environ is os.environ
+    monkeypatch.delenv(name, raising=False)
+    for value in (None, "http://one", "", "http://two", None):
+        if value is None:
+            monkeypatch.delenv(name, raising=False)
+        else:
+            monkeypatch.setenv(name, value)
+        assert env.get(name) == os.environ.get(name)
+        assert env.get(name, "default") == os.environ.get(name, "default")
+        assert (name in env) == (name in os.environ)
+    assert len(env) == len(os.environ)
+    assert dict(env) == dict(os.environ)
+
+
+def test_process_environment_proxy_follows_the_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # End to end, as a connect reads it: the first read finds nothing, a
+    # variable set afterwards is used by the next connect.
+    from trio_upgrade._options import UPGRADE_KEYS, connect_settings
+
+    target = parse_url("ws://example.test/")
+    settings = connect_settings("upgrade", {}, UPGRADE_KEYS)
+    monkeypatch.delenv("ws_proxy", raising=False)
+    monkeypatch.delenv("WS_PROXY", raising=False)
+    assert settings.proxy_for(target) is None
+    monkeypatch.setenv("WS_PROXY", "http://127.0.0.1:3128")
+    proxy = settings.proxy_for(target)
+    assert proxy is not None and proxy.url == "http://127.0.0.1:3128"
+    monkeypatch.setenv("no_proxy", "example.test")
+    assert settings.proxy_for(target) is None
+
+
+def test_process_environment_of_another_mapping_reads_it() -> None:
+    # A mapping not laid out as os.environ: every read goes to it.
+    from trio_upgrade._sansio._proxy_env import ProcessEnvironment
+
+    plain = {"http_proxy": "http://p"}
+    env = ProcessEnvironment(plain)
+    assert env.get("http_proxy") == "http://p"
+    assert env.get("ws_proxy") is None
+    assert "http_proxy" in env and "ws_proxy" not in env
+    plain["ws_proxy"] = "http://w"
+    assert env.get("ws_proxy") == "http://w"
+    assert environment_proxy(parse_url("ws://h/"), env) == "http://w"

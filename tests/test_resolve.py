@@ -29,6 +29,10 @@ def test_objects_are_kept_as_given() -> None:
         ([], "at least one"),
         (["a", "A"], "offered twice"),
         (["websocket", WebSocket()], "offered twice"),
+        # A WebSocket object takes the short way through: still counted.
+        ([WebSocket(), "WebSocket"], "offered twice"),
+        ([WebSocket(), WebSocket()], "offered twice"),
+        ((WebSocket(), WebSocket()), "offered twice"),
         (["bad token"], "invalid upgrade protocol"),
         (["a/b/c"], "invalid upgrade protocol"),
         ([""], "invalid upgrade protocol"),
@@ -48,3 +52,14 @@ def test_wrong_type() -> None:
 def test_raw_token_is_checked() -> None:
     with pytest.raises(ValueError, match="token"):
         Raw("no spaces")
+
+
+def test_websocket_objects_keep_their_place_in_any_sequence() -> None:
+    ws = WebSocket()
+    for protocols in ([ws, "echo"], ("echo", ws), [Raw("x"), ws, "h2c"]):
+        resolved = resolve_protocols(protocols)
+        assert [p.token for p in resolved] == [
+            p if isinstance(p, str) else p.token for p in protocols
+        ]
+        assert ws in resolved and resolved.count(ws) == 1
+    assert resolve_protocols(ws) == [ws]

@@ -13,6 +13,7 @@ import functools
 import os
 import ssl
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal, TypedDict
 
@@ -22,7 +23,7 @@ from ._sansio._auth import AuthArg
 from ._sansio._errors import InvalidURL
 from ._sansio._limits import Limits
 from ._sansio._messages import HeadersArg
-from ._sansio._proxy_env import environment_proxy
+from ._sansio._proxy_env import PROCESS_ENVIRONMENT, environment_proxy
 from ._sansio._url import Target
 from ._transport._connect import HAS_UNIX
 from ._transport._observed import Trace
@@ -203,7 +204,11 @@ class ConnectSettings:
         """
         if not self.proxy_from_environment:
             return self.proxy
-        url = environment_proxy(target, os.environ)
+        # os.environ itself, unless something replaced it since import.
+        environ: Mapping[str, str] = os.environ
+        if environ is PROCESS_ENVIRONMENT.environ:
+            environ = PROCESS_ENVIRONMENT
+        url = environment_proxy(target, environ)
         if url is None:
             return None
         try:

@@ -45,10 +45,25 @@ def resolve_protocols(
         TypeError: an element is neither a string nor an UpgradeProtocol.
     """
     items: Sequence[ProtocolSpec]
-    items = [protocols] if isinstance(protocols, (str, UpgradeProtocol)) else protocols
+    if type(protocols) is list:
+        items = protocols  # the usual form: no isinstance() against the ABC
+    elif isinstance(protocols, (str, UpgradeProtocol)):
+        items = [protocols]
+    else:
+        items = protocols
     resolved: list[UpgradeProtocol[Any]] = []
     seen: set[str] = set()
     for item in items:
+        if type(item) is WebSocket:
+            # The usual offer, on every call: a WebSocket object needs no
+            # target check (only TLS, H2 and H2C have one), so the four
+            # isinstance() tests against abstract classes below are skipped.
+            key = "websocket"
+            if key in seen:
+                raise ValueError(f"protocol {item.token!r} is offered twice")
+            seen.add(key)
+            resolved.append(item)
+            continue
         if isinstance(item, str):
             check_token(item)
             builtin = BUILTIN_PROTOCOLS.get(item.lower())

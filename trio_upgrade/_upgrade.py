@@ -152,6 +152,8 @@ def _plan(
 
 
 def _selected_alpn(stream: trio.abc.Stream | None) -> str | None:
+    if stream is None or type(stream) is trio.SocketStream:
+        return None  # no TLS: spares an isinstance() against the ABC
     if isinstance(stream, trio.SSLStream):
         selected: str | None = stream.selected_alpn_protocol()
         return selected

@@ -167,13 +167,17 @@ def _request_head(request: Request) -> tuple[h11.Request, bytes] | None:
     state: list[tuple[bytes, bytes]] = []
     hosts: list[bytes] = []
     lines: list[bytes] = []
-    for name, value in request.headers.raw():
+    # Every field encoded before any is checked, as h11 converts them (a
+    # field that is not Latin-1 raises first): the flat (name, value, ...)
+    # tuple at once, without the pairs of Headers.raw().
+    flat = iter([text.encode("latin-1") for text in request.headers._flat])
+    for name, value in zip(flat, flat, strict=True):
         lower = name.lower()
         if lower in _STATE_FIELDS:
             state.append((name, value))
             if lower == b"host":
                 # h11 writes Host first (RFC 9112 §3.2 advice).
-                hosts.append(b"%s: %s\r\n" % (name, value))
+                hosts += (name, b": ", value, b"\r\n")
                 continue
         elif lower in _FRAMING_FIELDS:
             return None
@@ -182,7 +186,7 @@ def _request_head(request: Request) -> tuple[h11.Request, bytes] | None:
                 raise h11.LocalProtocolError(f"Illegal header name {name!r}")
             if _FIELD_VALUE.fullmatch(value) is None:
                 raise h11.LocalProtocolError(f"Illegal header value {value!r}")
-        lines.append(b"%s: %s\r\n" % (name, value))
+        lines += (name, b": ", value, b"\r\n")  # joined once, below
     # h11 checks the fields before it encodes the method and the target:
     # the same error comes first here.
     event = _state_event(request.method, request.target, tuple(state))

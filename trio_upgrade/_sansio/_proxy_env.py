@@ -28,13 +28,20 @@ from __future__ import annotations
 
 import functools
 import ipaddress
-from collections.abc import Mapping
+import os
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
 from ._errors import InvalidURL
 from ._url import Target, _parse_name
 
-__all__ = ["NoProxy", "environment_proxy", "parse_no_proxy"]
+__all__ = [
+    "PROCESS_ENVIRONMENT",
+    "NoProxy",
+    "ProcessEnvironment",
+    "environment_proxy",
+    "parse_no_proxy",
+]
 
 #: The variables read for each scheme, in order (``all_proxy`` last).
 PROXY_VARIABLES: Mapping[str, tuple[str, ...]] = {
@@ -192,3 +199,83 @@ def environment_proxy(target: Target, environ: Mapping[str, str]) -> str | None:
     if no_proxy is not None and parse_no_proxy(no_proxy).bypasses(target):
         return None
     return url if "://" in url else f"http://{url}"
+
+
+class ProcessEnvironment(Mapping[str, str]):
+    """``os.environ`` as :func:`environment_proxy` reads it on every connect,
+    with a miss that costs a dictionary look-up.
+
+    ``os.environ.get()`` of an unset variable raises and catches two
+    ``KeyError`` inside ``os`` (its ``__getitem__`` re-raises the one of its
+    dictionary); with six proxy variables usually unset, that was about 4 %
+    of a WebSocket handshake (docs/perf/handshake-overhead.rst). Here a
+    variable is first looked for among ``os.environ``'s keys, encoded as
+    ``os.environ`` encodes them (its ``encodekey``); a variable that is
+    there is read through ``os.environ.get()`` as before. Every read sees
+    the environment as it is now (the dictionary is ``os.environ``'s own,
+    which every change through ``os.environ`` updates), so the result is
+    always ``os.environ``'s.
+
+    ``environ`` is the mapping to read; when it is not laid out as CPython's
+    ``os._Environ`` (a dictionary ``_data`` of encoded keys beside an
+    ``encodekey`` method), every read goes through ``environ`` itself.
+    """
+
+    __slots__ = ("_data", "_encodekey", "_environ", "_keys")
+
+    def __init__(self, environ: Mapping[str, str]) -> None:
+        self._environ = environ
+        data = getattr(environ, "_data", None)
+        encodekey = getattr(environ, "encodekey", None)
+        usable = isinstance(data, dict) and callable(encodekey)
+        self._data: dict[object, object] | None = data if usable else None
+        self._encodekey = encodekey
+        # Encoded names, by name: only the few names the proxy rules read.
+        self._keys: dict[str, object] = {}
+
+    @property
+    def environ(self) -> Mapping[str, str]:
+        """The mapping read."""
+        return self._environ
+
+    def _absent(self, key: str) -> bool:
+        """Whether ``key`` is surely unset (``False``: ask ``environ``)."""
+        data = self._data
+        if data is None:
+            return False
+        encoded = self._keys.get(key)
+        if encoded is None:
+            assert self._encodekey is not None
+            encoded = self._encodekey(key)
+            if len(self._keys) < 64:
+                self._keys[key] = encoded
+        return encoded not in data
+
+    def get(self, key: str, default: str | None = None) -> str | None:  # type: ignore[override]
+        # _absent(), inlined: this runs up to six times per connect.
+        data = self._data
+        if data is not None:
+            encoded = self._keys.get(key)
+            if encoded is not None and encoded not in data:
+                return default
+            if encoded is None and self._absent(key):
+                return default
+        return self._environ.get(key, default)
+
+    def __contains__(self, key: object) -> bool:
+        if isinstance(key, str) and self._absent(key):
+            return False
+        return key in self._environ
+
+    def __getitem__(self, key: str) -> str:
+        return self._environ[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._environ)
+
+    def __len__(self) -> int:
+        return len(self._environ)
+
+
+#: The process's environment, read as :class:`ProcessEnvironment` reads it.
+PROCESS_ENVIRONMENT = ProcessEnvironment(os.environ)
