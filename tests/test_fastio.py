@@ -21,7 +21,6 @@ import trio.testing
 import trio_upgrade
 from trio_upgrade import WebSocket
 from trio_upgrade._sansio import _speedups
-from trio_upgrade._transport import _fastio
 from trio_upgrade._transport._fastio import ConnectionIO, raw_socket
 from trio_upgrade.testing import ServerWebSocket, open_upgrade_server
 from trio_upgrade.testing._websocket import WebSocketServerProtocol
@@ -59,7 +58,7 @@ async def test_the_socket_path_is_taken_for_a_socket_stream_only() -> None:
 async def test_bytes_go_through_as_with_the_stream(via_socket: bool) -> None:
     left, right = await _pair()
     async with left, right:
-        io = ConnectionIO(left)
+        io = ConnectionIO(left, after_schedule_point=False)
         if not via_socket:
             io.sock = None
         assert (io.sock is not None) == via_socket
@@ -95,7 +94,7 @@ async def test_bytes_go_through_as_with_the_stream(via_socket: bool) -> None:
 @socket_path
 async def test_errors_are_socket_streams() -> None:
     left, right = await _pair()
-    io = ConnectionIO(left)
+    io = ConnectionIO(left, after_schedule_point=False)
     assert io.sock is not None
     await right.aclose()
 
@@ -117,7 +116,7 @@ async def test_errors_are_socket_streams() -> None:
 async def test_every_call_is_a_cancel_point() -> None:
     left, right = await _pair()
     async with left, right:
-        io = ConnectionIO(left)
+        io = ConnectionIO(left, after_schedule_point=False)
         await io.send_all(b"a")  # the first call makes a schedule point...
         assert not io.due()  # ...so the next ones need not
         await right.send_all(b"waiting")
@@ -174,18 +173,18 @@ async def test_a_sending_loop_lets_other_tasks_run() -> None:
             assert (ws._shared.io.sock is not None) == _speedups.ENABLED
             nursery.start_soon(ticker)
             await trio.lowlevel.checkpoint()
-            start = trio.current_time()
             for i in range(3000):
                 await ws.send(b"x" * 16)
                 if i % 500 == 499:
                     ticks_during.append(ticks)
-            elapsed = trio.current_time() - start
             for _ in range(3000):
                 assert await ws.receive() == b"x" * 16
             nursery.cancel_scope.cancel()
-    # It ran between every 500 sends, and about once per millisecond.
+    # It ran within every 500 sends (they take more than a SLICE of wall
+    # time, however fast the machine: at least 3 µs each). How often
+    # exactly depends on the machine's load, so it is not asserted.
+    assert ticks_during[0] > 0
     assert all(b > a for a, b in itertools.pairwise(ticks_during))
-    assert ticks_during[-1] >= min(elapsed / _fastio.SLICE, 3000) / 4
 
 
 @socket_path

@@ -61,6 +61,7 @@ from ._sansio._redirect import RedirectChain
 from ._sansio._url import Target, parse_url, redacted, split_userinfo
 from ._timeout import UpgradeTimeout
 from ._transport._connect import connect_transport, deadline_from
+from ._transport._fastio import ConnectionIO
 from ._transport._observed import HANDSHAKE_LOG, Trace, emit, observe
 from ._transport._proxy import Proxy
 from ._transport._tls import H2_UPGRADE_ALPN, HTTP11_ALPN
@@ -94,10 +95,22 @@ def _parse_url_cached(url: str) -> Target:
 
 
 async def _exchange(
-    stream: trio.abc.Stream, handshake: Handshake, request_bytes: bytes
+    stream: trio.abc.Stream,
+    handshake: Handshake,
+    request_bytes: bytes,
+    *,
+    connected: bool,
 ) -> Switched | Refused:
     try:
-        await stream.send_all(request_bytes)
+        # Right after our connect (a schedule point), on a socket that takes
+        # the request at once, sending it needs no schedule point of its
+        # own: the read of the response that follows waits.
+        io = ConnectionIO(stream, after_schedule_point=connected)
+        if io.sock is not None:
+            await trio.lowlevel.checkpoint_if_cancelled()
+            await io.send_all(request_bytes)
+        else:
+            await stream.send_all(request_bytes)
         while True:
             event = handshake.next_event()
             if event is NEED_DATA:
@@ -293,7 +306,9 @@ async def _negotiate(
                     failing.request = request
                     if observed:
                         _sent(request, target, [o.token for o in offers], trace)
-                    outcome = await _exchange(stream, handshake, request_bytes)
+                    outcome = await _exchange(
+                        stream, handshake, request_bytes, connected=connect
+                    )
                     failing.status_code = outcome.response.status_code
                     failing.response = outcome.response
                     if observed:

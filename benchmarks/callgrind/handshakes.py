@@ -14,11 +14,13 @@ and one with 0 and divide by N (docs/perf/handshakes.rst)::
 
 Arguments: ``ws``, ``h2c`` or ``raw`` (the WebSocket figure's floor,
 ``raw-trio``: a pre-built handshake on a bare Trio socket); N; optionally
-the server's URL.
+the server's URL. ``TRIO_UPGRADE_BENCH_SLICE=0.05`` as for
+``messages.py``.
 """
 
 from __future__ import annotations
 
+import os
 import sys
 from contextlib import ExitStack
 
@@ -61,6 +63,13 @@ async def h2c(url: str, n: int) -> None:
 
 def main() -> None:
     kind, n = sys.argv[1], int(sys.argv[2])
+    # As in messages.py: SLICE scaled to valgrind's pace (docs/perf/
+    # schedule-points.rst); unset, a slice ends fifty times too early.
+    slice_ = os.environ.get("TRIO_UPGRADE_BENCH_SLICE")
+    if slice_:
+        from trio_upgrade._transport import _fastio
+
+        _fastio.SLICE = float(slice_)
     with ExitStack() as stack:
         if len(sys.argv) > 3:
             url = sys.argv[3]

@@ -91,13 +91,17 @@ class ConnectionIO:
 
     __slots__ = ("_stream", "_yielded_at", "sock")
 
-    def __init__(self, stream: trio.abc.Stream) -> None:
+    def __init__(self, stream: trio.abc.Stream, *, after_schedule_point: bool) -> None:
         self._stream = stream
         #: The socket path's socket, or ``None``: then :meth:`send_all` and
         #: :meth:`receive_some` are the stream's own, which a caller on a
         #: hot path calls directly (one coroutine fewer per call).
         self.sock = raw_socket(stream)
-        self._yielded_at = 0.0  # the first call that could skip one yields
+        # ``after_schedule_point``: the caller has just passed one (a
+        # WebSocket connection is built right after the read of its 101;
+        # the handshake's request follows the connect), so the slice starts
+        # now. Otherwise the first call that need not wait makes one.
+        self._yielded_at = perf_counter() if after_schedule_point else 0.0
 
     def due(self) -> bool:
         """Whether this connection made no schedule point in the last

@@ -105,7 +105,8 @@ class SharedState:
         # The per-message reads and writes (send(), receive()): the socket
         # under a plain SocketStream, schedule points once a millisecond
         # when nothing has to wait (trio_upgrade/_transport/_fastio.py).
-        self.io = ConnectionIO(stream)
+        # Built right after the read of the 101, a schedule point.
+        self.io = ConnectionIO(stream, after_schedule_point=True)
         self.ws = ws
         self.settings = settings
         self.close_timeout = close_timeout
