@@ -12,10 +12,11 @@ and one with 0 and divide by N (docs/perf/handshakes.rst)::
     PYTHONHASHSEED=0 valgrind --tool=callgrind --callgrind-out-file=/tmp/hs.out \\
         python -m benchmarks.callgrind.handshakes ws 200
 
-Arguments: ``ws``, ``h2c`` or ``raw`` (the WebSocket figure's floor,
-``raw-trio``: a pre-built handshake on a bare Trio socket); N; optionally
-the server's URL. ``TRIO_UPGRADE_BENCH_SLICE=0.05`` as for
-``messages.py``.
+Arguments: ``ws``, ``h2c``, ``raw`` (the WebSocket figure's floor,
+``raw-trio``: a pre-built handshake on a bare Trio socket) or
+``h2c-minimal`` (the h2c figure's floor: the upgrade done by hand on Trio
+and h2, ``benchmarks/http2/minimal.py``); N; optionally the server's URL.
+``TRIO_UPGRADE_BENCH_SLICE=0.05`` as for ``messages.py``.
 """
 
 from __future__ import annotations
@@ -61,6 +62,17 @@ async def h2c(url: str, n: int) -> None:
             await response.read()
 
 
+async def h2c_minimal(url: str, n: int) -> None:
+    from urllib.parse import urlsplit
+
+    from benchmarks.http2.minimal import minimal_h2c_handshake
+
+    parts = urlsplit(url)
+    assert parts.hostname is not None and parts.port is not None
+    for _ in range(n):
+        await minimal_h2c_handshake(parts.hostname, parts.port, parts.path)
+
+
 def main() -> None:
     kind, n = sys.argv[1], int(sys.argv[2])
     # As in messages.py: SLICE scaled to valgrind's pace (docs/perf/
@@ -80,7 +92,12 @@ def main() -> None:
                 url = stack.enter_context(servers.node_ws_server()).url("/", "ws")
             else:
                 url = stack.enter_context(servers.h2o_server()).url("/index.html")
-        run = {"ws": websocket, "raw": raw, "h2c": h2c}[kind]
+        run = {
+            "ws": websocket,
+            "raw": raw,
+            "h2c": h2c,
+            "h2c-minimal": h2c_minimal,
+        }[kind]
         # One handshake outside the count: imports and first-call caches.
         trio.run(run, url, 1)
         trio.run(run, url, n)

@@ -216,9 +216,13 @@ class HTTP2Connection:
         engine = self._engine
         state = await _begin(self, method, target, headers, body)
         try:
-            await engine.wait_head(state)
+            waited = await engine.wait_head(state)
             response = HTTP2Response(engine, state)
-            await response.read()
+            # Having waited for the head, the task has been through a
+            # schedule point: a body that came with the head is taken
+            # without another pass of the run loop (one checkpoint per
+            # request, as Trio asks, not two).
+            await response._read_all(yielded=waited)
         finally:
             await engine.abandon(state)
         return response

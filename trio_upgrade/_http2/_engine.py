@@ -208,16 +208,26 @@ class H2Engine:
 
     # -- receiving ------------------------------------------------------------
 
-    async def wait_head(self, state: StreamState) -> None:
-        """Wait for the response head; raise the stream's error instead."""
+    async def wait_head(self, state: StreamState) -> bool:
+        """Wait for the response head; raise the stream's error instead.
+
+        Returns whether the task waited (so the call was a schedule point
+        of its own): a caller that goes on reading need not yield again.
+        """
         if state.has_head():
             await trio.lowlevel.checkpoint()
+            waited = False
         else:
+            # Not ready, so wait() parks or reads: a schedule point either
+            # way (it returns at once only for a failed connection, which
+            # raises below).
             await self.wait(state.recv_waiter, state.has_head)
+            waited = True
         if state.headers is None:
             error = state.error or self.state.error
             assert error is not None
             raise error()
+        return waited
 
     async def receive_data(self, state: StreamState, max_bytes: int | None) -> bytes:
         """Received DATA of ``state`` (``b""`` at its end); a checkpoint."""
@@ -241,15 +251,23 @@ class H2Engine:
         assert error is not None
         raise error()
 
-    async def receive_all(self, state: StreamState, limit: int) -> bytes:
-        """Every DATA byte of ``state`` until its end, at most ``limit``."""
+    async def receive_all(
+        self, state: StreamState, limit: int, *, yielded: bool = False
+    ) -> bytes:
+        """Every DATA byte of ``state`` until its end, at most ``limit``.
+
+        A checkpoint, unless ``yielded``: the caller has just been through
+        a schedule point of its own (it waited for the head), and a body
+        already there is taken without another pass of the run loop.
+        """
         # The pieces as h2 made them, joined once at the end (one copy; none
         # for a body that came in one piece), not grown piece by piece.
         parts: list[bytes] = []
         received = 0
         while True:
             if state.readable():
-                await trio.lowlevel.checkpoint()
+                if not yielded:
+                    await trio.lowlevel.checkpoint()
             else:
                 await self.wait(state.recv_waiter, state.readable)
             size = state.buffered
@@ -268,6 +286,8 @@ class H2Engine:
             received += size
             state.buffered = 0
             state.delivered += size
+            # Any later round is a round of its own: it yields again.
+            yielded = False
             if size:
                 await self._consumed(state, size)
                 # While the window update was written, another task may have
@@ -421,6 +441,12 @@ class H2Engine:
 
     async def _serve(self) -> None:
         options = self.state.options
+        if options.ping_interval is None and options.idle_timeout is None:
+            # The defaults: the reader is all there is to run, and a nursery
+            # of its own would be one more scope to open and close per
+            # connection.
+            await self.reader.serve()
+            return
         async with trio.open_nursery() as nursery:
             if options.ping_interval is not None:
                 nursery.start_soon(self._keepalive, options.ping_interval)

@@ -53,6 +53,11 @@ __all__ = [
 ]
 
 
+#: The options of ``"h2c"`` and of a protocol made without any: built and
+#: checked once (frozen), not at every handshake.
+_DEFAULT_OPTIONS = HTTP2Options()
+
+
 class _H2COffer(Offer[HTTP2Connection]):
     connection_options = ("HTTP2-Settings",)
 
@@ -109,7 +114,7 @@ class _HTTP2Protocol(UpgradeProtocol[HTTP2Connection]):
     """What H2C and H2 share: the options of the connections they make."""
 
     def __init__(self, options: HTTP2Options | None = None) -> None:
-        self._options = options if options is not None else HTTP2Options()
+        self._options = options if options is not None else _DEFAULT_OPTIONS
 
     @property
     def options(self) -> HTTP2Options:
@@ -257,7 +262,7 @@ async def connect_http2(
     target = parse_url(url)
     if target.scheme not in ("http", "https"):
         raise InvalidURL(f"HTTP/2 needs an http or https URL, got {url!r}")
-    options = options if options is not None else HTTP2Options()
+    options = options if options is not None else _DEFAULT_OPTIONS
     limits = settings.limits
     stream = settings.transport
     if stream is None:
