@@ -393,6 +393,7 @@ class H2Reader:
         conn.settings_seen = True
         changed = event.changed_settings
         if SettingCodes.MAX_CONCURRENT_STREAMS in changed:
+            conn.max_streams = self._h2.remote_settings.max_concurrent_streams
             conn.grant()
         if SettingCodes.INITIAL_WINDOW_SIZE in changed:
             conn.wake_senders()

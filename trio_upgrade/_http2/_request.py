@@ -95,21 +95,15 @@ def request_head(
         ValueError: an invalid method, target or header field, a field
             specific to HTTP/1.1 connections, or a plain CONNECT.
     """
-    if not isinstance(method, str) or not _METHOD.fullmatch(method):
-        raise ValueError(f"invalid request method {method!r}")
-    target = origin_form(target, scheme=scheme, authority=authority)
-    if method == "CONNECT" and protocol is None:
-        raise ValueError(
-            "plain CONNECT is not supported; use open_stream(protocol=...) "
-            "for extended CONNECT"
-        )
-    if not isinstance(target, str) or not (
-        target.startswith("/") or (method == "OPTIONS" and target == "*")
-    ):
-        raise ValueError(f"request target must start with '/', got {target!r}")
-    if not _TARGET.fullmatch(target):
-        raise ValueError(f"request target has whitespace or non-ASCII: {target!r}")
-    host = authority.encode("ascii")
+    key = (method, target, scheme, authority, protocol)
+    pseudo = _PSEUDO.get(key) if type(method) is type(target) is str else None
+    if pseudo is None:
+        pseudo = _pseudo_fields(method, target, scheme, authority, protocol)
+        if type(method) is type(target) is str:
+            if len(_PSEUDO) >= _PSEUDO_SIZE:
+                _PSEUDO.clear()
+            _PSEUDO[key] = pseudo
+    method_field, scheme_field, host, path_field, protocol_field = pseudo
     fields: list[Header] = []
     names: set[bytes] = set()
     pairs = headers.items() if isinstance(headers, Mapping) else headers or ()
@@ -133,15 +127,44 @@ def request_head(
         fields.append((name, value))
     if content_length is not None and b"content-length" not in names:
         fields.append((b"content-length", str(content_length).encode()))
-    head = [
+    head = [method_field, scheme_field, (b":authority", host), path_field]
+    if protocol_field is not None:
+        head.append(protocol_field)
+    return head + fields
+
+
+#: The pseudo-header fields of a method, target, origin and protocol, checked:
+#: the same few from one request to the next on a connection, and a pure
+#: function of their strings (errors are not kept: a bad one raises again).
+_Pseudo = tuple[Header, Header, bytes, Header, Header | None]
+_PSEUDO: dict[tuple[str, str, str, str, str | None], _Pseudo] = {}
+_PSEUDO_SIZE = 256
+
+
+def _pseudo_fields(
+    method: str, target: str, scheme: str, authority: str, protocol: str | None
+) -> _Pseudo:
+    if not isinstance(method, str) or not _METHOD.fullmatch(method):
+        raise ValueError(f"invalid request method {method!r}")
+    target = origin_form(target, scheme=scheme, authority=authority)
+    if method == "CONNECT" and protocol is None:
+        raise ValueError(
+            "plain CONNECT is not supported; use open_stream(protocol=...) "
+            "for extended CONNECT"
+        )
+    if not isinstance(target, str) or not (
+        target.startswith("/") or (method == "OPTIONS" and target == "*")
+    ):
+        raise ValueError(f"request target must start with '/', got {target!r}")
+    if not _TARGET.fullmatch(target):
+        raise ValueError(f"request target has whitespace or non-ASCII: {target!r}")
+    return (
         (b":method", method.encode("ascii")),
         (b":scheme", scheme.encode("ascii")),
-        (b":authority", host),
+        authority.encode("ascii"),
         (b":path", target.encode("ascii")),
-    ]
-    if protocol is not None:
-        head.append((b":protocol", protocol.encode("ascii")))
-    return head + fields
+        None if protocol is None else (b":protocol", protocol.encode("ascii")),
+    )
 
 
 async def begin(

@@ -199,6 +199,7 @@ class H2State:
         "idle_since",
         "keeper",
         "limits",
+        "max_streams",
         "options",
         "parked",
         "ping_count",
@@ -220,6 +221,10 @@ class H2State:
         self.h2 = machine
         self.options = options
         self.limits = limits
+        # The server's SETTINGS_MAX_CONCURRENT_STREAMS, as h2 has it: read
+        # from h2 again at each RemoteSettingsChanged (the only time it
+        # changes), not at each request (h2 looks it up by enum member).
+        self.max_streams = machine.remote_settings.max_concurrent_streams
         self.streams: dict[int, StreamState] = {}
         self.settings_seen = False
         # Why the connection can take no new stream, if it cannot.
@@ -280,8 +285,7 @@ class H2State:
 
     def limit(self) -> int:
         """How many streams may be open at once now."""
-        remote = self.h2.remote_settings.max_concurrent_streams
-        return min(self.options.max_concurrent_streams, remote)
+        return min(self.options.max_concurrent_streams, self.max_streams)
 
     # -- waking ---------------------------------------------------------------
 
@@ -335,6 +339,8 @@ class H2State:
 
     def grant(self) -> None:
         """Give free stream slots to the tasks waiting for one, in order."""
+        if not self.grants:
+            return  # (most releases: nobody waits, no settings to look up)
         limit = self.limit()
         while self.grants and self.active < limit:
             grant = self.grants.popleft()
@@ -382,9 +388,18 @@ def split_head(headers: list[Header]) -> tuple[int, list[Header], int | None]:
     """The ``:status`` (h2 has checked it is there), the regular fields and
     the ``content-length`` (h2 has checked that it is digits, and the same
     in every field line) or ``None``."""
-    status = 0
     length: int | None = None
-    rest: list[Header] = []
+    if headers and headers[0][0] == b":status":
+        # The shape h2 lets through: its checks of what the server sent put
+        # pseudo-header fields first, and allow only one, :status, in a
+        # response. One slice, no rebuilt pairs.
+        rest = headers[1:]
+        for name, value in rest:
+            if name == b"content-length":
+                length = int(value)
+        return int(headers[0][1]), rest, length
+    status = 0
+    rest = []
     for name, value in headers:
         if name == b":status":
             status = int(value)
