@@ -214,17 +214,28 @@ class HTTP2Connection:
         # The same steps as stream(), without the async context manager's
         # generator machinery: this is the hot path for small requests.
         engine = self._engine
-        state = await _begin(self, method, target, headers, body)
+        state = await begin(
+            engine,
+            method,
+            target,
+            headers,
+            body,
+            scheme=self.scheme,
+            authority=self.authority,
+        )
         try:
             waited = await engine.wait_head(state)
             response = HTTP2Response(engine, state)
             # Having waited for the head, the task has been through a
             # schedule point: a body that came with the head is taken
             # without another pass of the run loop (one checkpoint per
-            # request, as Trio asks, not two).
-            await response._read_all(yielded=waited)
+            # request, as Trio asks, not two). No other task can hold the
+            # response yet, so no guard against a second reader either.
+            limit = engine.state.options.max_body_size
+            response._content = await engine.receive_all(state, limit, yielded=waited)
         finally:
-            await engine.abandon(state)
+            if not state.closed:
+                await engine.abandon(state)
         return response
 
     async def open_stream(

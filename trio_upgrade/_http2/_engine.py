@@ -242,7 +242,9 @@ class H2Engine:
                 chunk = chunk[:max_bytes]
             state.buffered -= len(chunk)
             state.delivered += len(chunk)
-            await self._consumed(state, len(chunk))
+            state.unacked += len(chunk)
+            if state.unacked >= self._stream_threshold:
+                await self._give_back(state)
             return chunk
         if state.remote_ended:
             state.check_length()
@@ -288,8 +290,9 @@ class H2Engine:
             state.delivered += size
             # Any later round is a round of its own: it yields again.
             yielded = False
-            if size:
-                await self._consumed(state, size)
+            state.unacked += size
+            if state.unacked >= self._stream_threshold:
+                await self._give_back(state)
                 # While the window update was written, another task may have
                 # read more of this stream, its end included: take that too
                 # before looking at the end (DESIGN principle 9).
@@ -303,11 +306,11 @@ class H2Engine:
             if self.state.error is not None:
                 raise self.state.error()
 
-    async def _consumed(self, state: StreamState, size: int) -> None:
-        state.unacked += size
-        if state.unacked >= self._stream_threshold and not (
-            state.remote_ended or state.closed or self.state.error is not None
-        ):
+    async def _give_back(self, state: StreamState) -> None:
+        # Half the stream window consumed (``state.unacked``, counted by the
+        # callers: a coroutine call per read was most of the cost of reading
+        # a small body): reopen it, unless nothing more can come.
+        if not (state.remote_ended or state.closed or self.state.error is not None):
             self.h2.increment_flow_control_window(
                 state.unacked, stream_id=state.stream_id
             )

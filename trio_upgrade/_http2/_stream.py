@@ -150,16 +150,9 @@ class HTTP2Response:
         if self._content is not None:
             await trio.lowlevel.checkpoint()
             return self._content
-        return await self._read_all(yielded=False)
-
-    async def _read_all(self, *, yielded: bool) -> bytes:
-        # read() without its first checkpoint when ``yielded`` (request():
-        # the task has just waited for the head).
         with self._reading():
             limit = self._engine.state.options.max_body_size
-            self._content = await self._engine.receive_all(
-                self._state, limit, yielded=yielded
-            )
+            self._content = await self._engine.receive_all(self._state, limit)
         return self._content
 
     async def receive_some(self, max_bytes: int | None = None) -> bytes:

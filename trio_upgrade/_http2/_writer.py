@@ -52,7 +52,9 @@ class H2Writer:
         #: Bytes taken from h2 but not written yet (after a cancelled send).
         self.pending = bytearray()
         self.sending = False
-        self._done = trio.Event()
+        # Set when the current sender is done; made only when a task waits
+        # for that (back-pressure), not for every write.
+        self._done: trio.Event | None = None
         self._send: Callable[[memoryview], Awaitable[int]] | None = None
         if isinstance(transport, trio.SocketStream):
             self._send = transport.socket.send
@@ -72,6 +74,8 @@ class H2Writer:
             if not wait:
                 return
             while self.sending:
+                if self._done is None:
+                    self._done = trio.Event()
                 await self._done.wait()
         state = self._state
         if state.error is not None:
@@ -115,8 +119,9 @@ class H2Writer:
                     raise
         finally:
             self.sending = False
-            done, self._done = self._done, trio.Event()
-            done.set()
+            done, self._done = self._done, None
+            if done is not None:
+                done.set()
             if not emptied and self._state.error is None:
                 # A sender was cancelled between writes: frames other tasks
                 # queued (and left to it) may still be waiting. Have the
