@@ -128,6 +128,9 @@ class HTTP2Options:
                 )
 
 
+_CONFIGS: dict[bool, h2.config.H2Configuration] = {}
+
+
 def new_client_state(options: HTTP2Options) -> h2.connection.H2Connection:
     """A client-side h2 state machine with our local settings in place.
 
@@ -141,12 +144,15 @@ def new_client_state(options: HTTP2Options) -> h2.connection.H2Connection:
     # The plain path lets h2 check and normalize them too. What the server
     # sends is validated by h2 either way.
     h2_checks_requests = not _speedups.ENABLED
-    config = h2.config.H2Configuration(
-        client_side=True,
-        header_encoding=None,
-        validate_outbound_headers=h2_checks_requests,
-        normalize_outbound_headers=h2_checks_requests,
-    )
+    config = _CONFIGS.get(h2_checks_requests)
+    if config is None:
+        # One per mode, shared by every connection: h2 only reads it.
+        config = _CONFIGS[h2_checks_requests] = h2.config.H2Configuration(
+            client_side=True,
+            header_encoding=None,
+            validate_outbound_headers=h2_checks_requests,
+            normalize_outbound_headers=h2_checks_requests,
+        )
     state = BoundedH2Connection(config=config)
     settings = h2.settings.Settings(
         client=True,
