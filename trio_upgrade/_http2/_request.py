@@ -133,11 +133,15 @@ def request_head(
     return head + fields
 
 
-#: The pseudo-header fields of a method, target, origin and protocol, checked:
-#: the same few from one request to the next on a connection, and a pure
-#: function of their strings (errors are not kept: a bad one raises again).
+# The pseudo-header fields of a method, target, origin and protocol, checked:
+# the same few from one request to the next on a connection, and a pure
+# function of their strings (errors are not kept: a bad one raises again).
 _Pseudo = tuple[Header, Header, bytes, Header, Header | None]
 _PSEUDO: dict[tuple[str, str, str, str, str | None], _Pseudo] = {}
+
+#: Checked request pseudo-header fields kept for reuse (method, target,
+#: origin): the store is emptied when full, so targets that never repeat
+#: hold at most this many entries, for the whole process.
 _PSEUDO_SIZE = 256
 
 
