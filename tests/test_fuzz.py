@@ -190,6 +190,14 @@ h2_streams = (
 @given(body=h2_streams, seed=st.integers(0, 255))
 @example(body=h2_frame(0, 0, 1, b"")[:3] + b"\x00" * 6, seed=0)
 @example(body=b"\xff\xff\xff\x00\x00\x00\x00\x00\x01", seed=1)
+# GOAWAY (last stream 1, NO_ERROR) between stream 1's head and its body:
+# the body still comes (RFC 9113 §6.8); the reference once said otherwise.
+@example(
+    body=h2_frame(1, 4, 1, b"\x88\\\x81\x17")
+    + h2_frame(7, 0, 0, b"\x00\x00\x00\x01\x00\x00\x00\x00")
+    + h2_frame(0, 1, 1, b"ok"),
+    seed=0,
+)
 def test_http2_after_the_101_gives_h2s_body_or_a_typed_error(
     body: bytes, seed: int
 ) -> None:

@@ -17,6 +17,8 @@ import wsproto
 import wsproto.events
 import wsproto.utilities
 
+from trio_upgrade._sansio._h2_compat import reopen_after_goaway
+
 
 def ws_messages(data: bytes) -> list[object]:
     """The messages wsproto reads from the server's bytes after the 101."""
@@ -88,11 +90,24 @@ def _feed_frames(conn: h2.connection.H2Connection, data: bytes) -> list[object]:
     """
     events: list[object] = []
     pos = 0
+    last: int | None = None  # of the GOAWAYs so far, the lowest
     while pos < len(data):
         end = pos + 9 + int.from_bytes(data[pos : pos + 3], "big")
         try:
-            events += conn.receive_data(data[pos:end])
+            received = conn.receive_data(data[pos:end])
         except h2.exceptions.H2Error:
             return events
+        for event in received:
+            if isinstance(event, h2.events.ConnectionTerminated):
+                sid = event.last_stream_id or 0
+                last = sid if last is None else min(last, sid)
+            elif last is not None and (getattr(event, "stream_id", 0) or 0) > last:
+                continue  # a stream the GOAWAY refused: nothing of it counts
+            events.append(event)
+        if last is not None:
+            # RFC 9113 §6.8: the streams up to last_stream_id may still end;
+            # h2 alone refuses every frame after a GOAWAY (the client reopens
+            # it the same way).
+            reopen_after_goaway(conn)
         pos = end
     return events
