@@ -29,6 +29,7 @@ from .._sansio._errors import (
     StreamRefused,
 )
 from .._sansio._h2_options import DEFAULT_WINDOW, HTTP2Options
+from .._transport._fastio import ConnectionIO
 from ._reader import H2Reader
 from ._state import (
     CLEANUP_GRACE,
@@ -85,7 +86,12 @@ class H2Engine:
     ) -> None:
         self.transport = transport
         self.state = state = H2State(machine, options, limits)
-        self.writer = H2Writer(transport, state)
+        # The writes on a plain socket, with a schedule point once a
+        # millisecond when nothing waits (_transport/_fastio.py). Built
+        # right after the connection's handshake read (a schedule point).
+        # Reads keep Trio's receive_some: see docs/perf/schedule-points.rst.
+        io = ConnectionIO(transport, after_schedule_point=True)
+        self.writer = H2Writer(transport, state, io)
         self.reader = H2Reader(transport, state, self.writer)
         # Bound once: the stream operations use them on every call.
         self.h2 = machine

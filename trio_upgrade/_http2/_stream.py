@@ -298,6 +298,10 @@ class HTTP2Stream(trio.abc.HalfCloseableStream):
                 return
             with _as_stream_errors(self.stream_id):
                 await self._engine.send_data(self._state, data, end=False)
+            # A Trio stream's send_all is a schedule point; the connection's
+            # writes on a socket make one only once a millisecond
+            # (_transport/_fastio.py), so this one is explicit.
+            await trio.lowlevel.cancel_shielded_checkpoint()
 
     async def wait_send_all_might_not_block(self) -> None:
         """Wait until flow control lets :meth:`send_all` send."""
@@ -315,6 +319,7 @@ class HTTP2Stream(trio.abc.HalfCloseableStream):
                 return
             with _as_stream_errors(self.stream_id):
                 await self._engine.send_data(self._state, b"", end=True)
+            await trio.lowlevel.cancel_shielded_checkpoint()  # as send_all
 
     async def receive_some(self, max_bytes: int | None = None) -> bytes:
         """The next piece of the server's DATA, or ``b""`` once it ended."""

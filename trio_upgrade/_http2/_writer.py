@@ -21,6 +21,7 @@ from collections.abc import Awaitable, Callable
 import trio
 
 from .._sansio._errors import ConnectionClosed
+from .._transport._fastio import ConnectionIO
 from ._state import H2State, closed_error
 
 __all__ = ["H2Writer"]
@@ -37,7 +38,9 @@ class H2Writer:
 
     __slots__ = (
         "_done",
+        "_io",
         "_send",
+        "_sock",
         "_source",
         "_state",
         "_transport",
@@ -45,8 +48,14 @@ class H2Writer:
         "sending",
     )
 
-    def __init__(self, transport: trio.abc.Stream, state: H2State) -> None:
+    def __init__(
+        self, transport: trio.abc.Stream, state: H2State, io: ConnectionIO
+    ) -> None:
         self._transport = transport
+        self._io = io
+        # The socket under a plain SocketStream: written without a pass of
+        # the run loop when it takes bytes at once (_transport/_fastio.py).
+        self._sock = io.sock
         self._state = state
         self._source = state.h2.data_to_send
         #: Bytes taken from h2 but not written yet (after a cancelled send).
@@ -132,6 +141,21 @@ class H2Writer:
     # them twice; protected, it is raised at the next wait instead.
     @trio.lowlevel.enable_ki_protection
     async def _write(self) -> None:
+        sock = self._sock
+        if sock is not None:
+            # The socket takes what it can at once, with no wait and nothing
+            # to cancel; a schedule point only if none was made in the last
+            # millisecond. Full, Trio's send() below waits for room.
+            try:
+                sent = sock.send(self.pending)
+            except BlockingIOError:
+                pass
+            else:
+                del self.pending[:sent]
+                io = self._io
+                if io.due():
+                    await io.schedule_point()
+                return
         if self._send is not None:
             # One send(): it writes some bytes, or raises (cancelled, broken)
             # having written none, so pending stays exact.

@@ -43,7 +43,7 @@ import trio
 
 from .._sansio import _speedups
 
-__all__ = ["SLICE", "ConnectionIO", "raw_socket"]
+__all__ = ["SLICE", "ConnectionIO", "raw_socket", "stream_error"]
 
 #: Seconds a connection's calls may go without a schedule point while none
 #: of them had to wait (Trio issue #1757 proposes 0.5 to 5 ms).
@@ -73,7 +73,7 @@ def raw_socket(stream: trio.abc.Stream) -> socket.socket | None:
     return sock
 
 
-def _stream_error(exc: OSError) -> trio.BrokenResourceError | trio.ClosedResourceError:
+def stream_error(exc: OSError) -> trio.BrokenResourceError | trio.ClosedResourceError:
     """The error ``trio.SocketStream`` raises for ``exc``."""
     if exc.errno == errno.EBADF:
         return trio.ClosedResourceError("this socket was already closed")
@@ -124,7 +124,7 @@ class ConnectionIO:
             except BlockingIOError:
                 sent = 0
             except OSError as exc:
-                raise _stream_error(exc) from exc
+                raise stream_error(exc) from exc
             if sent == len(data):
                 # Inline, as below: this runs for every message.
                 if perf_counter() - self._yielded_at >= SLICE:
@@ -146,7 +146,7 @@ class ConnectionIO:
             except BlockingIOError:
                 pass  # nothing yet: wait below, as Trio does
             except OSError as exc:
-                raise _stream_error(exc) from exc
+                raise stream_error(exc) from exc
             else:
                 if perf_counter() - self._yielded_at >= SLICE:
                     await self.schedule_point()
