@@ -25,12 +25,14 @@ socket took returns normally).
 For a ``trio.SocketStream`` the calls go to the socket object underneath
 (:func:`raw_socket`, the one access to Trio's private state, with checks,
 and ``trio.SocketStream`` itself whenever they do not hold or the call would
-block); any other stream (TLS, a proxy tunnel, a test's stream in memory)
-goes through its own ``send_all`` / ``receive_some``, with the same
-accounting of schedule points. ``TRIO_UPGRADE_NO_SPEEDUPS=1`` turns the
-socket path off. Errors are Trio's: ``trio.BrokenResourceError`` for a
-broken connection (the ``OSError`` as its cause),
-``trio.ClosedResourceError`` for a socket closed here.
+block). Any other stream (TLS, a test's stream in memory) has no socket
+path (``ConnectionIO.sock`` is ``None``): the hot paths then call its own
+``send_all`` / ``receive_some`` directly, which yield at every call, and
+only a WebSocket ``receive()`` of a message already read uses the slice.
+``TRIO_UPGRADE_NO_SPEEDUPS=1`` turns the socket path off. Errors are
+Trio's: ``trio.BrokenResourceError`` for a broken connection (the
+``OSError`` as its cause), ``trio.ClosedResourceError`` for a socket closed
+here.
 """
 
 from __future__ import annotations
