@@ -25,6 +25,7 @@ from wsproto.events import (
     TextMessage,
 )
 from wsproto.extensions import PerMessageDeflate
+from wsproto.frame_protocol import FrameProtocol
 
 import trio_upgrade
 from trio_upgrade._sansio import _wsproto_compat
@@ -151,9 +152,97 @@ def test_new_connections_are_compacted_on_the_fast_path_only(
         pytest.skip("fast paths off (TRIO_UPGRADE_NO_SPEEDUPS)")
     fast: Any = client_wsproto()
     assert type(fast._events) is not type(Connection(ConnectionType.CLIENT)._events)
-    assert not inspect.isgenerator(fast._proto._parse_more)
+    assert type(fast._proto) is not FrameProtocol  # not built yet
+    # With bytes after the 101, wsproto builds it and parses them at once.
+    early: Any = client_wsproto(trailing_data=frame(b"x", 0x2))
+    assert type(early._proto) is FrameProtocol
+    assert [_described(e) for e in early.events()] == [
+        ("BytesMessage", b"x", True, True)
+    ]
     # With the fast paths off, only wsproto's public API: nothing replaced.
     monkeypatch.setattr(trio_upgrade._sansio._speedups, "ENABLED", False)
     plain: Any = client_wsproto()
     assert type(plain._events) is type(Connection(ConnectionType.CLIENT)._events)
     assert inspect.isgenerator(plain._proto._parse_more)
+
+
+# -- a frame protocol built on first use (``new_client``) -----------------------
+
+
+@pytest.mark.parametrize("chunk", [1, 2, 7, 64, len(STREAM)])
+def test_unbuilt_connection_parses_as_wsproto(chunk: int) -> None:
+    plain = Connection(ConnectionType.CLIENT)
+    unbuilt = _wsproto_compat.new_client()
+    expected = _run(plain, STREAM, chunk)
+    assert _run(unbuilt, STREAM, chunk) == expected
+    assert ("CloseConnection", 1001, "bye") in expected
+    assert _wsproto_compat.internals(unbuilt) == _wsproto_compat.internals(plain)
+
+
+@pytest.mark.parametrize("first", ["send", "receive", "events"])
+def test_unbuilt_connection_sends_as_wsproto(first: str) -> None:
+    plain = Connection(ConnectionType.CLIENT)
+    unbuilt = _wsproto_compat.new_client()
+    if first == "receive":
+        for conn in (plain, unbuilt):
+            conn.receive_data(b"")
+    elif first == "events":
+        assert list(plain.events()) == list(unbuilt.events()) == []
+    for event in (
+        TextMessage(data="part", message_finished=False),
+        TextMessage(data=" two"),
+        Ping(payload=b"p"),
+        BytesMessage(data=b"\x00" * 70000),
+        CloseConnection(code=1000, reason="done"),
+    ):
+        # Masks are random: compare lengths, and the states.
+        assert len(unbuilt.send(event)) == len(plain.send(event))
+        assert unbuilt.state is plain.state
+    assert type(unbuilt._proto) is FrameProtocol
+
+
+def test_unbuilt_connection_answers_while_idle() -> None:
+    conn = _wsproto_compat.new_client()
+    plain = Connection(ConnectionType.CLIENT)
+    for ask in (
+        _wsproto_compat.is_idle,
+        _wsproto_compat.can_build_frames,
+        _wsproto_compat.has_extensions,
+        _wsproto_compat.announced_rest,
+    ):
+        assert ask(conn) == ask(plain)
+    assert conn.state is plain.state and conn.client is plain.client
+    # The questions asked, nothing was built...
+    assert type(conn._proto) is not FrameProtocol
+    # A lost connection: wsproto's event, as from a built one.
+    conn.receive_data(None)
+    plain.receive_data(None)
+    assert [_described(e) for e in conn.events()] == [
+        _described(e) for e in plain.events()
+    ]
+    assert conn.state is plain.state
+
+
+def test_taking_a_close_builds_the_protocol() -> None:
+    # take_close writes into the frame decoder: it must not write into the
+    # idle stand-in every unbuilt connection shares.
+    unbuilt = _wsproto_compat.new_client()
+    plain = Connection(ConnectionType.CLIENT)
+    assert _wsproto_compat.take_close(unbuilt, 2)
+    assert _wsproto_compat.take_close(plain, 2)
+    assert type(unbuilt._proto) is FrameProtocol
+    assert _wsproto_compat.internals(unbuilt) == _wsproto_compat.internals(plain)
+    other = _wsproto_compat.new_client()
+    assert _wsproto_compat.is_idle(other)
+    assert _wsproto_compat.announced_rest(other) == 0
+    assert _wsproto_compat.take_close(other, 0)
+    assert _wsproto_compat.internals(other)["payload_required"] == 0
+
+
+def test_unbuilt_connections_share_nothing_they_write() -> None:
+    first = _wsproto_compat.new_client()
+    second = _wsproto_compat.new_client()
+    first.receive_data(frame(b"abc", 0x2)[:3])  # a partial frame: held
+    assert not _wsproto_compat.is_idle(first)
+    assert _wsproto_compat.is_idle(second)
+    assert type(second._proto) is not FrameProtocol
