@@ -135,6 +135,21 @@ async def _exchange(
         ) from exc
 
 
+#: One tuple per distinct list of offered tokens, kept by every Attempt
+#: that offers it (and so by every connection): bounded, cleared when full.
+_OFFERED: dict[tuple[str, ...], tuple[str, ...]] = {}
+
+
+def _offered(group: Sequence[UpgradeProtocol[Any]]) -> tuple[str, ...]:
+    tokens = tuple([p.token for p in group])
+    shared = _OFFERED.get(tokens)
+    if shared is None:
+        if len(_OFFERED) >= 64:
+            _OFFERED.clear()
+        shared = _OFFERED[tokens] = tokens
+    return shared
+
+
 @dataclass
 class Record:
     """What one negotiation did, for callers that learn from it (``Client``).
@@ -246,7 +261,7 @@ async def _negotiate(
             phase, timeout = "handshake", limits.handshake_timeout
             if connect:
                 phase, timeout = "connect", limits.connect_timeout
-            failing = Attempt([p.token for p in group], None, None, url=target.url)
+            failing = Attempt(_offered(group), None, None, url=target.url)
             # One cancel scope for connect and handshake, its deadline moved
             # from one limit to the other: a scope costs about as much as a
             # scheduler pass.

@@ -75,7 +75,10 @@ class Target:
     secure: bool
     zone: str = ""
 
-    @property
+    # Kept once computed (in the instance's dict, beside the frozen fields):
+    # targets are cached per URL, so connections to one URL share the
+    # string rather than each keeping its own.
+    @functools.cached_property
     def authority(self) -> str:
         """The ``Host`` header value: host, plus the port when not default."""
         host = f"[{self.host}]" if ":" in self.host else self.host
