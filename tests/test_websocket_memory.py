@@ -51,6 +51,17 @@ STREAM = b"".join(
 )
 
 
+# What a client sends, every kind of event: masks are random, so the tests
+# compare the lengths of what wsproto writes, and the states after.
+_SENDS: tuple[Event, ...] = (
+    TextMessage(data="part", message_finished=False),
+    TextMessage(data=" two"),
+    Ping(payload=b"p"),
+    BytesMessage(data=b"\x00" * 70000),
+    CloseConnection(code=1000, reason="done"),
+)
+
+
 def _described(event: Event) -> tuple[Any, ...]:
     if isinstance(event, (TextMessage, BytesMessage)):
         return (
@@ -97,14 +108,7 @@ def test_compacted_connection_sends_as_wsproto() -> None:
     plain = Connection(ConnectionType.CLIENT)
     compacted = Connection(ConnectionType.CLIENT)
     _wsproto_compat.compact(compacted)
-    for event in (
-        TextMessage(data="part", message_finished=False),
-        TextMessage(data=" two"),
-        Ping(payload=b"p"),
-        BytesMessage(data=b"\x00" * 70000),
-        CloseConnection(code=1000, reason="done"),
-    ):
-        # Masks are random: compare lengths, and the states.
+    for event in _SENDS:
         assert len(compacted.send(event)) == len(plain.send(event))
         assert compacted.state is plain.state
 
@@ -188,14 +192,7 @@ def test_unbuilt_connection_sends_as_wsproto(first: str) -> None:
             conn.receive_data(b"")
     elif first == "events":
         assert list(plain.events()) == list(unbuilt.events()) == []
-    for event in (
-        TextMessage(data="part", message_finished=False),
-        TextMessage(data=" two"),
-        Ping(payload=b"p"),
-        BytesMessage(data=b"\x00" * 70000),
-        CloseConnection(code=1000, reason="done"),
-    ):
-        # Masks are random: compare lengths, and the states.
+    for event in _SENDS:
         assert len(unbuilt.send(event)) == len(plain.send(event))
         assert unbuilt.state is plain.state
     assert type(unbuilt._proto) is FrameProtocol
