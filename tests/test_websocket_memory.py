@@ -156,6 +156,7 @@ def test_new_connections_are_compacted_on_the_fast_path_only(
         pytest.skip("fast paths off (TRIO_UPGRADE_NO_SPEEDUPS)")
     fast: Any = client_wsproto()
     assert type(fast._events) is not type(Connection(ConnectionType.CLIENT)._events)
+    assert _wsproto_compat.UNBUILT_FITS  # this wsproto: the probe passes
     assert type(fast._proto) is not FrameProtocol  # not built yet
     # With bytes after the 101, wsproto builds it and parses them at once.
     early: Any = client_wsproto(trailing_data=frame(b"x", 0x2))
@@ -243,3 +244,19 @@ def test_unbuilt_connections_share_nothing_they_write() -> None:
     assert not _wsproto_compat.is_idle(first)
     assert _wsproto_compat.is_idle(second)
     assert type(second._proto) is not FrameProtocol
+
+
+def test_connections_built_by_wsproto_when_the_probe_fails(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A wsproto that builds its connections otherwise: compacted as before,
+    # the other fast paths kept.
+    from trio_upgrade._websocket import _reader
+
+    if not _reader.fast_paths_on():
+        pytest.skip("fast paths off (TRIO_UPGRADE_NO_SPEEDUPS)")
+    monkeypatch.setattr(_reader, "UNBUILT_FITS", False)
+    conn: Any = client_wsproto()
+    assert type(conn._proto) is FrameProtocol
+    assert not inspect.isgenerator(conn._proto._parse_more)  # compacted
+    assert _reader.fast_paths_on()

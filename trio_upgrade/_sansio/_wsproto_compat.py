@@ -26,6 +26,7 @@ from wsproto.frame_protocol import CloseReason, Frame, FrameProtocol, Opcode
 
 __all__ = [
     "FITS",
+    "UNBUILT_FITS",
     "announced_rest",
     "can_build_frames",
     "compact",
@@ -445,13 +446,7 @@ def _unbuilt_fits() -> bool:
 
 def _fits() -> bool:
     try:
-        return (
-            _layout_fits()
-            and _close_fits()
-            and _header_fits()
-            and _compact_fits()
-            and _unbuilt_fits()
-        )
+        return _layout_fits() and _close_fits() and _header_fits() and _compact_fits()
     except Exception:  # pragma: no cover - another wsproto
         return False
 
@@ -459,3 +454,15 @@ def _fits() -> bool:
 #: Whether this wsproto has the private layout the fast paths rely on. When
 #: ``False`` every connection uses wsproto's public API only.
 FITS: bool = _fits()
+
+
+def _unbuilt_ok() -> bool:
+    try:
+        return FITS and _unbuilt_fits()
+    except Exception:  # pragma: no cover - another wsproto
+        return False
+
+
+#: Whether :func:`new_client` may be used: on its own, so that a wsproto
+#: that builds its connections otherwise keeps the other fast paths.
+UNBUILT_FITS: bool = _unbuilt_ok()

@@ -34,6 +34,7 @@ from .._sansio._ws_deflate import SizeGuard
 from .._sansio._ws_frames import MORE, plain_header
 from .._sansio._wsproto_compat import (
     FITS,
+    UNBUILT_FITS,
     announced_rest,
     compact,
     is_idle,
@@ -102,7 +103,7 @@ def client_wsproto(
         return Connection(
             ConnectionType.CLIENT, extensions=extensions, trailing_data=trailing_data
         )
-    if not extensions and not trailing_data:
+    if UNBUILT_FITS and not extensions and not trailing_data:
         return new_client()
     conn = Connection(
         ConnectionType.CLIENT, extensions=extensions, trailing_data=trailing_data
