@@ -228,7 +228,7 @@ class _Unbuilt(FrameProtocol):
     Until then the class answers what the operations above read (no
     extension, no message of ours under way, decoders idle); the ones that
     write (:func:`take_close`) build it first. An idle connection on the
-    fast paths never builds one: about 350 bytes and the building of four
+    fast paths never builds one: about 400 bytes and the building of four
     objects saved per connection."""
 
     # Typed Any: stand-ins for wsproto's types, as in compact().
